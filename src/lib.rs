@@ -40,3 +40,7 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+
+/// Planned maintenance: recurring windows, upgrade windows, notice feeds and operator planning.
+#[cfg(feature = "std")]
+pub mod maintenance;

@@ -1,0 +1,2 @@
+//! Planned maintenance (SPEC section 4).
+pub mod calendar;
