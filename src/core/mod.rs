@@ -1,7 +1,25 @@
 //! The `no_std`, allocation-free failover core: time, the probe ladder, the failover decision, the
 //! bundle and its generation, the OPTIONS encoder and response parser, the [`Agent`] and its events.
+//!
+//! # The bundle
+//!
+//! Everything the phone moves on a switch (SIP destination and outbound proxy, registrations, calls,
+//! BLF subscriptions, every phone-app URL, the VPN endpoint) is selected by one value: the [`Side`] in
+//! force, with its generation number. The firmware keeps the two forms of each item and applies the
+//! side named in [`Event::Switch`] as one unit, then acknowledges it. A half-switched phone cannot be
+//! represented: there is no per-item state to get out of step.
 
+pub mod agent;
+pub mod config;
+pub mod event;
+pub mod rng;
 pub mod time;
 pub mod wire;
 
+pub use agent::{Agent, Command, CommandError, Snapshot, Stats, Transmit, MAX_WINDOWS};
+pub use config::{
+    AliveCodes, Config, ConfigError, Failback, FailbackMode, FastDetection, HostName, InlineStr, Ladder, ServerConfig,
+    Side, MAX_ATTEMPTS, MAX_HOST_LEN,
+};
+pub use event::{DownReason, Event, HoldReason, IgnoreReason, SwitchReason};
 pub use time::{Duration, Instant};

@@ -1,0 +1,921 @@
+//! The [`Agent`]: the sans-IO failover state machine.
+//!
+//! Methods come in four groups, after quinn-proto's connection: getters; inputs (`handle_*`), which
+//! take the current time; commands ([`Agent::handle_command`]); and outputs (`poll_*`). After every
+//! input, drain [`Agent::poll_transmit`] until it returns `None`, then [`Agent::poll_event`], then
+//! sleep until [`Agent::poll_timeout`].
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use super::config::{Config, ConfigError, FailbackMode, Side, MAX_ATTEMPTS};
+use super::event::{DownReason, Event, EventQueue, HoldReason, IgnoreReason, SwitchReason};
+use super::rng::Rng;
+use super::time::{Duration, Instant};
+use super::wire::{self, BufferTooSmall, OptionsRequest, BRANCH_COOKIE};
+
+const BRANCH_BYTES: usize = 12;
+const CALL_ID_BYTES: usize = 16;
+const TAG_BYTES: usize = 8;
+const EVENT_CAPACITY: usize = 16;
+/// How many planned maintenance windows the core holds at once.
+pub const MAX_WINDOWS: usize = 4;
+/// Upper bound on timers processed in one `handle_timeout`, so a wild clock cannot spin it.
+const MAX_STEPS: usize = 64;
+
+/// A datagram to send, written into the caller's buffer by [`Agent::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The server this probe is for.
+    pub server: Side,
+    /// Where to send it (the server or its outbound proxy).
+    pub destination: SocketAddr,
+    /// The attempt number in this cycle, from 1.
+    pub attempt: u8,
+    /// The number of bytes written at the start of the buffer.
+    pub len: usize,
+}
+
+/// A command from the firmware or an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Move to `side` now and stay there; automatic switching stops until [`Command::Release`].
+    Force(Side),
+    /// End a [`Command::Force`]; the automatic policy applies again.
+    Release,
+    /// In manual failback mode (or any mode): return to the primary now, if it answered its last cycle.
+    Failback,
+    /// Stop probing (no cycles start until [`Command::Resume`]).
+    Pause,
+    /// Resume probing; a cycle starts at once.
+    Resume,
+    /// The phone's call state: `true` while a call is in progress. Failback waits for idle.
+    InCall(bool),
+    /// The firmware applied the bundle of this generation.
+    Applied {
+        /// The generation from the [`Event::Switch`].
+        generation: u32,
+    },
+    /// The firmware could not apply the bundle of this generation.
+    ApplyFailed {
+        /// The generation from the [`Event::Switch`].
+        generation: u32,
+    },
+    /// A SIP transaction of the phone failed; with fast detection a probe cycle starts at once.
+    TransactionFailed,
+    /// The local address probes to `side` leave from, once the driver has bound it.
+    LocalAddr {
+        /// Which server's socket.
+        side: Side,
+        /// Its local address.
+        addr: SocketAddr,
+    },
+    /// A planned maintenance window on `side`'s server, on the agent's clock.
+    PlannedWindow {
+        /// The affected server.
+        side: Side,
+        /// When it starts.
+        start: Instant,
+        /// When it ends.
+        end: Instant,
+    },
+    /// Forget every planned window.
+    ClearPlannedWindows,
+}
+
+/// Why a command was not carried out. Nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The backup is disabled in the configuration.
+    BackupDisabled,
+    /// The acknowledged generation is not the one being applied.
+    StaleGeneration,
+    /// Failback asked for, but the primary did not answer its last cycle.
+    PrimaryNotAlive,
+    /// Failback asked for, but the primary is already in force.
+    AlreadyOnPrimary,
+    /// A planned window that ends before it starts.
+    EmptyWindow,
+    /// No room for another planned window.
+    TooManyWindows,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommandError::BackupDisabled => "the backup destination is disabled",
+            CommandError::StaleGeneration => "that generation is not being applied",
+            CommandError::PrimaryNotAlive => "the primary did not answer its last cycle",
+            CommandError::AlreadyOnPrimary => "already on the primary",
+            CommandError::EmptyWindow => "the window ends before it starts",
+            CommandError::TooManyWindows => "no room for another planned window",
+        })
+    }
+}
+
+/// What must survive a reboot: written by the std side after every change, handed to
+/// [`Agent::resume`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The side in force.
+    pub active: Side,
+    /// The generation in force (the last one issued is never reused: resumes count on from it).
+    pub generation: u32,
+    /// A side pinned by [`Command::Force`], if any.
+    pub forced: Option<Side>,
+    /// The primary had earned its failback and was waiting (for idle or its spread).
+    pub failback_pending: bool,
+}
+
+/// Counters kept by the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Probes handed to the caller.
+    pub probes_sent: u32,
+    /// Matching final replies.
+    pub replies: u32,
+    /// Datagrams ignored, by [`IgnoreReason::index`].
+    pub ignored: [u32; IgnoreReason::COUNT],
+    /// Events dropped because the caller did not drain them.
+    pub events_dropped: u32,
+    /// Probe cycles started.
+    pub cycles: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Not probed this cycle (paused, disabled or before the first cycle).
+    None,
+    Pending,
+    Alive,
+    Failed(DownReason),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    outcome: Outcome,
+    /// The current attempt (1-based) and when its wait ends; `None` when no ladder runs.
+    waiting: Option<(u8, Instant)>,
+    needs_send: bool,
+    sent_at: [Instant; MAX_ATTEMPTS],
+    branches: [[u8; BRANCH_BYTES]; MAX_ATTEMPTS],
+    call_id: [u8; CALL_ID_BYTES],
+    tag: [u8; TAG_BYTES],
+    cseq_first: u32,
+    cseq_next: u32,
+    up: Option<bool>,
+    streak: u8,
+}
+
+impl Probe {
+    const fn new() -> Self {
+        Probe {
+            outcome: Outcome::None,
+            waiting: None,
+            needs_send: false,
+            sent_at: [Instant::ZERO; MAX_ATTEMPTS],
+            branches: [[0; BRANCH_BYTES]; MAX_ATTEMPTS],
+            call_id: [0; CALL_ID_BYTES],
+            tag: [0; TAG_BYTES],
+            cseq_first: 1,
+            cseq_next: 1,
+            up: None,
+            streak: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    side: Side,
+    start: Instant,
+    end: Instant,
+}
+
+/// The failover state machine. See the [module docs](self) for the run loop.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    config: Config,
+    rng: Rng,
+    now: Instant,
+    probes: [Probe; 2],
+    next_cycle: Option<Instant>,
+    paused: bool,
+    decided: bool,
+    hold_after_failed_apply: bool,
+    applied: Side,
+    applied_generation: u32,
+    pending: Option<(Side, u32)>,
+    generation: u32,
+    forced: Option<Side>,
+    in_call: bool,
+    failback_due: Option<Instant>,
+    spread: Duration,
+    held_reported: bool,
+    windows: [Option<Window>; MAX_WINDOWS],
+    events: EventQueue<EVENT_CAPACITY>,
+    stats: Stats,
+}
+
+impl Agent {
+    /// A new agent on the primary, its first probe cycle starting at `now`. `seed` keys the random
+    /// source of branches and tags; in production take it from the platform's entropy.
+    pub fn new(config: Config, now: Instant, seed: u64) -> Result<Self, ConfigError> {
+        Self::build(config, now, Rng::from_seed(seed), None)
+    }
+
+    /// As [`Agent::new`], keyed with 32 bytes of entropy.
+    pub fn with_key(config: Config, now: Instant, key: [u8; 32]) -> Result<Self, ConfigError> {
+        Self::build(config, now, Rng::from_key(key), None)
+    }
+
+    /// An agent that continues from a [`Snapshot`] taken before a restart.
+    pub fn resume(config: Config, now: Instant, seed: u64, snapshot: Snapshot) -> Result<Self, ConfigError> {
+        Self::build(config, now, Rng::from_seed(seed), Some(snapshot))
+    }
+
+    fn build(config: Config, now: Instant, mut rng: Rng, snap: Option<Snapshot>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let spread = Duration::from_micros(rng.below_or_equal(config.failback.spread.as_micros()));
+        let mut agent = Agent {
+            config,
+            rng,
+            now,
+            probes: [Probe::new(); 2],
+            next_cycle: None,
+            paused: false,
+            decided: false,
+            hold_after_failed_apply: false,
+            applied: Side::Primary,
+            applied_generation: 0,
+            pending: None,
+            generation: 0,
+            forced: None,
+            in_call: false,
+            failback_due: None,
+            spread,
+            held_reported: false,
+            windows: [None; MAX_WINDOWS],
+            events: EventQueue::new(),
+            stats: Stats::default(),
+        };
+        if let Some(s) = snap {
+            let backup_ok = agent.config.backup.is_some();
+            agent.applied = if backup_ok { s.active } else { Side::Primary };
+            agent.generation = s.generation;
+            agent.applied_generation = s.generation;
+            agent.forced = s.forced.filter(|f| backup_ok || *f == Side::Primary);
+            if s.failback_pending {
+                agent.probes[0].streak = agent.config.failback.after_cycles.saturating_sub(1);
+            }
+        }
+        if agent.config.keep_alive {
+            agent.start_cycle(now);
+        }
+        Ok(agent)
+    }
+
+    // ---- getters ----
+
+    /// The side whose bundle is in force (applied and acknowledged).
+    pub fn active(&self) -> Side {
+        self.applied
+    }
+    /// The generation of the bundle in force.
+    pub fn generation(&self) -> u32 {
+        self.applied_generation
+    }
+    /// A switch handed out and not yet acknowledged: its side and generation.
+    pub fn pending(&self) -> Option<(Side, u32)> {
+        self.pending
+    }
+    /// Where the agent is heading: the pending side if a switch is being applied, else the active one.
+    pub fn target(&self) -> Side {
+        self.pending.map(|p| p.0).unwrap_or(self.applied)
+    }
+    /// Whether `side`'s server answered its latest completed cycle (`None` before any result).
+    pub fn is_up(&self, side: Side) -> Option<bool> {
+        self.probes[side.index()].up
+    }
+    /// The side pinned by [`Command::Force`], if any.
+    pub fn forced(&self) -> Option<Side> {
+        self.forced
+    }
+    /// Whether probing is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+    /// Whether the phone reported a call in progress.
+    pub fn in_call(&self) -> bool {
+        self.in_call
+    }
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats { events_dropped: self.events.dropped, ..self.stats }
+    }
+    /// This device's failback delay, drawn once in `0..=failback.spread`.
+    pub fn failback_spread(&self) -> Duration {
+        self.spread
+    }
+    /// When the next probe cycle starts, unless paused.
+    pub fn next_cycle(&self) -> Option<Instant> {
+        self.next_cycle
+    }
+    /// Whether `side`'s server is inside a planned maintenance window at the agent's latest time.
+    pub fn in_planned_window(&self, side: Side) -> bool {
+        self.in_window(side, self.now)
+    }
+    /// What to save so that [`Agent::resume`] continues from here after a reboot.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            active: self.applied,
+            generation: self.generation,
+            forced: self.forced,
+            failback_pending: self.failback_due.is_some(),
+        }
+    }
+
+    // ---- inputs ----
+
+    /// Time has passed: fire every timer due at or before `now`. A call when nothing is due does
+    /// nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        for _ in 0..MAX_STEPS {
+            let Some((at, timer)) = self.next_timer() else { break };
+            if at > now {
+                break;
+            }
+            match timer {
+                Timer::Attempt(side) => self.attempt_expired(side, at, now, false),
+                Timer::Cycle => {
+                    let mut next = at.saturating_add(self.config.interval);
+                    if next <= now {
+                        // Woken more than an interval late: skip the missed cycles, stay on the grid.
+                        let behind = (now - at).as_micros() / self.config.interval.as_micros().max(1);
+                        next = at.saturating_add(self.config.interval.saturating_mul(behind + 1));
+                    }
+                    self.start_cycle(now);
+                    self.next_cycle = Some(next);
+                }
+                Timer::Policy => {}
+            }
+            self.decide(now);
+        }
+        self.expire_windows(now);
+        self.decide(now);
+    }
+
+    /// A datagram arrived from `from`. It counts only if it matches a probe of this cycle.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let now = self.advance(now);
+        match self.match_reply(from, bytes) {
+            Err(reason) => {
+                if let Some(c) = self.stats.ignored.get_mut(reason.index()) {
+                    *c = c.saturating_add(1);
+                }
+                self.events.push(Event::Ignored { reason });
+            }
+            Ok((side, attempt, status, retry_after)) => {
+                self.stats.replies = self.stats.replies.saturating_add(1);
+                let p = &mut self.probes[side.index()];
+                let sent = p.sent_at.get(usize::from(attempt).saturating_sub(1)).copied().unwrap_or(now);
+                p.waiting = None;
+                p.needs_send = false;
+                self.events.push(Event::Reply { server: side, attempt, status, rtt: now - sent, retry_after });
+                if self.config.alive_codes.is_alive(status) {
+                    self.server_alive(side, now);
+                } else {
+                    self.server_failed(side, DownReason::Status { code: status, retry_after });
+                }
+                self.decide(now);
+            }
+        }
+    }
+
+    /// Sending the current attempt to `side` was refused by the network (ICMP port unreachable).
+    /// With fast detection this ends the attempt at once; otherwise it is ignored and the wait runs.
+    pub fn handle_refused(&mut self, now: Instant, side: Side) {
+        let now = self.advance(now);
+        if !self.config.fast.refused_ends_attempt {
+            return;
+        }
+        if let Some((attempt, _)) = self.probes[side.index()].waiting {
+            self.events.push(Event::AttemptRefused { server: side, attempt });
+            self.attempt_expired(side, now, now, true);
+            self.decide(now);
+        }
+    }
+
+    /// A command. On error nothing changed.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) -> Result<(), CommandError> {
+        let now = self.advance(now);
+        let backup = self.config.backup.is_some();
+        match cmd {
+            Command::Force(side) => {
+                if side == Side::Backup && !backup {
+                    return Err(CommandError::BackupDisabled);
+                }
+                self.forced = Some(side);
+                if self.target() != side {
+                    self.switch(side, SwitchReason::Forced);
+                }
+            }
+            Command::Release => {
+                self.forced = None;
+            }
+            Command::Failback => {
+                if !backup {
+                    return Err(CommandError::BackupDisabled);
+                }
+                if self.target() == Side::Primary {
+                    return Err(CommandError::AlreadyOnPrimary);
+                }
+                if self.probes[0].up != Some(true) {
+                    return Err(CommandError::PrimaryNotAlive);
+                }
+                if self.forced == Some(Side::Backup) {
+                    self.forced = None;
+                }
+                self.switch(Side::Primary, SwitchReason::ManualFailback);
+            }
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    self.next_cycle = None;
+                    for p in &mut self.probes {
+                        p.waiting = None;
+                        p.needs_send = false;
+                        if p.outcome == Outcome::Pending {
+                            p.outcome = Outcome::None;
+                        }
+                    }
+                    self.events.push(Event::ProbingPaused);
+                }
+            }
+            Command::Resume => {
+                if self.paused {
+                    self.paused = false;
+                    self.events.push(Event::ProbingResumed);
+                    if self.config.keep_alive {
+                        self.start_cycle(now);
+                    }
+                }
+            }
+            Command::InCall(c) => {
+                self.in_call = c;
+                if !c {
+                    self.held_reported = false;
+                }
+            }
+            Command::Applied { generation } => match self.pending {
+                Some((side, g)) if g == generation => {
+                    self.pending = None;
+                    self.applied = side;
+                    self.applied_generation = g;
+                    self.events.push(Event::Applied { side, generation });
+                }
+                _ => return Err(CommandError::StaleGeneration),
+            },
+            Command::ApplyFailed { generation } => match self.pending {
+                Some((side, g)) if g == generation => {
+                    self.pending = None;
+                    self.hold_after_failed_apply = true;
+                    self.events.push(Event::ApplyFailed { side, generation, kept: self.applied });
+                }
+                _ => return Err(CommandError::StaleGeneration),
+            },
+            Command::TransactionFailed => {
+                let running = self.probes.iter().any(|p| p.waiting.is_some());
+                if self.config.fast.transaction_failure_probes && !running && !self.paused && self.config.keep_alive {
+                    self.start_cycle(now);
+                    self.next_cycle = Some(now.saturating_add(self.config.interval));
+                }
+            }
+            Command::LocalAddr { side, addr } => match side {
+                Side::Primary => self.config.primary.local = addr,
+                Side::Backup => {
+                    if let Some(b) = self.config.backup.as_mut() {
+                        b.local = addr;
+                    }
+                }
+            },
+            Command::PlannedWindow { side, start, end } => {
+                if end <= start {
+                    return Err(CommandError::EmptyWindow);
+                }
+                let w = Window { side, start, end };
+                if !self.windows.contains(&Some(w)) {
+                    let slot = self.windows.iter_mut().find(|w| w.is_none()).ok_or(CommandError::TooManyWindows)?;
+                    *slot = Some(w);
+                }
+            }
+            Command::ClearPlannedWindows => self.windows = [None; MAX_WINDOWS],
+        }
+        self.decide(now);
+        Ok(())
+    }
+
+    /// Applies a new configuration live, without losing the active side, a running cycle or a call.
+    /// An invalid configuration is rejected whole and the running one stays.
+    pub fn update_config(&mut self, now: Instant, mut config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        let now = self.advance(now);
+        // Keep the bound local addresses unless the new configuration names its own.
+        if config.primary.local == Config::new(config.primary.next_hop, "x").primary.local {
+            config.primary.local = self.config.primary.local;
+        }
+        if let (Some(new), Some(old)) = (config.backup.as_mut(), self.config.backup.as_ref()) {
+            if new.local == Config::new(new.next_hop, "x").primary.local {
+                new.local = old.local;
+            }
+        }
+        let interval_changed = config.interval != self.config.interval;
+        let old_spread_max = self.config.failback.spread;
+        self.config = config;
+        if old_spread_max != self.config.failback.spread {
+            self.spread = Duration::from_micros(self.rng.below_or_equal(self.config.failback.spread.as_micros()));
+        }
+        if self.config.backup.is_none() {
+            self.probes[1] = Probe { cseq_next: self.probes[1].cseq_next, ..Probe::new() };
+            if self.forced == Some(Side::Backup) {
+                self.forced = None;
+            }
+            if self.target() == Side::Backup {
+                self.switch(Side::Primary, SwitchReason::Reconfigured);
+            }
+        }
+        if !self.config.keep_alive {
+            self.next_cycle = None;
+        } else if !self.paused {
+            match self.next_cycle {
+                None => self.start_cycle(now),
+                Some(_) if interval_changed => {
+                    // Keep the grid anchored at the current cycle's start.
+                    let next = self.last_cycle_start().unwrap_or(now).saturating_add(self.config.interval);
+                    self.next_cycle = Some(next.max(now));
+                }
+                Some(_) => {}
+            }
+        }
+        self.decide(now);
+        Ok(())
+    }
+
+    // ---- outputs ----
+
+    /// The next datagram to send, encoded into `buf`. If `buf` is too small it is left untouched and
+    /// the size needed is returned; the probe stays queued.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<Transmit>, BufferTooSmall> {
+        let now = self.advance(now);
+        for side in Side::BOTH {
+            let p = &self.probes[side.index()];
+            if !p.needs_send {
+                continue;
+            }
+            let Some((attempt, _)) = p.waiting else { continue };
+            let Some(server) = self.config.server(side) else { continue };
+            let i = usize::from(attempt).saturating_sub(1).min(MAX_ATTEMPTS - 1);
+            let mut branch = [0u8; BRANCH_BYTES * 2];
+            let mut call_id = [0u8; CALL_ID_BYTES * 2];
+            let mut tag = [0u8; TAG_BYTES * 2];
+            hex(&p.branches[i], &mut branch);
+            hex(&p.call_id, &mut call_id);
+            hex(&p.tag, &mut tag);
+            let cseq = p.cseq_first.wrapping_add(u32::from(attempt) - 1);
+            let req = OptionsRequest {
+                uri_host: server.uri_host.as_str(),
+                uri_port: server.uri_port,
+                local: server.local,
+                user: self.config.user.as_str(),
+                branch: &branch,
+                call_id: &call_id,
+                from_tag: &tag,
+                cseq,
+                user_agent: concat!("sip-failover/", env!("CARGO_PKG_VERSION")),
+            };
+            let len = wire::encode_options(&req, buf)?;
+            let destination = server.next_hop;
+            let p = &mut self.probes[side.index()];
+            p.needs_send = false;
+            p.sent_at[i] = now;
+            self.stats.probes_sent = self.stats.probes_sent.saturating_add(1);
+            self.events.push(Event::ProbeSent { server: side, attempt, cseq });
+            return Ok(Some(Transmit { server: side, destination, attempt, len }));
+        }
+        Ok(None)
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    /// When to call [`Agent::handle_timeout`] next; `None` when nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    // ---- internals ----
+
+    /// Takes `now` as the latest time, refusing to go backwards.
+    fn advance(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let mut best: Option<(Instant, Timer)> = None;
+        let mut offer = |at: Instant, t: Timer| {
+            if best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, t));
+            }
+        };
+        for side in Side::BOTH {
+            if let Some((_, deadline)) = self.probes[side.index()].waiting {
+                offer(deadline, Timer::Attempt(side));
+            }
+        }
+        if let Some(c) = self.next_cycle {
+            offer(c, Timer::Cycle);
+        }
+        if let Some(at) = self.policy_wakeup() {
+            offer(at, Timer::Policy);
+        }
+        best
+    }
+
+    /// The next instant the policy can change its mind without new input: a failback delay ending,
+    /// a planned window's lead, start or end.
+    fn policy_wakeup(&self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut offer = |at: Instant| {
+            if at > self.now && best.is_none_or(|b| at < b) {
+                best = Some(at);
+            }
+        };
+        if let Some(due) = self.failback_due {
+            offer(due);
+        }
+        for w in self.windows.iter().flatten() {
+            offer(w.start.saturating_sub(self.config.planned_lead));
+            offer(w.start);
+            offer(w.end);
+        }
+        best
+    }
+
+    fn last_cycle_start(&self) -> Option<Instant> {
+        self.probes.iter().filter(|p| p.outcome != Outcome::None).map(|p| p.sent_at[0]).max()
+    }
+
+    fn start_cycle(&mut self, now: Instant) {
+        self.decided = false;
+        self.hold_after_failed_apply = false;
+        self.stats.cycles = self.stats.cycles.saturating_add(1);
+        if self.next_cycle.is_none() {
+            self.next_cycle = Some(now.saturating_add(self.config.interval));
+        }
+        for side in Side::BOTH {
+            if self.config.server(side).is_none() {
+                continue;
+            }
+            let mut call_id = [0u8; CALL_ID_BYTES];
+            let mut tag = [0u8; TAG_BYTES];
+            let mut branch = [0u8; BRANCH_BYTES];
+            self.rng.fill(&mut call_id);
+            self.rng.fill(&mut tag);
+            self.rng.fill(&mut branch);
+            let first_wait = self.config.ladder.wait(1);
+            let p = &mut self.probes[side.index()];
+            p.call_id = call_id;
+            p.tag = tag;
+            p.branches[0] = branch;
+            p.cseq_first = p.cseq_next;
+            p.cseq_next = next_cseq(p.cseq_next);
+            p.outcome = Outcome::Pending;
+            p.waiting = Some((1, now.saturating_add(first_wait)));
+            p.needs_send = true;
+            p.sent_at = [now; MAX_ATTEMPTS];
+        }
+    }
+
+    /// The wait of the current attempt to `side` ended at `at` (`now` is the real time, later when
+    /// catching up). Sends the next attempt or fails the server.
+    fn attempt_expired(&mut self, side: Side, at: Instant, now: Instant, refused: bool) {
+        let attempts = self.config.ladder.attempts();
+        let Some((attempt, _)) = self.probes[side.index()].waiting else { return };
+        if !refused {
+            self.events.push(Event::AttemptTimedOut { server: side, attempt });
+        }
+        if attempt >= attempts {
+            self.probes[side.index()].waiting = None;
+            self.probes[side.index()].needs_send = false;
+            let reason = if refused { DownReason::Refused } else { DownReason::Timeout };
+            self.server_failed(side, reason);
+            return;
+        }
+        let next = attempt + 1;
+        let mut branch = [0u8; BRANCH_BYTES];
+        self.rng.fill(&mut branch);
+        let wait = self.config.ladder.wait(next);
+        let mut deadline = at.saturating_add(wait);
+        if deadline <= now {
+            deadline = now.saturating_add(wait);
+        }
+        let p = &mut self.probes[side.index()];
+        p.branches[usize::from(next - 1)] = branch;
+        p.cseq_next = next_cseq(p.cseq_next);
+        p.waiting = Some((next, deadline));
+        p.needs_send = true;
+    }
+
+    fn server_alive(&mut self, side: Side, now: Instant) {
+        let in_window = self.in_window(side, now);
+        let p = &mut self.probes[side.index()];
+        p.outcome = Outcome::Alive;
+        p.streak = if in_window { 0 } else { p.streak.saturating_add(1) };
+        if p.up != Some(true) {
+            p.up = Some(true);
+            self.events.push(Event::ServerUp { server: side });
+        }
+    }
+
+    fn server_failed(&mut self, side: Side, reason: DownReason) {
+        let p = &mut self.probes[side.index()];
+        p.outcome = Outcome::Failed(reason);
+        p.streak = 0;
+        if p.up != Some(false) {
+            p.up = Some(false);
+            self.events.push(Event::ServerDown { server: side, reason });
+        }
+        if side == Side::Primary {
+            self.failback_due = None;
+            self.held_reported = false;
+        }
+    }
+
+    fn in_window(&self, side: Side, now: Instant) -> bool {
+        self.windows.iter().flatten().any(|w| w.side == side && w.start <= now && now < w.end)
+    }
+
+    fn expire_windows(&mut self, now: Instant) {
+        for w in &mut self.windows {
+            if w.is_some_and(|w| w.end <= now) {
+                *w = None;
+            }
+        }
+    }
+
+    fn switch(&mut self, to: Side, reason: SwitchReason) {
+        let from = self.target();
+        self.generation = self.generation.saturating_add(1);
+        self.pending = Some((to, self.generation));
+        self.failback_due = None;
+        self.held_reported = false;
+        self.events.push(Event::Switch { from, to, reason, generation: self.generation });
+    }
+
+    fn hold(&mut self, to: Side) {
+        if !self.held_reported {
+            self.held_reported = true;
+            self.events.push(Event::Held { to, reason: HoldReason::CallInProgress });
+        }
+    }
+
+    /// The policy: failover, planned switch, failback. Called after every input.
+    fn decide(&mut self, now: Instant) {
+        if self.config.backup.is_none() || self.forced.is_some() || self.hold_after_failed_apply {
+            return;
+        }
+        let target = self.target();
+        let other = target.other();
+        // Failover: the active side failed this cycle; move only if the other answered in it.
+        if !self.decided {
+            match (self.probes[target.index()].outcome, self.probes[other.index()].outcome) {
+                (Outcome::Failed(_), Outcome::Alive) => {
+                    self.decided = true;
+                    self.switch(other, SwitchReason::Failover);
+                    return;
+                }
+                (Outcome::Failed(_), Outcome::Failed(_)) => {
+                    self.decided = true;
+                    self.events.push(Event::NoServerReachable);
+                }
+                _ => {}
+            }
+        }
+        // Planned: leave the target before its window, at an idle moment, at the latest at its start.
+        let lead = self.config.planned_lead;
+        let planned = self
+            .windows
+            .iter()
+            .flatten()
+            .filter(|w| w.side == target && w.start.saturating_sub(lead) <= now && now < w.end)
+            .map(|w| w.start)
+            .min();
+        if let Some(start) = planned {
+            let other_ok = self.probes[other.index()].up == Some(true) && !self.in_window(other, now);
+            if other_ok {
+                if !self.in_call || now >= start {
+                    self.switch(other, SwitchReason::Planned);
+                } else {
+                    self.hold(other);
+                }
+            }
+            return;
+        }
+        // Failback: the primary alive long enough, not in a window, the phone idle, the spread over.
+        if target == Side::Backup
+            && self.config.failback.mode == FailbackMode::Auto
+            && self.probes[0].streak >= self.config.failback.after_cycles
+            && !self.in_window(Side::Primary, now)
+        {
+            let due = *self.failback_due.get_or_insert(now.saturating_add(self.spread));
+            if now >= due {
+                if self.in_call {
+                    self.hold(Side::Primary);
+                } else {
+                    self.switch(Side::Primary, SwitchReason::Failback);
+                }
+            }
+        }
+    }
+
+    /// Matches a datagram against the probes waiting; returns the side, the attempt answered, the
+    /// status and the Retry-After.
+    fn match_reply(&self, from: SocketAddr, bytes: &[u8]) -> Result<(Side, u8, u16, Option<u32>), IgnoreReason> {
+        let resp = wire::parse_response(bytes).map_err(IgnoreReason::Malformed)?;
+        let mut source_known = false;
+        for side in Side::BOTH {
+            let Some(server) = self.config.server(side) else { continue };
+            if server.next_hop != from {
+                continue;
+            }
+            source_known = true;
+            let p = &self.probes[side.index()];
+            if p.outcome == Outcome::None || !hex_eq(&p.call_id, resp.call_id) {
+                continue;
+            }
+            let Some((attempt_now, _)) = p.waiting else { return Err(IgnoreReason::NotWaiting) };
+            if resp.cseq_method != b"OPTIONS" {
+                return Err(IgnoreReason::MethodMismatch);
+            }
+            let offset = resp.cseq.wrapping_sub(p.cseq_first);
+            if offset >= u32::from(attempt_now) {
+                return Err(IgnoreReason::CSeqMismatch);
+            }
+            let branch = resp.branch.strip_prefix(BRANCH_COOKIE.as_bytes()).ok_or(IgnoreReason::BranchMismatch)?;
+            let sent = p.branches.get(offset as usize).ok_or(IgnoreReason::CSeqMismatch)?;
+            if !hex_eq(sent, branch) {
+                return Err(IgnoreReason::BranchMismatch);
+            }
+            if resp.status < 200 {
+                return Err(IgnoreReason::Provisional);
+            }
+            return Ok((side, offset as u8 + 1, resp.status, resp.retry_after));
+        }
+        Err(if source_known { IgnoreReason::CallIdMismatch } else { IgnoreReason::UnknownSource })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Attempt(Side),
+    Cycle,
+    Policy,
+}
+
+/// CSeq numbers stay below 2^31 (RFC 3261 8.1.1.5).
+fn next_cseq(c: u32) -> u32 {
+    if c >= 0x7fff_fff0 {
+        1
+    } else {
+        c + 1
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex(src: &[u8], dst: &mut [u8]) {
+    for (b, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
+        out[0] = HEX[usize::from(b >> 4)];
+        out[1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
+/// Whether `text` is `raw` written in hex (either case).
+fn hex_eq(raw: &[u8], text: &[u8]) -> bool {
+    text.len() == raw.len() * 2
+        && raw.iter().zip(text.chunks_exact(2)).all(|(b, t)| {
+            t[0].eq_ignore_ascii_case(&HEX[usize::from(b >> 4)]) && t[1].eq_ignore_ascii_case(&HEX[usize::from(b & 0xf)])
+        })
+}

@@ -1,0 +1,423 @@
+//! The core's configuration: what to probe, how, and the failover and failback policy. Plain data with
+//! no heap; the std side builds it from the phone's configuration files.
+
+use core::fmt;
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use super::time::Duration;
+
+/// The most attempts a ladder may have.
+pub const MAX_ATTEMPTS: usize = 5;
+/// The longest host name the core stores, in bytes.
+pub const MAX_HOST_LEN: usize = 64;
+/// The longest From user part the core stores, in bytes.
+pub const MAX_USER_LEN: usize = 32;
+
+/// Which of the two servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Side {
+    /// The primary PBX.
+    Primary = 0,
+    /// The backup PBX (the "Backup Destination").
+    Backup = 1,
+}
+
+impl Side {
+    /// The other side.
+    pub const fn other(self) -> Side {
+        match self {
+            Side::Primary => Side::Backup,
+            Side::Backup => Side::Primary,
+        }
+    }
+    /// `0` for the primary, `1` for the backup.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+    /// `"primary"` or `"backup"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Backup => "backup",
+        }
+    }
+    /// Both sides, primary first.
+    pub const BOTH: [Side; 2] = [Side::Primary, Side::Backup];
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A short ASCII string stored inline (host names, user parts).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InlineStr<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> InlineStr<N> {
+    /// The empty string.
+    pub const EMPTY: Self = InlineStr { len: 0, bytes: [0; N] };
+
+    /// Copies `s`, or returns `None` if it is longer than `N` bytes or holds a character that cannot
+    /// appear unescaped in a SIP URI host or user part.
+    pub fn new(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() > N || b.len() > u8::MAX as usize {
+            return None;
+        }
+        if !b.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:%".contains(&c)) {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(InlineStr { len: b.len() as u8, bytes })
+    }
+    /// The stored string.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored, so this cannot fail; an empty string is the safe fallback.
+        core::str::from_utf8(self.bytes.get(..self.len as usize).unwrap_or(&[])).unwrap_or("")
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A host name or address literal as written in a Request-URI.
+pub type HostName = InlineStr<MAX_HOST_LEN>;
+
+/// How to reach one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Where the OPTIONS goes: the outbound proxy when one is configured for this side, else the server.
+    pub next_hop: SocketAddr,
+    /// The Request-URI host: the server's configured name or address.
+    pub uri_host: HostName,
+    /// The Request-URI port, when one is configured.
+    pub uri_port: Option<u16>,
+    /// The local address the probe leaves from (Via and Contact); the driver updates it once bound.
+    pub local: SocketAddr,
+}
+
+impl ServerConfig {
+    /// A server reached directly at `addr`, named `host` in the Request-URI.
+    ///
+    /// A host that does not fit [`HostName`] falls back to the address literal.
+    pub fn new(addr: SocketAddr, host: &str) -> Self {
+        ServerConfig {
+            next_hop: addr,
+            uri_host: HostName::new(host).unwrap_or_else(|| ip_host(addr)),
+            uri_port: Some(addr.port()),
+            local: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5060)),
+        }
+    }
+}
+
+fn ip_host(addr: SocketAddr) -> HostName {
+    use core::fmt::Write;
+    struct W {
+        buf: [u8; 48],
+        len: usize,
+    }
+    impl Write for W {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+            self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut w = W { buf: [0; 48], len: 0 };
+    let _ = write!(w, "{}", addr.ip());
+    core::str::from_utf8(w.buf.get(..w.len).unwrap_or(&[]))
+        .ok()
+        .and_then(HostName::new)
+        .unwrap_or(HostName::EMPTY)
+}
+
+/// The retry ladder of one probe cycle: how long to wait after each attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ladder {
+    waits: [Duration; MAX_ATTEMPTS],
+    attempts: u8,
+}
+
+impl Ladder {
+    /// The seed's ladder: wait 800 ms, then 400 ms, then 400 ms.
+    pub const DEFAULT: Ladder = Ladder {
+        waits: [
+            Duration::from_millis(800),
+            Duration::from_millis(400),
+            Duration::from_millis(400),
+            Duration::ZERO,
+            Duration::ZERO,
+        ],
+        attempts: 3,
+    };
+
+    /// A ladder with one attempt per entry of `waits`; `None` if empty, longer than [`MAX_ATTEMPTS`]
+    /// or holding a zero wait.
+    pub fn new(waits: &[Duration]) -> Option<Ladder> {
+        if waits.is_empty() || waits.len() > MAX_ATTEMPTS || waits.iter().any(|w| *w == Duration::ZERO) {
+            return None;
+        }
+        let mut l = Ladder { waits: [Duration::ZERO; MAX_ATTEMPTS], attempts: waits.len() as u8 };
+        l.waits[..waits.len()].copy_from_slice(waits);
+        Some(l)
+    }
+    /// How many attempts a cycle makes.
+    pub const fn attempts(&self) -> u8 {
+        self.attempts
+    }
+    /// The wait after attempt `n` (1-based); zero outside the ladder.
+    pub fn wait(&self, n: u8) -> Duration {
+        n.checked_sub(1)
+            .and_then(|i| self.waits.get(i as usize))
+            .copied()
+            .filter(|_| n <= self.attempts)
+            .unwrap_or(Duration::ZERO)
+    }
+    /// The waits in order.
+    pub fn waits(&self) -> &[Duration] {
+        &self.waits[..self.attempts as usize]
+    }
+    /// From the first attempt to the moment the server has failed the cycle.
+    pub fn total(&self) -> Duration {
+        self.waits().iter().fold(Duration::ZERO, |a, w| a + *w)
+    }
+}
+
+/// Which final status codes mean "alive": a set over 100..=699 (anchor: Kamailio's
+/// `ds_ping_reply_codes`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AliveCodes {
+    bits: [u64; 10],
+}
+
+impl AliveCodes {
+    /// The default: every 2xx, 3xx and 4xx except 408.
+    pub const DEFAULT: AliveCodes = {
+        let mut s = AliveCodes { bits: [0; 10] };
+        let mut c = 200;
+        while c < 500 {
+            if c != 408 {
+                let i = (c - 100) as usize;
+                s.bits[i / 64] |= 1 << (i % 64);
+            }
+            c += 1;
+        }
+        s
+    };
+    /// No code is alive.
+    pub const NONE: AliveCodes = AliveCodes { bits: [0; 10] };
+
+    /// Adds codes `from..=to` (clamped to 100..=699).
+    pub fn with_range(mut self, from: u16, to: u16) -> Self {
+        for c in from.max(100)..=to.min(699) {
+            self.set(c, true);
+        }
+        self
+    }
+    /// Removes code `code`.
+    pub fn without(mut self, code: u16) -> Self {
+        self.set(code, false);
+        self
+    }
+    fn set(&mut self, code: u16, on: bool) {
+        if let Some(i) = code.checked_sub(100).map(usize::from).filter(|i| *i < 600) {
+            if on {
+                self.bits[i / 64] |= 1 << (i % 64);
+            } else {
+                self.bits[i / 64] &= !(1 << (i % 64));
+            }
+        }
+    }
+    /// Whether a final response with `code` means the server is alive.
+    pub fn is_alive(&self, code: u16) -> bool {
+        code.checked_sub(100)
+            .map(usize::from)
+            .filter(|i| *i < 600)
+            .is_some_and(|i| self.bits[i / 64] & (1 << (i % 64)) != 0)
+    }
+}
+
+impl Default for AliveCodes {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl fmt::Debug for AliveCodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut l = f.debug_list();
+        let mut c = 100u16;
+        while c < 700 {
+            if self.is_alive(c) {
+                let start = c;
+                while c < 699 && self.is_alive(c + 1) {
+                    c += 1;
+                }
+                l.entry(&format_args!("{start}-{c}"));
+            }
+            c += 1;
+        }
+        l.finish()
+    }
+}
+
+/// When to return to the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailbackMode {
+    /// Return once the primary has been alive long enough and the phone is idle.
+    Auto,
+    /// Return only on [`Command::Failback`](super::Command::Failback) or a force.
+    Manual,
+    /// Stay on the backup until it fails.
+    Never,
+}
+
+/// The failback policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failback {
+    /// Auto, manual or never.
+    pub mode: FailbackMode,
+    /// Consecutive alive cycles of the primary before returning (at least 1).
+    pub after_cycles: u8,
+    /// The longest per-device delay before returning; each device draws its own delay in `0..=spread`
+    /// so a fleet does not return all at once.
+    pub spread: Duration,
+}
+
+impl Failback {
+    /// Auto, after 2 cycles, no spread.
+    pub const DEFAULT: Failback = Failback { mode: FailbackMode::Auto, after_cycles: 2, spread: Duration::ZERO };
+}
+
+/// Optional faster detection, off by default so the seed's timing holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastDetection {
+    /// A send refused by the network (ICMP port unreachable) ends the attempt at once.
+    pub refused_ends_attempt: bool,
+    /// A SIP transaction failure reported by the firmware starts a probe cycle at once.
+    pub transaction_failure_probes: bool,
+}
+
+/// Everything the core needs to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The primary server.
+    pub primary: ServerConfig,
+    /// The backup server; `None` when Backup Destination is disabled (probe the primary only, never
+    /// switch).
+    pub backup: Option<ServerConfig>,
+    /// SIP Keep Alive Mode: when off, the agent sends no probes.
+    pub keep_alive: bool,
+    /// Keep Alive Interval: the time between cycle starts (default 15 s).
+    pub interval: Duration,
+    /// The retry ladder.
+    pub ladder: Ladder,
+    /// Which final status codes mean "alive".
+    pub alive_codes: AliveCodes,
+    /// The failback policy.
+    pub failback: Failback,
+    /// Optional faster detection.
+    pub fast: FastDetection,
+    /// How long before a planned maintenance window the phone may leave the affected server.
+    pub planned_lead: Duration,
+    /// The user part of From and Contact in probes.
+    pub user: InlineStr<MAX_USER_LEN>,
+}
+
+impl Config {
+    /// The defaults, with the primary at `addr` named `host` and no backup.
+    pub fn new(addr: SocketAddr, host: &str) -> Self {
+        Config {
+            primary: ServerConfig::new(addr, host),
+            backup: None,
+            keep_alive: true,
+            interval: Duration::from_secs(15),
+            ladder: Ladder::DEFAULT,
+            alive_codes: AliveCodes::DEFAULT,
+            failback: Failback::DEFAULT,
+            fast: FastDetection::default(),
+            planned_lead: Duration::from_secs(15 * 60),
+            user: InlineStr::new("keepalive").unwrap_or(InlineStr::EMPTY),
+        }
+    }
+
+    /// The same, with a backup at `addr` named `host`.
+    pub fn with_backup(mut self, addr: SocketAddr, host: &str) -> Self {
+        self.backup = Some(ServerConfig::new(addr, host));
+        self
+    }
+
+    /// The server on `side`, if configured.
+    pub fn server(&self, side: Side) -> Option<&ServerConfig> {
+        match side {
+            Side::Primary => Some(&self.primary),
+            Side::Backup => self.backup.as_ref(),
+        }
+    }
+
+    /// Checks the values that cannot work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval < Duration::from_secs(1) {
+            return Err(ConfigError::IntervalTooShort);
+        }
+        if self.ladder.total() > self.interval {
+            return Err(ConfigError::LadderLongerThanInterval);
+        }
+        if self.failback.after_cycles == 0 {
+            return Err(ConfigError::FailbackAfterZero);
+        }
+        for s in Side::BOTH {
+            if let Some(server) = self.server(s) {
+                if server.next_hop.port() == 0 {
+                    return Err(ConfigError::ZeroPort(s));
+                }
+                if server.uri_host.as_str().is_empty() {
+                    return Err(ConfigError::EmptyHost(s));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The keep-alive interval is under one second.
+    IntervalTooShort,
+    /// The ladder's waits add up to more than the keep-alive interval, so cycles would overlap.
+    LadderLongerThanInterval,
+    /// `failback.after_cycles` is zero.
+    FailbackAfterZero,
+    /// A server's next hop has port 0.
+    ZeroPort(Side),
+    /// A server's Request-URI host is empty.
+    EmptyHost(Side),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::IntervalTooShort => f.write_str("keep-alive interval must be at least 1 s"),
+            ConfigError::LadderLongerThanInterval => {
+                f.write_str("the ladder's waits add up to more than the keep-alive interval")
+            }
+            ConfigError::FailbackAfterZero => f.write_str("failback after_cycles must be at least 1"),
+            ConfigError::ZeroPort(s) => write!(f, "{s} server port must not be 0"),
+            ConfigError::EmptyHost(s) => write!(f, "{s} server host must not be empty"),
+        }
+    }
+}
