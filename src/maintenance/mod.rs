@@ -1,2 +1,5 @@
 //! Planned maintenance (SPEC section 4).
 pub mod calendar;
+pub mod upgrade;
+
+pub use upgrade::upgrade_window_answer;
