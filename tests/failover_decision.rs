@@ -62,9 +62,11 @@ fn alive_codes_policy_default() {
 
 #[test]
 fn backup_failing_while_active_moves_to_a_live_primary_at_once() {
-    // Cycle 1: primary down, switch to backup. Cycle 2: both up (failback needs 2 cycles, so no
-    // failback yet). Cycle 3: backup down, primary up: move back at 31 600, the end of the ladder.
-    let mut lab = Lab::new(config(), |ms, side, _| match side {
+    // Failback off. Cycle 1: primary down, switch to backup. Cycle 2: both up. Cycle 3: backup
+    // down, primary up: that is a failover, not a failback, so it happens at 31 600, the ladder's end.
+    let mut c = config();
+    c.failback.mode = sip_failover::core::FailbackMode::Never;
+    let mut lab = Lab::new(c, |ms, side, _| match side {
         Side::Primary if ms < 15_000 => Answer::Drop,
         Side::Backup if ms >= 30_000 => Answer::Drop,
         _ => OK,
@@ -81,7 +83,7 @@ fn backup_disabled_probes_the_primary_only_and_never_switches() {
     let mut c = config();
     c.backup = None;
     let mut lab = Lab::new(c, |_, _, _| Answer::Drop);
-    lab.run_until(31_000);
+    lab.run_until(32_000);
     assert!(lab.probes().iter().all(|p| p.1 == Side::Primary));
     assert_eq!(lab.probes().len(), 9);
     assert!(lab.switches().is_empty());
