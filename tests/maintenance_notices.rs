@@ -1,0 +1,238 @@
+//! The notice feed: reading and writing the TOML file, errors with file/line/field, and the bell count.
+
+use jiff::Timestamp;
+use sip_failover::maintenance::notice::{FeedErrorKind, Impact, Notice, NoticeFeed};
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("test timestamp")
+}
+
+const FEED: &str = r#"# Maintenance notices for the lab.
+[[notice]]
+id = "CX-2024-031"
+cluster = "cx-eu-2"
+start = "2024-03-15T07:00:00Z"
+end = "2024-03-15T08:00:00Z"
+impact = "minimal"
+published = "2024-03-11T13:00:00Z"
+title = "Version upgrade \"7.2\""
+
+[[notice]]
+id = "CX-2024-032"
+cluster = "cx-us-1"
+start = 2024-03-22T06:00:00Z
+end = 2024-03-22T09:00:00Z
+impact = "high"
+published = 2024-03-18T13:00:00Z
+
+[[notice]]
+id = "EU-REGION-7"
+cluster = "EU"
+start = "2024-03-17T04:00:00+02:00"
+end = "2024-03-17T06:00:00+02:00"
+impact = "none"
+published = "2024-03-11T09:00:00Z"
+"#;
+
+fn feed() -> NoticeFeed {
+    NoticeFeed::parse(FEED, "notices.toml").expect("test feed")
+}
+
+fn err(text: &str) -> (FeedErrorKind, Option<usize>, Option<&'static str>, String) {
+    let e = NoticeFeed::parse(text, "notices.toml").unwrap_err();
+    (e.kind().clone(), e.line(), e.field_name(), e.to_string())
+}
+
+#[test]
+fn parses_the_feed() {
+    let f = feed();
+    assert_eq!(f.len(), 3);
+    assert_eq!(
+        f.notices()[0],
+        Notice {
+            id: "CX-2024-031".into(),
+            cluster: "cx-eu-2".into(),
+            start: ts("2024-03-15T07:00:00Z"),
+            end: ts("2024-03-15T08:00:00Z"),
+            impact: Impact::Minimal,
+            published: ts("2024-03-11T13:00:00Z"),
+            title: Some("Version upgrade \"7.2\"".into()),
+        }
+    );
+    // TOML offset date-times work as well as strings.
+    assert_eq!(f.notices()[1].start, ts("2024-03-22T06:00:00Z"));
+    assert_eq!(f.notices()[1].impact, Impact::High);
+    assert_eq!(f.notices()[1].title, None);
+    // Offsets are honoured.
+    assert_eq!(f.notices()[2].start, ts("2024-03-17T02:00:00Z"));
+    assert_eq!(f.notices()[2].impact, Impact::None);
+    assert!(NoticeFeed::parse("", "empty.toml").unwrap().is_empty());
+    assert!(NoticeFeed::parse("# nothing yet\n", "empty.toml").unwrap().is_empty());
+}
+
+#[test]
+fn writes_and_reads_back() {
+    let f = feed();
+    let text = f.to_toml();
+    assert_eq!(NoticeFeed::parse(&text, "out.toml").unwrap(), f);
+    assert!(text.starts_with(
+        "[[notice]]\nid = \"CX-2024-031\"\ncluster = \"cx-eu-2\"\nstart = \"2024-03-15T07:00:00Z\"\n\
+         end = \"2024-03-15T08:00:00Z\"\nimpact = \"minimal\"\npublished = \"2024-03-11T13:00:00Z\"\n"
+    ));
+    assert_eq!(NoticeFeed::default().to_toml(), "");
+}
+
+#[test]
+fn bad_timestamp_names_file_line_and_field() {
+    let text = FEED.replacen("\"2024-03-15T07:00:00Z\"", "\"2024-03-15 7am\"", 1);
+    let (kind, line, field, msg) = err(&text);
+    assert_eq!(kind, FeedErrorKind::BadTimestamp { value: "2024-03-15 7am".into() });
+    assert_eq!(line, Some(5));
+    assert_eq!(field, Some("start"));
+    assert!(msg.starts_with("notices.toml:5:9: field `start`: "), "{msg}");
+    assert!(msg.contains("2024-03-15 7am"), "{msg}");
+}
+
+#[test]
+fn time_without_offset_is_rejected() {
+    let text = FEED.replacen("end = 2024-03-22T09:00:00Z", "end = 2024-03-22T09:00:00", 1);
+    let (kind, line, field, msg) = err(&text);
+    assert!(matches!(kind, FeedErrorKind::BadTimestamp { .. }), "{kind:?}");
+    assert_eq!((line, field), (Some(15), Some("end")));
+    assert!(msg.contains("notices.toml:15"), "{msg}");
+}
+
+#[test]
+fn structural_errors_have_lines() {
+    // Unknown key (a misspelling).
+    let (kind, line, _, msg) = err(&FEED.replacen("title =", "titel =", 1));
+    assert!(matches!(kind, FeedErrorKind::Syntax(_)));
+    assert_eq!(line, Some(9));
+    assert!(msg.starts_with("notices.toml:9:") && msg.contains("titel"), "{msg}");
+    // Missing key: reported at the notice's table.
+    let (kind, line, _, msg) = err(&FEED.replacen("impact = \"high\"\n", "", 1));
+    assert!(matches!(kind, FeedErrorKind::Syntax(_)));
+    assert!(line.is_some_and(|l| (11..=17).contains(&l)), "{msg}");
+    assert!(msg.contains("impact"), "{msg}");
+    // Not TOML at all.
+    let (kind, line, _, msg) = err("[[notice]]\nid = \"x\"\ncluster = cx\n");
+    assert!(matches!(kind, FeedErrorKind::Syntax(_)));
+    assert_eq!(line, Some(3), "{msg}");
+    // A value of the wrong type.
+    let (kind, line, field, _) = err(&FEED.replacen("impact = \"none\"", "impact = 0", 1));
+    assert_eq!(kind, FeedErrorKind::WrongType { expected: "a string" });
+    assert_eq!((line, field), (Some(24), Some("impact")));
+}
+
+#[test]
+fn value_errors_name_the_field() {
+    let (kind, line, field, msg) = err(&FEED.replacen("\"minimal\"", "\"medium\"", 1));
+    assert_eq!(kind, FeedErrorKind::UnknownImpact { value: "medium".into() });
+    assert_eq!((line, field), (Some(7), Some("impact")));
+    assert!(msg.contains("none, minimal or high"), "{msg}");
+
+    let (kind, line, field, _) = err(&FEED.replacen("cluster = \"cx-us-1\"", "cluster = \"  \"", 1));
+    assert_eq!((kind, line, field), (FeedErrorKind::Empty, Some(13), Some("cluster")));
+
+    let (kind, line, field, _) = err(&FEED.replacen("\"2024-03-15T08:00:00Z\"", "\"2024-03-15T07:00:00Z\"", 1));
+    assert_eq!((kind, line, field), (FeedErrorKind::EndNotAfterStart, Some(6), Some("end")));
+
+    let (kind, line, field, msg) =
+        err(&FEED.replacen("published = \"2024-03-11T13:00:00Z\"", "published = \"2024-03-15T08:00:01Z\"", 1));
+    assert_eq!((kind, line, field), (FeedErrorKind::PublishedAfterEnd, Some(8), Some("published")));
+    assert!(msg.starts_with("notices.toml:8:13: field `published`: "), "{msg}");
+
+    let (kind, line, field, msg) = err(&FEED.replacen("EU-REGION-7", "cx-2024-031", 1).replacen(
+        "id = \"cx-2024-031\"",
+        "id = \"CX-2024-031\"",
+        1,
+    ));
+    assert_eq!(kind, FeedErrorKind::DuplicateId { id: "CX-2024-031".into(), first: 3 });
+    assert_eq!((line, field), (Some(20), Some("id")));
+    assert!(msg.contains("first used at 3"), "{msg}");
+}
+
+#[test]
+fn new_validates_a_list() {
+    let mut notices = feed().notices().to_vec();
+    assert!(NoticeFeed::new(notices.clone()).is_ok());
+    notices[1].end = notices[1].start;
+    let e = NoticeFeed::new(notices).unwrap_err();
+    assert_eq!(e.notice(), Some(2));
+    assert_eq!(e.field_name(), Some("end"));
+    assert_eq!(e.to_string(), "notice 2: field `end`: end must be after start");
+}
+
+#[test]
+fn load_from_a_file() {
+    let path = std::env::temp_dir().join(format!("maintenance_notices_{}.toml", std::process::id()));
+    std::fs::write(&path, FEED).unwrap();
+    let loaded = NoticeFeed::load(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(loaded.unwrap(), feed());
+    let e = NoticeFeed::load(std::path::Path::new("/nonexistent/notices.toml")).unwrap_err();
+    assert_eq!(e.kind(), &FeedErrorKind::Io(std::io::ErrorKind::NotFound));
+    assert!(e.to_string().starts_with("/nonexistent/notices.toml: "));
+}
+
+#[test]
+fn bell_rises_at_publication_and_falls_at_the_end() {
+    let f = feed();
+    let phone = ["cx-eu-2"];
+    assert_eq!(f.bell_count(ts("2024-03-11T12:59:59Z"), &phone), 0);
+    assert_eq!(f.bell_count(ts("2024-03-11T13:00:00Z"), &phone), 1);
+    assert_eq!(f.bell_count(ts("2024-03-15T07:30:00Z"), &phone), 1);
+    assert_eq!(f.bell_count(ts("2024-03-15T07:59:59Z"), &phone), 1);
+    assert_eq!(f.bell_count(ts("2024-03-15T08:00:00Z"), &phone), 0);
+    let ids: Vec<&str> = f.affecting(ts("2024-03-12T00:00:00Z"), &phone).map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["CX-2024-031"]);
+}
+
+#[test]
+fn notices_for_other_clusters_never_count() {
+    let f = feed();
+    let phone = ["cx-ap-1"];
+    let mut t = ts("2024-03-01T00:00:00Z");
+    while t < ts("2024-04-01T00:00:00Z") {
+        assert_eq!(f.bell_count(t, &phone), 0, "{t}");
+        t = t.checked_add(jiff::SignedDuration::from_mins(30)).unwrap();
+    }
+    assert_eq!(f.next_change(ts("2024-03-01T00:00:00Z"), &phone), None);
+    assert_eq!(f.bell_count(ts("2024-03-12T00:00:00Z"), &[]), 0);
+}
+
+#[test]
+fn names_match_ignoring_case_and_regions_count_when_listed() {
+    let f = feed();
+    assert_eq!(f.bell_count(ts("2024-03-12T00:00:00Z"), &["CX-EU-2"]), 1);
+    // The phone's primary is in cx-eu-2, its backup in cx-us-1, and it is in region eu.
+    let phone = ["cx-eu-2", "cx-us-1", "eu"];
+    assert_eq!(f.bell_count(ts("2024-03-12T00:00:00Z"), &phone), 2);
+    assert_eq!(f.bell_count(ts("2024-03-19T00:00:00Z"), &phone), 1);
+    assert_eq!(f.for_clusters(&phone).count(), 3);
+}
+
+#[test]
+fn next_change_walks_every_change_of_the_bell() {
+    let f = feed();
+    let phone = ["cx-eu-2", "cx-us-1", "eu"];
+    let mut now = ts("2024-03-01T00:00:00Z");
+    let mut seen = vec![(now, f.bell_count(now, &phone))];
+    while let Some(t) = f.next_change(now, &phone) {
+        assert!(t > now);
+        now = t;
+        seen.push((now, f.bell_count(now, &phone)));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (ts("2024-03-01T00:00:00Z"), 0),
+            (ts("2024-03-11T09:00:00Z"), 1), // EU-REGION-7 published
+            (ts("2024-03-11T13:00:00Z"), 2), // CX-2024-031 published
+            (ts("2024-03-15T08:00:00Z"), 1), // CX-2024-031 ended
+            (ts("2024-03-17T04:00:00Z"), 0), // EU-REGION-7 ended
+            (ts("2024-03-18T13:00:00Z"), 1), // CX-2024-032 published
+            (ts("2024-03-22T09:00:00Z"), 0), // CX-2024-032 ended
+        ]
+    );
+}
