@@ -1,0 +1,145 @@
+//! Configuration files: the shipped examples load; every kind of bad input gets an error naming the
+//! file, line and field.
+
+use std::path::Path;
+
+use sip_failover::config::{Endpoint, PhoneConfig};
+use sip_failover::core::{Duration, FailbackMode, Side};
+
+const GOOD: &str = r#"
+[redundancy]
+primary_server = "10.0.0.1"
+primary_port = 5060
+backup_destination = true
+backup_destination_address = "pbx-b.example.com"
+backup_destination_port = 5070
+sip_keep_alive_interval = 20
+
+[[app]]
+name = "dir"
+primary = "https://a.example/dir"
+backup = "https://b.example/dir"
+"#;
+
+fn err(text: &str) -> String {
+    PhoneConfig::parse(text, "phone.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn shipped_examples_load() {
+    for f in ["firmware-config/phone.toml", "firmware-config/lab.toml"] {
+        let c = PhoneConfig::load(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.backup.is_some(), "{f}");
+    }
+    let lab = PhoneConfig::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/lab.toml")).unwrap();
+    let core = lab.core_config_literal().unwrap();
+    assert_eq!(core.primary.next_hop, "127.0.0.1:25060".parse().unwrap());
+    assert_eq!(core.backup.unwrap().next_hop, "127.0.0.1:25062".parse().unwrap());
+    assert!(core.validate().is_ok());
+}
+
+#[test]
+fn a_good_file_gives_the_fields_and_the_bundles() {
+    let c = PhoneConfig::parse(GOOD, "phone.toml").unwrap();
+    assert_eq!(c.primary.server, Endpoint { host: "10.0.0.1".into(), port: Some(5060) });
+    assert_eq!(c.backup.as_ref().unwrap().server.host, "pbx-b.example.com");
+    assert_eq!(c.interval, Duration::from_secs(20));
+    assert_eq!(c.failback.mode, FailbackMode::Auto);
+    let b = c.bundle(Side::Backup);
+    assert_eq!(b.apps, vec![("dir".to_string(), "https://b.example/dir".to_string())]);
+    assert_eq!(b.sip_server.port, Some(5070));
+    // The backup is a name: the core config needs the resolved address.
+    assert!(c.core_config_literal().is_none());
+    let core = c.core_config("10.0.0.1:5060".parse().unwrap(), Some("192.0.2.7:5070".parse().unwrap()));
+    assert_eq!(core.backup.unwrap().uri_host.as_str(), "pbx-b.example.com");
+}
+
+#[test]
+fn outbound_proxy_is_the_next_hop() {
+    let text = GOOD.replace(
+        "sip_keep_alive_interval = 20",
+        "sip_keep_alive_interval = 20\noutbound_proxy = \"10.0.0.9\"\noutbound_proxy_port = 5080",
+    );
+    let c = PhoneConfig::parse(&text, "phone.toml").unwrap();
+    assert_eq!(c.primary.next_hop().socket_addr(), Some("10.0.0.9:5080".parse().unwrap()));
+    assert_eq!(c.primary.server.host, "10.0.0.1");
+}
+
+#[test]
+fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        // (what to replace in GOOD, with what, expected pieces of the message)
+        ("primary_port = 5060", "primary_port = 0", &["phone.toml:4:", "redundancy.primary_port", "outside 1..=65535"]),
+        ("primary_port = 5060", "primary_port = \"x\"", &["phone.toml:4:", "invalid type"]),
+        (
+            "primary_server = \"10.0.0.1\"",
+            "primary_server = \"bad host!\"",
+            &["phone.toml:3:", "redundancy.primary_server", "neither an IP address nor a host name"],
+        ),
+        (
+            "primary_port = 5060",
+            "primary_port = 5060\nprimary_prot = 5",
+            &["phone.toml:5:", "primary_prot", "unknown field"],
+        ),
+        (
+            "sip_keep_alive_interval = 20",
+            "sip_keep_alive_interval = 0",
+            &["phone.toml:8:", "redundancy.sip_keep_alive_interval"],
+        ),
+        (
+            "backup_destination_address = \"pbx-b.example.com\"\n",
+            "",
+            &["phone.toml:5:", "redundancy.backup_destination_address", "no address"],
+        ),
+        (
+            "primary = \"https://a.example/dir\"",
+            "primary = \"ftp:/x\"",
+            &["phone.toml:12:", "app.primary", "not an http(s) or sip URL"],
+        ),
+        (
+            "[[app]]",
+            "[advanced]\nfailback = \"sometimes\"\n[[app]]",
+            &["phone.toml:11:", "advanced.failback", "auto, manual, never"],
+        ),
+        (
+            "[[app]]",
+            "[advanced]\nladder_ms = [8000, 8000, 8000]\n[[app]]",
+            &["phone.toml:11:", "advanced.ladder_ms", "more than the keep-alive interval"],
+        ),
+        (
+            "[[app]]",
+            "[advanced]\nalive_codes = [\"200-299\", \"!7x\"]\n[[app]]",
+            &["phone.toml:11:", "advanced.alive_codes", "`!7x`"],
+        ),
+        ("[[app]]", "[network]\ndscp = 64\n[[app]]", &["phone.toml:11:", "network.dscp", "outside 0..=63"]),
+        (
+            "[[app]]",
+            "[[app]]\nname = \"dir\"\nprimary = \"http://x.example/\"\nbackup = \"http://y.example/\"\n[[app]]",
+            &["phone.toml:15:", "app.name", "defined twice"],
+        ),
+        ("primary_port = 5060", "primary_port = 5060 oops", &["phone.toml:4:"]),
+        ("[redundancy]", "[redundancy", &["phone.toml:2:"]),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "{from}");
+        let msg = err(&GOOD.replacen(from, to, 1));
+        for w in *want {
+            assert!(msg.contains(w), "for `{to}`: `{msg}` lacks `{w}`");
+        }
+    }
+}
+
+#[test]
+fn a_missing_section_or_file_is_reported() {
+    assert!(err("").contains("redundancy"));
+    let e = PhoneConfig::load("/nonexistent/phone.toml").unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/phone.toml") && e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn ipv6_literals_are_accepted() {
+    let text = GOOD.replace("\"10.0.0.1\"", "\"[2001:db8::1]\"");
+    let c = PhoneConfig::parse(&text, "phone.toml").unwrap();
+    assert_eq!(c.primary.server.host, "2001:db8::1");
+    assert_eq!(c.primary.server.to_string(), "[2001:db8::1]:5060");
+}
