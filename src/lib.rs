@@ -41,6 +41,10 @@
 
 pub mod core;
 
+/// The phone's configuration file: the Redundancy template in TOML, validated.
+#[cfg(feature = "std")]
+pub mod config;
+
 /// Planned maintenance: recurring windows, upgrade windows, notice feeds and operator planning.
 #[cfg(feature = "std")]
 pub mod maintenance;
