@@ -15,7 +15,7 @@
 //! [`poll_event`](core::Agent::poll_event) until `None`, then sleep until
 //! [`poll_timeout`](core::Agent::poll_timeout), a datagram or a command arrives, and feed it in.
 //!
-//! ```ignore
+//! ```
 //! use sip_failover::core::{Agent, Config, Instant, Side};
 //!
 //! let config = Config::new("127.0.0.1:5060".parse().unwrap(), "pbx-a.example")
@@ -29,7 +29,7 @@
 //! assert_eq!(agent.active(), Side::Primary);
 //! // The next wake-up is the end of the first attempt's 800 ms wait.
 //! assert_eq!(agent.poll_timeout(), Some(Instant::from_millis(800)));
-//! ```ignore
+//! ```
 //!
 //! ## Feature flags
 //!
