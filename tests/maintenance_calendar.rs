@@ -270,3 +270,44 @@ fn window_helpers() {
     assert!(!a.contains(ts("2024-01-01T01:00:00Z")));
     assert_eq!(a.to_string(), "2024-01-01T00:00:00Z/2024-01-01T01:00:00Z");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ZONES: [&str; 5] = ["America/New_York", "Europe/London", "Asia/Tokyo", "Australia/Lord_Howe", "UTC"];
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const NTHS: [&str; 7] = ["", "first ", "2nd ", "3rd ", "4th ", "5th ", "last "];
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(text in "\\PC{0,40}") {
+            let _ = text.parse::<Recurrence>();
+        }
+
+        #[test]
+        fn next_window_is_the_first_that_has_not_ended(
+            zone in 0..ZONES.len(),
+            nth in 0..NTHS.len(),
+            day in 0..DAYS.len(),
+            (sh, sm, eh, em) in (0..24u8, 0..60u8, 0..24u8, 0..60u8),
+            secs in 0i64..4_102_444_800, // 1970..2100
+        ) {
+            let text = format!("{}{} {sh:02}:{sm:02}-{eh:02}:{em:02}", NTHS[nth], DAYS[day]);
+            let w = rw(&text, ZONES[zone]);
+            let after = Timestamp::from_second(secs).unwrap();
+            let next = w.next_window(after).unwrap();
+            prop_assert!(next.end > after);
+            prop_assert!(next.start <= next.end);
+            prop_assert!(next.duration() <= SignedDuration::from_hours(26));
+            // The window before it (if any) had already ended.
+            let earlier = w.windows_between(after.checked_sub(SignedDuration::from_hours(24 * 40)).unwrap(), after);
+            for e in earlier {
+                prop_assert!(e.end <= after || e == next, "{e} before {next}");
+            }
+            // The one after it starts no earlier than it ends.
+            let later = w.next_window(next.end).unwrap();
+            prop_assert!(later.start >= next.end);
+        }
+    }
+}

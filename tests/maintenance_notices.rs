@@ -236,3 +236,28 @@ fn next_change_walks_every_change_of_the_bell() {
         ]
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parser_never_panics_on_garbage(text in "\\PC{0,200}") {
+            let _ = NoticeFeed::parse(&text, "notices.toml");
+        }
+
+        #[test]
+        fn parser_never_panics_on_damaged_feeds(cut in 0..FEED.len(), insert in "[\"=\\[\\]\n a-z0-9:TZ.-]{0,12}") {
+            let mut text = FEED.as_bytes()[..cut].to_vec();
+            text.extend_from_slice(insert.as_bytes());
+            text.extend_from_slice(&FEED.as_bytes()[cut..]);
+            if let Ok(text) = String::from_utf8(text) {
+                match NoticeFeed::parse(&text, "notices.toml") {
+                    Ok(f) => prop_assert_eq!(NoticeFeed::parse(&f.to_toml(), "again.toml").unwrap(), f),
+                    Err(e) => prop_assert!(e.to_string().starts_with("notices.toml:")),
+                }
+            }
+        }
+    }
+}
