@@ -48,3 +48,7 @@ pub mod config;
 /// Planned maintenance: recurring windows, upgrade windows, notice feeds and operator planning.
 #[cfg(feature = "std")]
 pub mod maintenance;
+
+/// The agent on a real network: tokio driver, DNS, switch hook, control socket, state file.
+#[cfg(feature = "std")]
+pub mod net;

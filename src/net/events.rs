@@ -1,0 +1,184 @@
+//! Events as JSON lines (`--events json`) and as `tracing` logs.
+//!
+//! Every line is one JSON object with at least `event` (a snake_case name), `t_ms` (whole milliseconds
+//! since the agent started, on the monotonic clock) and `utc` (RFC 3339 wall-clock time), plus the
+//! fields of its kind. The schema is documented in `docs/run.md`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use serde_json::{json, Map, Value};
+
+use crate::core::{DownReason, Event, HoldReason, IgnoreReason, Instant, Side};
+
+/// The fields of a core event, without `event`, `t_ms` and `utc`.
+pub fn event_fields(ev: &Event) -> Map<String, Value> {
+    let v = match *ev {
+        Event::ProbeSent { server, attempt, cseq } => {
+            json!({"server": server.as_str(), "attempt": attempt, "cseq": cseq})
+        }
+        Event::Reply { server, attempt, status, rtt, retry_after } => json!({
+            "server": server.as_str(),
+            "attempt": attempt,
+            "status": status,
+            "rtt_ms": rtt.as_micros() as f64 / 1000.0,
+            "retry_after": retry_after,
+        }),
+        Event::AttemptTimedOut { server, attempt } | Event::AttemptRefused { server, attempt } => {
+            json!({"server": server.as_str(), "attempt": attempt})
+        }
+        Event::ServerUp { server } => json!({"server": server.as_str()}),
+        Event::ServerDown { server, reason } => {
+            let mut m = json!({"server": server.as_str(), "reason": down_reason(&reason)});
+            if let DownReason::Status { code, retry_after } = reason {
+                m["status"] = json!(code);
+                m["retry_after"] = json!(retry_after);
+            }
+            m
+        }
+        Event::Switch { from, to, reason, generation } => {
+            json!({"from": from.as_str(), "to": to.as_str(), "reason": reason.as_str(), "generation": generation})
+        }
+        Event::Applied { side, generation } => json!({"side": side.as_str(), "generation": generation}),
+        Event::ApplyFailed { side, generation, kept } => {
+            json!({"side": side.as_str(), "generation": generation, "kept": kept.as_str()})
+        }
+        Event::Held { to, reason } => json!({"to": to.as_str(), "reason": hold_reason(&reason)}),
+        Event::Ignored { reason } => {
+            let mut m = json!({"reason": reason.as_str()});
+            if let IgnoreReason::Malformed(e) = reason {
+                m["detail"] = json!(e.to_string());
+            }
+            m
+        }
+        Event::NoServerReachable | Event::ProbingPaused | Event::ProbingResumed => json!({}),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `"timeout"`, `"status"` or `"refused"`.
+pub fn down_reason(r: &DownReason) -> &'static str {
+    match r {
+        DownReason::Timeout => "timeout",
+        DownReason::Status { .. } => "status",
+        DownReason::Refused => "refused",
+    }
+}
+
+fn hold_reason(r: &HoldReason) -> &'static str {
+    match r {
+        HoldReason::CallInProgress => "call_in_progress",
+    }
+}
+
+/// One JSON line (without the newline): `event`, `t_ms`, `utc`, then `fields`.
+pub fn line(name: &str, t: Instant, utc: jiff::Timestamp, fields: Map<String, Value>) -> String {
+    let mut m = Map::with_capacity(fields.len() + 3);
+    m.insert("event".into(), json!(name));
+    m.insert("t_ms".into(), json!(t.as_millis()));
+    m.insert("utc".into(), json!(utc.round(jiff::Unit::Millisecond).unwrap_or(utc).to_string()));
+    m.extend(fields);
+    Value::Object(m).to_string()
+}
+
+/// Where events go: JSON lines on stdout when asked, and always `tracing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLog {
+    json: bool,
+}
+
+impl EventLog {
+    /// A log that prints JSON lines on stdout when `json` is set.
+    pub fn new(json: bool) -> Self {
+        EventLog { json }
+    }
+
+    /// Reports a core event at `t`; `destination` is where a probe went.
+    pub fn core(&self, t: Instant, ev: &Event, destination: Option<SocketAddr>) {
+        let mut fields = event_fields(ev);
+        if let (Event::ProbeSent { .. }, Some(d)) = (ev, destination) {
+            fields.insert("destination".into(), json!(d.to_string()));
+        }
+        let text = Value::Object(fields.clone()).to_string();
+        let (name, t_ms) = (ev.name(), t.as_millis());
+        match ev {
+            Event::Switch { .. } | Event::ApplyFailed { .. } | Event::NoServerReachable => {
+                tracing::warn!(event = name, t_ms, "{text}")
+            }
+            Event::ServerUp { .. } | Event::ServerDown { .. } | Event::Applied { .. } | Event::Held { .. } => {
+                tracing::info!(event = name, t_ms, "{text}")
+            }
+            _ => tracing::debug!(event = name, t_ms, "{text}"),
+        }
+        self.emit(ev.name(), t, fields);
+    }
+
+    /// Reports a driver event (`started`, `resolved`, `hook`, ...).
+    pub fn driver(&self, t: Instant, name: &str, fields: Value) {
+        let fields = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let text = Value::Object(fields.clone()).to_string();
+        tracing::info!(event = name, t_ms = t.as_millis(), "{text}");
+        self.emit(name, t, fields);
+    }
+
+    fn emit(&self, name: &str, t: Instant, fields: Map<String, Value>) {
+        if !self.json {
+            return;
+        }
+        let l = line(name, t, jiff::Timestamp::now(), fields);
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (the reader went away) must not stop the agent.
+        let _ = writeln!(out, "{l}");
+        let _ = out.flush();
+    }
+}
+
+/// `"primary"` / `"backup"` back to a side.
+pub fn parse_side(s: &str) -> Option<Side> {
+    match s {
+        "primary" => Some(Side::Primary),
+        "backup" => Some(Side::Backup),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Duration, SwitchReason};
+
+    #[test]
+    fn a_switch_line_has_the_documented_keys() {
+        let ev = Event::Switch { from: Side::Primary, to: Side::Backup, reason: SwitchReason::Failover, generation: 3 };
+        let l = line(ev.name(), Instant::from_micros(1_600_400), jiff::Timestamp::UNIX_EPOCH, event_fields(&ev));
+        let v: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["event"], "switch");
+        assert_eq!(v["t_ms"], 1600);
+        assert_eq!(v["utc"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["from"], "primary");
+        assert_eq!(v["to"], "backup");
+        assert_eq!(v["reason"], "failover");
+        assert_eq!(v["generation"], 3);
+    }
+
+    #[test]
+    fn a_reply_line_carries_the_round_trip_time() {
+        let ev = Event::Reply {
+            server: Side::Backup,
+            attempt: 2,
+            status: 503,
+            rtt: Duration::from_micros(1500),
+            retry_after: Some(60),
+        };
+        let v = Value::Object(event_fields(&ev));
+        assert_eq!(v["rtt_ms"], 1.5);
+        assert_eq!(v["retry_after"], 60);
+        assert_eq!(v["server"], "backup");
+    }
+}

@@ -1,0 +1,23 @@
+//! The agent on a real network: the tokio driver around [`core::Agent`](crate::core::Agent), with DNS,
+//! the switch hook, the control socket and the crash-safe state file. No failover logic lives here.
+//!
+//! - [`driver`]: the loop, per-server connected UDP sockets (ICMP port-unreachable seen as
+//!   `ECONNREFUSED`), DSCP marking, bind address, dual-stack IPv6.
+//! - [`events`]: events as JSON lines and `tracing` logs.
+//! - [`dns`]: A/AAAA/SRV lookups with TTLs and the RFC 3263 choice.
+//! - [`hook`]: `--on-switch CMD`, whose exit status acknowledges the switch.
+//! - [`control`]: the Unix control socket and its client.
+//! - [`state`]: the state file that lets the agent resume after a crash.
+//! - [`cli`]: what the `run`, `check-config` and control subcommands call.
+
+pub mod cli;
+pub mod control;
+pub mod dns;
+pub mod driver;
+mod entropy;
+pub mod events;
+pub mod hook;
+pub mod socket;
+pub mod state;
+
+pub use driver::{run, Overrides, RunError, RunOptions};

@@ -1,0 +1,69 @@
+//! Per-server UDP sockets made with socket2: connected (so an ICMP port-unreachable comes back as
+//! `ECONNREFUSED`), DSCP-marked, bound where the configuration says, dual-stack when bound to `::`.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Where and how probe sockets are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SocketOptions {
+    /// The local address to bind (port chosen by the system); `None` for the unspecified address of the
+    /// destination's family. `::` makes dual-stack sockets that reach IPv4 servers too.
+    pub bind: Option<IpAddr>,
+    /// The DSCP value (0..=63) written in IP_TOS / IPV6_TCLASS; 0 leaves the default.
+    pub dscp: u8,
+}
+
+/// A non-blocking UDP socket connected to `peer`, and its local address as a peer sees it.
+pub fn connected_udp(peer: SocketAddr, opts: SocketOptions) -> io::Result<(std::net::UdpSocket, SocketAddr)> {
+    let peer = canonical(peer);
+    let (domain, bind, connect_to) = match (opts.bind, peer) {
+        (None, SocketAddr::V4(_)) => (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), peer),
+        (None, SocketAddr::V6(_)) => (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), peer),
+        (Some(IpAddr::V4(b)), SocketAddr::V4(_)) => (Domain::IPV4, SocketAddr::from((b, 0)), peer),
+        (Some(IpAddr::V6(b)), SocketAddr::V6(_)) => (Domain::IPV6, SocketAddr::from((b, 0)), peer),
+        (Some(IpAddr::V6(b)), SocketAddr::V4(p)) if b.is_unspecified() => {
+            // Dual stack: an IPv6 socket reaching an IPv4 server through its mapped address.
+            let mapped = SocketAddr::from((p.ip().to_ipv6_mapped(), p.port()));
+            (Domain::IPV6, SocketAddr::from((b, 0)), mapped)
+        }
+        (Some(b), _) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bind address {b} cannot reach {peer} (address family)"),
+            ))
+        }
+    };
+    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if is_mapped(connect_to) {
+        sock.set_only_v6(false)?;
+    }
+    if opts.dscp != 0 {
+        let tos = u32::from(opts.dscp.min(63)) << 2;
+        if domain == Domain::IPV6 {
+            sock.set_tclass_v6(tos)?;
+            if is_mapped(connect_to) {
+                // IPv4 packets from a dual-stack socket take their marking from IP_TOS.
+                let _ = sock.set_tos_v4(tos);
+            }
+        } else {
+            sock.set_tos_v4(tos)?;
+        }
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&bind.into())?;
+    sock.connect(&connect_to.into())?;
+    let local = sock.local_addr()?.as_socket().map(canonical).ok_or_else(|| io::Error::other("no local address"))?;
+    Ok((sock.into(), local))
+}
+
+fn is_mapped(a: SocketAddr) -> bool {
+    matches!(a, SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some())
+}
+
+/// An address with an IPv4-mapped IPv6 address turned back into IPv4.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}

@@ -1,0 +1,148 @@
+//! The crash-safe state file: what [`Agent::resume`](crate::core::Agent::resume) needs after a reboot
+//! or a `kill -9`.
+//!
+//! It is a small JSON object written to `state.json.tmp`, flushed to disk, renamed over `state.json`
+//! and the directory flushed, so a crash at any point leaves either the old file or the new one.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::events::parse_side;
+use crate::core::{Side, Snapshot};
+
+/// The file's name inside the state directory.
+pub const FILE_NAME: &str = "state.json";
+const VERSION: u64 = 1;
+
+/// Why the state file could not be read or written.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Reading or writing failed.
+    Io(PathBuf, io::Error),
+    /// The file holds something that is not a state written by this program.
+    Corrupt(PathBuf, &'static str),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            StateError::Corrupt(p, why) => write!(f, "{}: not a valid state file: {why}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// The state file of one agent.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    dir: PathBuf,
+}
+
+impl StateFile {
+    /// The state file in `dir` (created when first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StateFile { dir: dir.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// The saved snapshot; `Ok(None)` when there is no file yet.
+    pub fn load(&self) -> Result<Option<Snapshot>, StateError> {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StateError::Io(path, e)),
+        };
+        decode(&text).map(Some).map_err(|why| StateError::Corrupt(path, why))
+    }
+
+    /// Writes `snap` crash-safely: temporary file, fsync, rename, fsync of the directory.
+    pub fn save(&self, snap: &Snapshot) -> Result<(), StateError> {
+        let io_err = |p: &Path, e| StateError::Io(p.to_path_buf(), e);
+        fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        let path = self.path();
+        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
+        let mut f =
+            OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(|e| io_err(&tmp, e))?;
+        f.write_all(encode(snap).as_bytes()).map_err(|e| io_err(&tmp, e))?;
+        f.sync_all().map_err(|e| io_err(&tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        // The rename is durable only once the directory entry is.
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io_err(&self.dir, e))?;
+        Ok(())
+    }
+}
+
+/// The file's text for `snap`.
+pub fn encode(snap: &Snapshot) -> String {
+    let v = json!({
+        "version": VERSION,
+        "active": snap.active.as_str(),
+        "generation": snap.generation,
+        "forced": snap.forced.map(Side::as_str),
+        "failback_pending": snap.failback_pending,
+        "saved_utc": jiff::Timestamp::now().to_string(),
+    });
+    format!("{v}\n")
+}
+
+/// Reads the file's text back.
+pub fn decode(text: &str) -> Result<Snapshot, &'static str> {
+    let v: Value = serde_json::from_str(text).map_err(|_| "not JSON")?;
+    if v.get("version").and_then(Value::as_u64) != Some(VERSION) {
+        return Err("unknown version");
+    }
+    let active = v.get("active").and_then(Value::as_str).and_then(parse_side).ok_or("bad `active`")?;
+    let generation =
+        v.get("generation").and_then(Value::as_u64).and_then(|g| u32::try_from(g).ok()).ok_or("bad `generation`")?;
+    let forced = match v.get("forced") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(s.as_str().and_then(parse_side).ok_or("bad `forced`")?),
+    };
+    let failback_pending = v.get("failback_pending").and_then(Value::as_bool).ok_or("bad `failback_pending`")?;
+    Ok(Snapshot { active, generation, forced, failback_pending })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_survives_the_round_trip() {
+        let s = Snapshot { active: Side::Backup, generation: 7, forced: Some(Side::Backup), failback_pending: true };
+        assert_eq!(decode(&encode(&s)), Ok(s));
+        let s = Snapshot { active: Side::Primary, generation: 0, forced: None, failback_pending: false };
+        assert_eq!(decode(&encode(&s)), Ok(s));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for t in ["", "{}", "[1]", r#"{"version":1,"active":"middle","generation":1,"failback_pending":false}"#] {
+            assert!(decode(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn save_then_load_in_a_directory() {
+        let dir = std::env::temp_dir().join(format!("sf-state-{}", std::process::id()));
+        let f = StateFile::new(&dir);
+        assert!(f.load().unwrap().is_none());
+        let s = Snapshot { active: Side::Backup, generation: 2, forced: None, failback_pending: false };
+        f.save(&s).unwrap();
+        assert_eq!(f.load().unwrap(), Some(s));
+        assert!(!dir.join("state.json.tmp").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

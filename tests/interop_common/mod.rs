@@ -1,0 +1,381 @@
+//! Helpers for the tests that run the built `sip-failover` binary on loopback: the agent as a child
+//! process with its JSON events read line by line, small SIP responders, temporary directories, and the
+//! rule for tests that need peer software (SIPp, Kamailio).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sip-failover");
+
+/// A fresh, empty directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p =
+            std::env::temp_dir().join(format!("sf-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The running agent: its events as they arrive, its stderr kept in a file shown if the test fails.
+pub struct AgentProc {
+    pub child: Child,
+    lines: Receiver<Value>,
+    pub events: Vec<Value>,
+    stderr_path: PathBuf,
+    _reader: JoinHandle<()>,
+}
+
+impl AgentProc {
+    /// Starts `sip-failover run <args> --events json`.
+    pub fn start(args: &[&str], stderr_dir: &Path) -> AgentProc {
+        let stderr_path = stderr_dir.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .args(["--events", "json"])
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("start sip-failover");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        AgentProc { child, lines: rx, events: Vec::new(), stderr_path, _reader: reader }
+    }
+
+    /// Waits up to `timeout` for an event matching `pred` (events before it are kept in `events`).
+    pub fn wait_for(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.events.iter().find(|e| pred(e)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.events.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no {what} within {timeout:?}; events so far:\n{}", self.dump()),
+            }
+        }
+    }
+
+    /// Waits for the `n`-th (1-based) event named `name` matching `pred`.
+    pub fn wait_nth(&mut self, timeout: Duration, name: &str, n: usize, pred: impl Fn(&Value) -> bool) -> Value {
+        let count = |evs: &[Value]| evs.iter().filter(|e| e["event"] == name && pred(e)).count();
+        let deadline = Instant::now() + timeout;
+        while count(&self.events) < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.events.push(v),
+                Err(_) => panic!("fewer than {n} `{name}` events within {timeout:?}; events:\n{}", self.dump()),
+            }
+        }
+        self.events.iter().filter(|e| e["event"] == name && pred(e)).nth(n - 1).cloned().unwrap()
+    }
+
+    /// Collects events for `d` (no assertion).
+    pub fn collect_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.events.push(v),
+                Err(mpsc::RecvTimeoutError::Timeout) => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// The events named `name` seen so far.
+    pub fn named(&self, name: &str) -> Vec<Value> {
+        self.events.iter().filter(|e| e["event"] == name).cloned().collect()
+    }
+
+    pub fn dump(&self) -> String {
+        let mut s: String = self.events.iter().map(|e| format!("{e}\n")).collect();
+        let mut log = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut log);
+        }
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        s.push_str("--- agent stderr (tail) ---\n");
+        for l in tail.iter().rev() {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited by itself.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+        false
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.dump());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// The `t_ms` of an event.
+pub fn t(v: &Value) -> u64 {
+    v["t_ms"].as_u64().unwrap_or_else(|| panic!("no t_ms in {v}"))
+}
+
+/// What a responder does with each OPTIONS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Answer with this status at once.
+    Answer(u16),
+    /// Do not answer.
+    Drop,
+    /// Answer 200 after this many milliseconds.
+    Delay(u64),
+}
+
+/// A SIP responder on a loopback UDP port, in a thread, until dropped.
+pub struct Responder {
+    pub addr: SocketAddr,
+    pub mode: Arc<Mutex<Mode>>,
+    /// When each request arrived.
+    pub received: Arc<Mutex<Vec<(Instant, String)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Responder {
+    pub fn start(mode: Mode) -> Responder {
+        Self::start_on("127.0.0.1:0", mode)
+    }
+
+    pub fn start_on(bind: &str, mode: Mode) -> Responder {
+        let sock = UdpSocket::bind(bind).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let mode = Arc::new(Mutex::new(mode));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, r, s) = (mode.clone(), received.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                r.lock().unwrap().push((Instant::now(), req.clone()));
+                let mode = *m.lock().unwrap();
+                match mode {
+                    Mode::Drop => {}
+                    Mode::Answer(code) => {
+                        let _ = sock.send_to(sip_response(&req, code).as_bytes(), from);
+                    }
+                    Mode::Delay(ms) => {
+                        let sock = sock.try_clone().unwrap();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(Duration::from_millis(ms));
+                            let _ = sock.send_to(sip_response(&req, 200).as_bytes(), from);
+                        });
+                    }
+                }
+            }
+        });
+        Responder { addr, mode, received, stop, thread: Some(thread) }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A response to `req` with `code`: Via, From, Call-ID and CSeq copied, a tag added to To.
+pub fn sip_response(req: &str, code: u16) -> String {
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        503 => "Service Unavailable",
+        _ => "Whatever",
+    };
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for line in req.split("\r\n").skip(1) {
+        if line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("via:")
+            || lower.starts_with("from:")
+            || lower.starts_with("call-id:")
+            || lower.starts_with("cseq:")
+        {
+            out.push_str(line);
+            out.push_str("\r\n");
+        } else if lower.starts_with("to:") {
+            out.push_str(line);
+            out.push_str(";tag=resp1\r\n");
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// A loopback UDP port nothing listens on (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+/// A free loopback UDP port for a peer program to take.
+pub fn free_port() -> u16 {
+    closed_port().port()
+}
+
+/// Sends a raw OPTIONS to `addr` and waits up to `wait` for any SIP answer; returns its status code.
+pub fn raw_options(addr: SocketAddr, wait: Duration) -> Option<u16> {
+    let sock = UdpSocket::bind(if addr.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).ok()?;
+    sock.set_read_timeout(Some(wait)).ok()?;
+    let local = sock.local_addr().ok()?;
+    let host = match addr {
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        SocketAddr::V4(a) => a.ip().to_string(),
+    };
+    let lhost = match local {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+    };
+    let branch = format!("z9hG4bKprobe{}", Instant::now().elapsed().as_nanos());
+    let req = format!(
+        "OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {lhost};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@{lhost}>;tag=p1\r\nTo: <sip:{host}:{port}>\r\nCall-ID: readiness-{branch}\r\nCSeq: 1 OPTIONS\r\n\
+         Contact: <sip:probe@{lhost}>\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n",
+        port = addr.port()
+    );
+    sock.send_to(req.as_bytes(), addr).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// Polls `addr` with raw OPTIONS until it answers anything (up to `timeout`); whether it did.
+pub fn wait_until_answers(addr: SocketAddr, timeout: Duration) -> Option<u16> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(code) = raw_options(addr, Duration::from_millis(300)) {
+            return Some(code);
+        }
+    }
+    None
+}
+
+/// Whether `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
+        || Path::new(program).is_file()
+}
+
+/// For tests that need peer software: `true` to go on; `false` (after saying why) to skip. With
+/// `REQUIRE_PEERS=1` a missing program fails the test instead.
+pub fn peer_available(program: &str, package: &str) -> bool {
+    if have(program) {
+        return true;
+    }
+    if std::env::var("REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!("`{program}` (Debian package `{package}`) is required (REQUIRE_PEERS=1) but not installed");
+    }
+    eprintln!(
+        "SKIPPED: `{program}` not found; install the Debian package `{package}` (scripts/ci-net.sh) to run this test"
+    );
+    false
+}
+
+/// The primary's probes as (t_ms, attempt) from the agent's events, starting at the first attempt 1
+/// at or after `from_ms`.
+pub fn attempts(events: &[Value], server: &str, from_ms: u64) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "probe" && e["server"] == server && t(e) >= from_ms)
+        .map(|e| (t(e), e["attempt"].as_u64().unwrap()))
+        .collect()
+}
