@@ -808,6 +808,7 @@ impl Driver {
             "backup": self.server_json(Side::Backup),
             "uptime_ms": self.now().as_millis(),
             "next_cycle_ms": a.next_cycle().map(|c| c.as_millis()),
+            "interval_ms": a.config().interval.as_millis(),
             "stats": {
                 "probes_sent": stats.probes_sent,
                 "replies": stats.replies,

@@ -379,3 +379,50 @@ pub fn attempts(events: &[Value], server: &str, from_ms: u64) -> Vec<(u64, u64)>
         .map(|e| (t(e), e["attempt"].as_u64().unwrap()))
         .collect()
 }
+
+/// Runs a control client subcommand (`status`, `force backup`, ...) against `socket`; returns the
+/// exit success, the parsed stdout (JSON, or Null) and stderr.
+pub fn ctl(socket: &Path, args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the control client");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), v, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Waits (bounded) until the control socket answers `status`.
+pub fn wait_for_socket(socket: &Path, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (ok, v, err) = ctl(socket, &["status"]);
+        if ok {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("control socket {} never answered: {err}", socket.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A configuration file with both servers on loopback, a VPN endpoint and an app URL per side.
+pub fn write_config(dir: &TempDir, name: &str, primary: SocketAddr, backup: SocketAddr, extra: &str) -> PathBuf {
+    let text = format!(
+        "[redundancy]\nprimary_server = \"{}\"\nprimary_port = {}\nbackup_destination = true\n\
+         backup_destination_address = \"{}\"\nbackup_destination_port = {}\nsip_keep_alive_mode = true\n\
+         sip_keep_alive_interval = 2\n\n[primary]\nvpn_endpoint = \"vpn-a.test:1194\"\n\n[backup]\n\
+         vpn_endpoint = \"vpn-b.test:1194\"\n\n[[app]]\nname = \"directory\"\n\
+         primary = \"http://a.test/dir.xml\"\nbackup = \"http://b.test/dir.xml\"\n{extra}",
+        primary.ip(),
+        primary.port(),
+        backup.ip(),
+        backup.port()
+    );
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
