@@ -1,0 +1,166 @@
+//! The control socket of a running agent, through the CLI clients: status, force, release, pause,
+//! resume, call state (failback waits for idle), live configuration (force mode) and refusals.
+
+mod interop_common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use interop_common::*;
+use serde_json::Value;
+
+struct Setup {
+    dir: TempDir,
+    socket: std::path::PathBuf,
+    agent: AgentProc,
+    p: Responder,
+    b: Responder,
+}
+
+fn setup(tag: &str) -> Setup {
+    let dir = TempDir::new(tag);
+    let p = Responder::start(Mode::Answer(200));
+    let b = Responder::start(Mode::Answer(200));
+    let socket = dir.join("ctl.sock");
+    let cfg = write_config(&dir, "phone.toml", p.addr, b.addr, "");
+    let agent =
+        AgentProc::start(&["--config", cfg.to_str().unwrap(), "--control", socket.to_str().unwrap()], dir.path());
+    wait_for_socket(&socket, Duration::from_secs(5));
+    Setup { dir, socket, agent, p, b }
+}
+
+fn ok(s: &Setup, args: &[&str]) -> Value {
+    let (ok, v, err) = ctl(&s.socket, args);
+    assert!(ok, "{args:?} failed: {err}");
+    v
+}
+
+#[test]
+fn status_reports_sides_servers_and_call_state() {
+    let mut s = setup("ctl-status");
+    s.agent.wait_nth(Duration::from_secs(5), "reply", 2, |_| true);
+    let v = ok(&s, &["status"]);
+    assert_eq!(v["active"], "primary");
+    assert_eq!(v["generation"], 0);
+    assert_eq!(v["paused"], false);
+    assert_eq!(v["call_state"], "idle");
+    assert_eq!(v["forced"], Value::Null);
+    assert_eq!(v["primary"]["next_hop"], s.p.addr.to_string());
+    assert_eq!(v["backup"]["next_hop"], s.b.addr.to_string());
+    assert_eq!(v["primary"]["up"], true);
+    assert_eq!(v["interval_ms"], 2000);
+}
+
+#[test]
+fn force_release_and_automatic_failback() {
+    let mut s = setup("ctl-force");
+    let v = ok(&s, &["force", "backup"]);
+    assert_eq!(v["active"], "backup", "no hook: applied at once: {v}");
+    assert_eq!(v["forced"], "backup");
+    assert_eq!(v["generation"], 1);
+    let sw = s.agent.wait_for(Duration::from_secs(2), "switch", |e| e["event"] == "switch");
+    assert_eq!(sw["reason"], "forced");
+    // While forced, the healthy primary does not take the bundle back.
+    s.agent.collect_for(Duration::from_millis(4500));
+    assert_eq!(s.agent.named("switch").len(), 1);
+    let v = ok(&s, &["release"]);
+    assert_eq!(v["forced"], Value::Null);
+    // Released: the primary has been alive for cycles, so failback follows within a cycle or two.
+    let fb =
+        s.agent.wait_for(Duration::from_secs(6), "failback", |e| e["event"] == "switch" && e["reason"] == "failback");
+    assert_eq!(fb["to"], "primary");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(ok(&s, &["status"])["active"], "primary");
+}
+
+#[test]
+fn pause_stops_probing_and_resume_starts_a_cycle_at_once() {
+    let mut s = setup("ctl-pause");
+    s.agent.wait_for(Duration::from_secs(5), "reply", |e| e["event"] == "reply");
+    let v = ok(&s, &["pause"]);
+    assert_eq!(v["paused"], true);
+    s.agent.wait_for(Duration::from_secs(1), "paused", |e| e["event"] == "paused");
+    let before = s.p.count();
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(s.p.count(), before, "no probe while paused");
+    let v = ok(&s, &["resume"]);
+    assert_eq!(v["paused"], false);
+    let resumed = s.agent.wait_for(Duration::from_secs(1), "resumed", |e| e["event"] == "resumed");
+    let probe = s
+        .agent
+        .wait_for(Duration::from_secs(1), "probe after resume", |e| e["event"] == "probe" && t(e) >= t(&resumed));
+    assert!(t(&probe) - t(&resumed) < 100, "a cycle starts at once");
+}
+
+#[test]
+fn failback_waits_until_the_call_ends() {
+    let mut s = setup("ctl-call");
+    ok(&s, &["force", "backup"]);
+    let v = ok(&s, &["call", "start"]);
+    assert_eq!(v["call_state"], "in_call");
+    assert_eq!(v["in_call"], true);
+    ok(&s, &["release"]);
+    let held = s.agent.wait_for(Duration::from_secs(6), "held", |e| e["event"] == "held");
+    assert_eq!(held["to"], "primary");
+    assert_eq!(held["reason"], "call_in_progress");
+    s.agent.collect_for(Duration::from_millis(2200));
+    assert!(!s.agent.named("switch").iter().any(|e| e["reason"] == "failback"), "no failback during the call");
+    let v = ok(&s, &["call", "end"]);
+    assert_eq!(v["call_state"], "idle");
+    let fb =
+        s.agent.wait_for(Duration::from_secs(5), "failback", |e| e["event"] == "switch" && e["reason"] == "failback");
+    assert_eq!(fb["to"], "primary");
+}
+
+#[test]
+fn a_new_configuration_applies_live_and_keeps_the_active_side() {
+    let mut s = setup("ctl-reload");
+    ok(&s, &["force", "backup"]);
+    let cfg2 = write_config(&s.dir, "phone2.toml", s.p.addr, s.b.addr, "");
+    let text =
+        std::fs::read_to_string(&cfg2).unwrap().replace("sip_keep_alive_interval = 2", "sip_keep_alive_interval = 3");
+    std::fs::write(&cfg2, text).unwrap();
+    let v = ok(&s, &["reload", cfg2.to_str().unwrap()]);
+    assert_eq!(v["interval_ms"], 3000, "{v}");
+    assert_eq!(v["active"], "backup");
+    assert_eq!(v["forced"], "backup");
+    assert_eq!(v["generation"], 1);
+    s.agent.wait_for(Duration::from_secs(2), "config_applied", |e| e["event"] == "config_applied");
+    // A broken file changes nothing and the error names the file, line and field.
+    let bad = s.dir.join("bad.toml");
+    std::fs::write(&bad, "[redundancy]\nprimary_server = \"127.0.0.1\"\nprimary_port = 99999\n").unwrap();
+    let (okay, _, err) = ctl(&s.socket, &["reload", bad.to_str().unwrap()]);
+    assert!(!okay);
+    assert!(err.contains("bad.toml") && err.contains("primary_port"), "{err}");
+    let v = ok(&s, &["status"]);
+    assert_eq!(v["interval_ms"], 3000);
+    assert_eq!(v["active"], "backup");
+}
+
+#[test]
+fn refusals_and_bad_requests_are_answered_not_fatal() {
+    let s = setup("ctl-bad");
+    // Failback while on the primary is refused with a reason.
+    let (okay, _, err) = ctl(&s.socket, &["failback"]);
+    assert!(!okay);
+    assert!(err.contains("already on the primary"), "{err}");
+    // Raw garbage on the socket.
+    let mut c = UnixStream::connect(&s.socket).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    c.write_all(b"not json\n{\"cmd\":\"fly\"}\n{\"cmd\":\"force\",\"side\":\"left\"}\n").unwrap();
+    let mut r = BufReader::new(c);
+    for _ in 0..3 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ok"], false, "{line}");
+        assert!(v["error"].is_string());
+    }
+    // Still alive and well.
+    assert_eq!(ok(&s, &["status"])["active"], "primary");
+    // No agent at a path: a clear error and a failing exit status.
+    let (okay, _, err) = ctl(&s.dir.join("nothing.sock"), &["status"]);
+    assert!(!okay);
+    assert!(err.contains("cannot reach the agent"), "{err}");
+}
