@@ -35,11 +35,18 @@
 //!
 //! - `std` (default): the standard-library side. Without it the crate is `#![no_std]` and has no
 //!   allocator requirement: only [`core`] is built.
+//! - `ffi`: the C interface in the `ffi` module, with its cbindgen header `include/sip_failover.h`;
+//!   works with or without `std`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod core;
+
+/// The C interface over the core (header `include/sip_failover.h`).
+#[cfg(feature = "ffi")]
+#[allow(unsafe_code)]
+pub mod ffi;
 
 /// The phone's configuration file: the Redundancy template in TOML, validated.
 #[cfg(feature = "std")]
