@@ -37,6 +37,8 @@
 //!   allocator requirement: only [`core`] is built.
 //! - `ffi`: the C interface in the `ffi` module, with its cbindgen header `include/sip_failover.h`;
 //!   works with or without `std`.
+//! - `indicator`: a status LED driven from the core's events, in the `indicator` module, on
+//!   the embedded-hal 1.0 traits; `no_std`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -47,6 +49,10 @@ pub mod core;
 #[cfg(feature = "ffi")]
 #[allow(unsafe_code)]
 pub mod ffi;
+
+/// A status LED for phone hardware on the embedded-hal 1.0 traits.
+#[cfg(feature = "indicator")]
+pub mod indicator;
 
 /// The phone's configuration file: the Redundancy template in TOML, validated.
 #[cfg(feature = "std")]

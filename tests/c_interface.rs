@@ -91,7 +91,7 @@ fn c_example_runs_a_failover_through_the_c_interface() {
     assert!(run.status.success(), "the C example failed ({}):\n{stdout}\n{stderr}", run.status);
 
     let lines: Vec<&str> = stdout.lines().collect();
-    let has = |l: &str| lines.iter().any(|x| *x == l);
+    let has = |l: &str| lines.contains(&l);
     // The primary never answers: attempts at 0, 800 and 1200 ms, failed at 1600 ms. The backup answers
     // every probe, so the switch comes at exactly 1600 ms, generation 1, and is acknowledged.
     for want in [
@@ -109,7 +109,7 @@ fn c_example_runs_a_failover_through_the_c_interface() {
         assert!(has(want), "missing line {want:?} in the C example's output:\n{stdout}");
     }
     assert!(
-        lines.iter().any(|l| *l == "t=20 reply backup attempt=1 status=200 rtt_us=20000"),
+        lines.contains(&"t=20 reply backup attempt=1 status=200 rtt_us=20000"),
         "no reply from the backup:\n{stdout}"
     );
     // Nothing switches before 1600 ms, and only once.
