@@ -17,6 +17,12 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sip-failover");
 
+/// A number not handed out before in this process.
+pub fn unique() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -55,7 +61,7 @@ pub struct AgentProc {
 impl AgentProc {
     /// Starts `sip-failover run <args> --events json`.
     pub fn start(args: &[&str], stderr_dir: &Path) -> AgentProc {
-        let stderr_path = stderr_dir.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
+        let stderr_path = stderr_dir.join(format!("agent-{}.log", unique()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(BIN)
             .arg("run")
@@ -324,7 +330,7 @@ pub fn raw_options(addr: SocketAddr, wait: Duration) -> Option<u16> {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),
     };
-    let branch = format!("z9hG4bKprobe{}", Instant::now().elapsed().as_nanos());
+    let branch = format!("z9hG4bKprobe{}x{}", std::process::id(), unique());
     let req = format!(
         "OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {lhost};branch={branch};rport\r\nMax-Forwards: 70\r\n\
          From: <sip:probe@{lhost}>;tag=p1\r\nTo: <sip:{host}:{port}>\r\nCall-ID: readiness-{branch}\r\nCSeq: 1 OPTIONS\r\n\
@@ -342,7 +348,7 @@ pub fn raw_options(addr: SocketAddr, wait: Duration) -> Option<u16> {
 pub fn wait_until_answers(addr: SocketAddr, timeout: Duration) -> Option<u16> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if let Some(code) = raw_options(addr, Duration::from_millis(300)) {
+        if let Some(code) = raw_options(addr, Duration::from_millis(1500)) {
             return Some(code);
         }
     }
@@ -425,4 +431,81 @@ pub fn write_config(dir: &TempDir, name: &str, primary: SocketAddr, backup: Sock
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// Whether a UDP port on 127.0.0.1 is taken (a peer has bound it).
+pub fn port_taken(port: u16) -> bool {
+    UdpSocket::bind(("127.0.0.1", port)).is_err()
+}
+
+/// A peer program (SIPp, Kamailio) started by a test, killed on drop.
+pub struct Peer {
+    pub name: String,
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Peer {
+    /// Starts `program args` with stdout and stderr in `dir/<name>.log`, then waits (bounded) until
+    /// its UDP port is bound and, if `answers`, until it answers a raw OPTIONS.
+    pub fn start(name: &str, program: &str, args: &[String], addr: SocketAddr, dir: &Path, answers: bool) -> Peer {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        let mut peer = Peer { name: name.into(), child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !port_taken(addr.port()) {
+            if let Ok(Some(st)) = peer.child.try_wait() {
+                panic!("{name} exited ({st}) before binding {addr}:\n{}", peer.log_text());
+            }
+            assert!(Instant::now() < deadline, "{name} never bound {addr}:\n{}", peer.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if answers {
+            let code = wait_until_answers(addr, Duration::from_secs(10));
+            assert!(code.is_some(), "{name} on {addr} never answered OPTIONS:\n{}", peer.log_text());
+        }
+        peer
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The probe cycles of `server` seen in `events`: for each attempt 1, the times (relative to it) of the
+/// attempts that followed in the same cycle.
+pub fn cycles(events: &[Value], server: &str) -> Vec<Vec<(u64, u64)>> {
+    let mut out: Vec<Vec<(u64, u64)>> = Vec::new();
+    for (t_ms, attempt) in attempts(events, server, 0) {
+        if attempt == 1 {
+            out.push(vec![(t_ms, 1)]);
+        } else if let Some(c) = out.last_mut() {
+            c.push((t_ms, attempt));
+        }
+    }
+    out
 }
