@@ -355,10 +355,17 @@ pub fn wait_until_answers(addr: SocketAddr, timeout: Duration) -> Option<u16> {
     None
 }
 
-/// Whether `program` is on PATH.
+/// Where `program` is: on PATH, or in the sbin directories a non-root PATH may lack.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    dirs.into_iter().map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Whether `program` can be found.
 pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
-        || Path::new(program).is_file()
+    which(program).is_some()
 }
 
 /// For tests that need peer software: `true` to go on; `false` (after saying why) to skip. With
@@ -452,7 +459,7 @@ impl Peer {
     pub fn start(name: &str, program: &str, args: &[String], addr: SocketAddr, dir: &Path, answers: bool) -> Peer {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(program)
+        let child = Command::new(which(program).unwrap_or_else(|| PathBuf::from(program)))
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())

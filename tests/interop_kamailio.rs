@@ -1,0 +1,188 @@
+//! Interop with Kamailio (Debian package `kamailio`) as the PBX pair on loopback. Each instance runs
+//! `tests/kamailio/kamailio.cfg` in the foreground with its own port, control socket and runtime
+//! directory, and answers OPTIONS with the code in `$shv(code)`: 200, 503, or 0 to drop. The tests
+//! change that code while everything runs (`kamcmd pv.shvSet code int N`) and check the agent's
+//! switches and attempt timings from its JSON events.
+//!
+//! Without `kamailio`/`kamcmd` on PATH the tests say so and pass, unless `REQUIRE_PEERS=1` (set in
+//! CI), where they fail.
+
+mod interop_common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use interop_common::*;
+
+struct Kamailio {
+    peer: Peer,
+    ctl: PathBuf,
+}
+
+impl Kamailio {
+    fn start(dir: &TempDir, name: &str) -> Kamailio {
+        let run = dir.join(name);
+        std::fs::create_dir_all(&run).unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let ctl = run.join("ctl");
+        let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/kamailio.cfg");
+        let mut args: Vec<String> = vec![
+            "-DD".into(),
+            "-E".into(),
+            "-f".into(),
+            cfg.to_string_lossy().into_owned(),
+            "-Y".into(),
+            run.to_string_lossy().into_owned(),
+            "-w".into(),
+            run.to_string_lossy().into_owned(),
+            "-l".into(),
+            format!("udp:{addr}"),
+            "-A".into(),
+            format!("CTL_SOCK=\"unix:{}\"", ctl.display()),
+            "-m".into(),
+            "32".into(),
+        ];
+        if let Some(mpath) = module_dir() {
+            args.push("-L".into());
+            args.push(mpath.to_string_lossy().into_owned());
+        }
+        let peer = Peer::start(name, "kamailio", &args, addr, &run, true);
+        Kamailio { peer, ctl }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.peer.addr
+    }
+
+    /// `kamcmd pv.shvSet code int N`: what the server answers from now on (0 = drop).
+    fn set_code(&self, code: u16) {
+        let out = Command::new(which("kamcmd").expect("kamcmd"))
+            .arg("-s")
+            .arg(format!("unix:{}", self.ctl.display()))
+            .args(["pv.shvSet", "code", "int", &code.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kamcmd");
+        assert!(
+            out.status.success(),
+            "kamcmd failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The directory holding Kamailio's modules, where it is in a usual place.
+fn module_dir() -> Option<PathBuf> {
+    let arch = std::env::consts::ARCH;
+    [
+        format!("/usr/lib/{arch}-linux-gnu/kamailio/modules"),
+        "/usr/lib/kamailio/modules".to_string(),
+        "/usr/lib64/kamailio/modules".to_string(),
+        "/usr/local/lib64/kamailio/modules".to_string(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|d| d.join("sl.so").is_file())
+}
+
+fn available() -> bool {
+    peer_available("kamailio", "kamailio") && peer_available("kamcmd", "kamailio")
+}
+
+fn run_agent(dir: &Path, p: &Kamailio, b: &Kamailio) -> AgentProc {
+    AgentProc::start(&["--primary", &p.addr().to_string(), "--backup", &b.addr().to_string(), "--interval", "2"], dir)
+}
+
+#[test]
+fn kamailio_primary_dropping_then_answering_again_fails_over_and_back() {
+    if !available() {
+        return;
+    }
+    let dir = TempDir::new("kam-drop");
+    let p = Kamailio::start(&dir, "primary");
+    let b = Kamailio::start(&dir, "backup");
+    let mut agent = run_agent(dir.path(), &p, &b);
+    agent.wait_for(Duration::from_secs(5), "first primary reply", |e| {
+        e["event"] == "reply" && e["server"] == "primary" && e["status"] == 200
+    });
+
+    p.set_code(0);
+    let sw = agent.wait_for(Duration::from_secs(8), "failover", |e| e["event"] == "switch");
+    assert_eq!((sw["from"].as_str(), sw["to"].as_str()), (Some("primary"), Some("backup")));
+    assert_eq!(sw["reason"], "failover");
+    assert_eq!(sw["generation"], 1);
+    // The cycle that failed: three attempts at 0, 800 and 1200 ms, the switch at 1600 ms.
+    let failed = cycles(&agent.events, "primary").into_iter().rev().find(|c| c.len() == 3).expect("a full ladder");
+    let t0 = failed[0].0;
+    let gap2 = failed[1].0 - t0;
+    let gap3 = failed[2].0 - t0;
+    assert!((780..=900).contains(&gap2), "attempt 2 at +{gap2} ms");
+    assert!((1180..=1300).contains(&gap3), "attempt 3 at +{gap3} ms");
+    let at = t(&sw) - t0;
+    assert!((1580..=1750).contains(&at), "switch at +{at} ms");
+    agent.wait_for(Duration::from_secs(1), "applied", |e| e["event"] == "applied" && e["side"] == "backup");
+
+    p.set_code(200);
+    let fb =
+        agent.wait_for(Duration::from_secs(10), "failback", |e| e["event"] == "switch" && e["reason"] == "failback");
+    assert_eq!(fb["to"], "primary");
+    assert_eq!(fb["generation"], 2);
+    // Failback waited for two alive cycles of the primary (failback_after = 2).
+    let back_up = agent
+        .events
+        .iter()
+        .find(|e| e["event"] == "server_up" && e["server"] == "primary" && t(e) > t(&sw))
+        .cloned()
+        .expect("primary up again");
+    let waited = t(&fb) - t(&back_up);
+    assert!((1900..=2300).contains(&waited), "failback {waited} ms after the primary came back");
+    agent.wait_for(Duration::from_secs(1), "applied primary", |e| e["event"] == "applied" && e["side"] == "primary");
+}
+
+#[test]
+fn kamailio_primary_answering_503_fails_over_at_once() {
+    if !available() {
+        return;
+    }
+    let dir = TempDir::new("kam-503");
+    let p = Kamailio::start(&dir, "primary");
+    let b = Kamailio::start(&dir, "backup");
+    let mut agent = run_agent(dir.path(), &p, &b);
+    agent.wait_for(Duration::from_secs(5), "first primary reply", |e| {
+        e["event"] == "reply" && e["server"] == "primary" && e["status"] == 200
+    });
+    p.set_code(503);
+    let sw = agent.wait_for(Duration::from_secs(5), "failover", |e| e["event"] == "switch");
+    assert_eq!((sw["to"].as_str(), sw["reason"].as_str()), (Some("backup"), Some("failover")));
+    let reply = agent
+        .events
+        .iter()
+        .find(|e| e["event"] == "reply" && e["server"] == "primary" && e["status"] == 503)
+        .cloned()
+        .unwrap();
+    assert_eq!(reply["retry_after"], 30);
+    assert_eq!(reply["attempt"], 1, "a 503 is an answer: no retry");
+    assert!(t(&sw) - t(&reply) < 300, "the switch follows the 503, not the ladder");
+    let down = agent.events.iter().find(|e| e["event"] == "server_down").cloned().unwrap();
+    assert_eq!((down["reason"].as_str(), down["status"].as_u64()), (Some("status"), Some(503)));
+}
+
+#[test]
+fn kamailio_pair_both_dropping_reports_no_server_and_stays() {
+    if !available() {
+        return;
+    }
+    let dir = TempDir::new("kam-none");
+    let p = Kamailio::start(&dir, "primary");
+    let b = Kamailio::start(&dir, "backup");
+    let mut agent = run_agent(dir.path(), &p, &b);
+    agent.wait_for(Duration::from_secs(5), "first reply", |e| e["event"] == "reply");
+    p.set_code(0);
+    b.set_code(0);
+    agent.wait_for(Duration::from_secs(8), "no_server_reachable", |e| e["event"] == "no_server_reachable");
+    assert!(agent.named("switch").is_empty(), "{}", agent.dump());
+}
