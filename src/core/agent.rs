@@ -767,6 +767,13 @@ impl Agent {
         self.windows.iter().flatten().any(|w| w.side == side && w.start <= now && now < w.end)
     }
 
+    /// Whether `side` is inside a planned window or within the lead time before one: the phone does
+    /// not move onto it.
+    fn window_near(&self, side: Side, now: Instant) -> bool {
+        let lead = self.config.planned_lead;
+        self.windows.iter().flatten().any(|w| w.side == side && w.start.saturating_sub(lead) <= now && now < w.end)
+    }
+
     fn expire_windows(&mut self, now: Instant) {
         for w in &mut self.windows {
             if w.is_some_and(|w| w.end <= now) {
@@ -823,7 +830,7 @@ impl Agent {
             .map(|w| w.start)
             .min();
         if let Some(start) = planned {
-            let other_ok = self.probes[other.index()].up == Some(true) && !self.in_window(other, now);
+            let other_ok = self.probes[other.index()].up == Some(true) && !self.window_near(other, now);
             if other_ok {
                 if !self.in_call || now >= start {
                     self.switch(other, SwitchReason::Planned);
@@ -837,7 +844,7 @@ impl Agent {
         if target == Side::Backup
             && self.config.failback.mode == FailbackMode::Auto
             && self.probes[0].streak >= self.config.failback.after_cycles
-            && !self.in_window(Side::Primary, now)
+            && !self.window_near(Side::Primary, now)
         {
             let due = *self.failback_due.get_or_insert(now.saturating_add(self.spread));
             if now >= due {
