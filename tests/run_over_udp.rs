@@ -152,3 +152,26 @@ fn via_carries_the_real_local_address() {
     assert!(req.contains(&format!("SIP/2.0/UDP {local}")), "Via names {local}: {req}");
     assert!(agent.named("switch").is_empty());
 }
+
+#[test]
+fn a_dual_stack_bind_reaches_ipv4_servers() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 on this machine");
+        return;
+    }
+    let dir = TempDir::new("udp-dual");
+    let p = Responder::start(Mode::Answer(200));
+    let b = Responder::start_on("[::1]:0", Mode::Answer(200));
+    let mut a = args(&p.addr.to_string(), &b.addr.to_string());
+    a.extend(["--bind".to_string(), "::".to_string(), "--dscp".to_string(), "cs3".to_string()]);
+    let mut agent = start(&a, &dir);
+    agent.wait_for(Duration::from_secs(5), "reply from the IPv4 primary", |e| {
+        e["event"] == "reply" && e["server"] == "primary"
+    });
+    agent.wait_for(Duration::from_secs(5), "reply from the IPv6 backup", |e| {
+        e["event"] == "reply" && e["server"] == "backup"
+    });
+    let req = p.received.lock().unwrap()[0].1.clone();
+    assert!(req.contains("SIP/2.0/UDP 127.0.0.1:"), "Via names the IPv4 address, not a mapped one: {req}");
+    assert!(agent.named("switch").is_empty());
+}

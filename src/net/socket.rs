@@ -67,3 +67,40 @@ fn is_mapped(a: SocketAddr) -> bool {
 pub fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dscp_is_written_in_the_tos_byte() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let (s, local) = connected_udp(peer, SocketOptions { bind: None, dscp: 26 }).unwrap();
+        assert_eq!(socket2::SockRef::from(&s).tos_v4().unwrap(), 26 << 2);
+        assert_eq!(local.ip(), peer.ip());
+        assert_ne!(local.port(), 0);
+        let (s, _) = connected_udp(peer, SocketOptions { bind: None, dscp: 0 }).unwrap();
+        assert_eq!(socket2::SockRef::from(&s).tos_v4().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_dual_stack_socket_reaches_ipv4_and_reports_a_plain_ipv4_address() {
+        if std::net::UdpSocket::bind("[::1]:0").is_err() {
+            return; // no IPv6 on this machine
+        }
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let opts = SocketOptions { bind: Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), dscp: 24 };
+        let (s, local) = connected_udp(peer, opts).unwrap();
+        assert_eq!(local.ip(), peer.ip(), "the mapped address is given back as IPv4");
+        assert_eq!(socket2::SockRef::from(&s).tclass_v6().unwrap(), 24 << 2);
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let (_, local) = connected_udp(v6, opts).unwrap();
+        assert_eq!(local.ip(), v6.ip());
+    }
+
+    #[test]
+    fn a_bind_address_of_the_wrong_family_is_an_error() {
+        let opts = SocketOptions { bind: Some("127.0.0.1".parse().unwrap()), dscp: 0 };
+        assert!(connected_udp("[::1]:9".parse().unwrap(), opts).is_err());
+    }
+}
