@@ -28,6 +28,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::{self, AliveCodes, Duration, FailbackMode, InlineStr, Ladder, Side, MAX_ATTEMPTS};
+use crate::maintenance::calendar::{self, RecurringWindow};
+use crate::maintenance::notice::{FeedError, NoticeFeed};
+use crate::maintenance::schedule::Schedule;
+use crate::maintenance::upgrade::UpgradeWindow;
 
 /// A configuration file that cannot be used, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +185,21 @@ pub struct PhoneConfig {
     pub user: String,
     /// Driver settings.
     pub network: NetworkConfig,
+    /// Planned maintenance settings.
+    pub maintenance: MaintenanceConfig,
+}
+
+/// Planned maintenance settings: where the notices are and the recurring windows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MaintenanceConfig {
+    /// The notice feed file (relative paths are taken from the configuration file's folder).
+    pub notices: Option<PathBuf>,
+    /// Recurring windows of the primary's server.
+    pub primary_windows: Vec<RecurringWindow>,
+    /// Recurring windows of the backup's server.
+    pub backup_windows: Vec<RecurringWindow>,
+    /// The phone's own upgrade window, in its local time zone (seed 004).
+    pub upgrade: Option<UpgradeWindow>,
 }
 
 // ---- the file as written ----
@@ -199,6 +218,20 @@ struct RawFile {
     advanced: Option<Spanned<RawAdvanced>>,
     #[serde(default)]
     network: Option<Spanned<RawNetwork>>,
+    #[serde(default)]
+    maintenance: Option<Spanned<RawMaintenance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    notices: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
+    primary_windows: Option<Spanned<Vec<String>>>,
+    backup_windows: Option<Spanned<Vec<String>>>,
+    upgrade_window: Option<Spanned<String>>,
+    upgrade_time_zone: Option<Spanned<String>>,
+    upgrade_buffer_h: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -477,8 +510,14 @@ impl PhoneConfig {
             network.state_dir = n.state_dir.as_ref().map(|s| PathBuf::from(s.get_ref()));
         }
 
+        let maintenance = match raw.maintenance.map(Spanned::into_inner) {
+            Some(m) => maintenance_config(cx, &m)?,
+            None => MaintenanceConfig::default(),
+        };
+
         Ok(PhoneConfig {
             path: cx.path.to_path_buf(),
+            maintenance,
             primary,
             backup,
             apps,
@@ -491,6 +530,22 @@ impl PhoneConfig {
             planned_lead,
             user,
             network,
+        })
+    }
+
+    /// The planned-maintenance schedule: the clusters of both sides, the notice feed (read now) and
+    /// the recurring windows.
+    pub fn schedule(&self) -> Result<Schedule, FeedError> {
+        let feed = match &self.maintenance.notices {
+            Some(p) => NoticeFeed::load(p)?,
+            None => NoticeFeed::default(),
+        };
+        Ok(Schedule {
+            primary_cluster: self.primary.cluster.clone(),
+            backup_cluster: self.backup.as_ref().and_then(|b| b.cluster.clone()),
+            feed,
+            primary_windows: self.maintenance.primary_windows.clone(),
+            backup_windows: self.maintenance.backup_windows.clone(),
         })
     }
 
@@ -554,6 +609,49 @@ impl PhoneConfig {
         };
         Some(self.core_config(p, b))
     }
+}
+
+fn maintenance_config(cx: &Ctx<'_>, m: &RawMaintenance) -> Result<MaintenanceConfig, ConfigFileError> {
+    let tz = m.time_zone.as_ref();
+    let tz_name = tz.map_or("UTC", |t| t.get_ref().as_str());
+    if let Some(t) = tz {
+        calendar::time_zone(tz_name).map_err(|e| cx.at(t, "maintenance.time_zone", e.to_string()))?;
+    }
+    let windows = |v: Option<&Spanned<Vec<String>>>, field: &str| -> Result<Vec<RecurringWindow>, ConfigFileError> {
+        let Some(v) = v else { return Ok(Vec::new()) };
+        v.get_ref()
+            .iter()
+            .map(|w| RecurringWindow::parse(w, tz_name).map_err(|e| cx.at(v, field, format!("`{w}`: {e}"))))
+            .collect()
+    };
+    let primary_windows = windows(m.primary_windows.as_ref(), "maintenance.primary_windows")?;
+    let backup_windows = windows(m.backup_windows.as_ref(), "maintenance.backup_windows")?;
+    let upgrade = match &m.upgrade_window {
+        None => None,
+        Some(w) => {
+            let utz = m.upgrade_time_zone.as_ref().ok_or_else(|| {
+                cx.at(w, "maintenance.upgrade_time_zone", "an upgrade window needs the phone's local time zone")
+            })?;
+            let rw = RecurringWindow::parse(w.get_ref(), utz.get_ref())
+                .map_err(|e| cx.at(w, "maintenance.upgrade_window", e.to_string()))?;
+            let mut up = UpgradeWindow::new(rw);
+            if let Some(h) = int_in(cx, m.upgrade_buffer_h.as_ref(), "maintenance.upgrade_buffer_h", 0, 24 * 366)? {
+                up = up.with_buffer(jiff::SignedDuration::from_hours(h)).map_err(|e| {
+                    cx.err(m.upgrade_buffer_h.as_ref().map(|b| b.span()), "maintenance.upgrade_buffer_h", e.to_string())
+                })?;
+            }
+            Some(up)
+        }
+    };
+    let notices = match &m.notices {
+        None => None,
+        Some(n) if n.get_ref().trim().is_empty() => return Err(cx.at(n, "maintenance.notices", "must not be empty")),
+        Some(n) => {
+            let p = PathBuf::from(n.get_ref());
+            Some(if p.is_relative() { cx.path.parent().map_or(p.clone(), |d| d.join(&p)) } else { p })
+        }
+    };
+    Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade })
 }
 
 /// Guesses the field from a serde message such as "unknown field `x`" or "missing field `y`".

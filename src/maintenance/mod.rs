@@ -13,6 +13,9 @@
 //! - [`plan`](crate::maintenance::plan): operator-style planning of an intervention into notices, slot by
 //!   policy, a Monday pre-notice and a one-week-per-cluster rollout (seeds 000 and 002).
 //!
+//! - [`schedule`](crate::maintenance::schedule): which windows affect the phone's two servers, converted
+//!   to the agent's monotonic clock, and the bell count.
+//!
 //! Every instant is a [`jiff::Timestamp`]; wall-clock times are only used for rules and are converted with
 //! compatible disambiguation (a time in a spring-forward gap moves later, one in a fall-back fold takes
 //! the earlier instant).
@@ -23,6 +26,7 @@
 pub mod calendar;
 pub mod notice;
 pub mod plan;
+pub mod schedule;
 pub mod upgrade;
 
 pub use calendar::{Recurrence, RecurringWindow, Window};
