@@ -19,6 +19,8 @@
 //! sip_keep_alive_interval = 15           # seconds
 //! ```
 
+pub mod apply;
+
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
