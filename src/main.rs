@@ -64,9 +64,12 @@ enum Cmd {
     // ---- added by other modules: one variant here and one arm in `main` ----
     // Lab(sip_failover::sim::cli::LabArgs),                  -> lab
     // PbxSim(sip_failover::sim::cli::PbxSimArgs),            -> pbx-sim
-    // UpgradeWindow(sip_failover::maintenance::cli::Args),   -> upgrade-window
-    // Plan(sip_failover::maintenance::cli::PlanArgs),        -> plan
-    // Apply(sip_failover::config::cli::ApplyArgs),           -> apply
+    /// When a change that needs a reboot is applied: the phone's upgrade window after the buffer.
+    UpgradeWindow(sip_failover::maintenance::cli::UpgradeWindowArgs),
+    /// Plan an intervention into a maintenance notice feed, one cluster a week.
+    Plan(sip_failover::maintenance::cli::PlanArgs),
+    /// Apply a configuration file: save, rebuild (for the upgrade window) or force (live).
+    Apply(sip_failover::config::cli::ApplyArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,5 +86,8 @@ fn main() -> ExitCode {
         Cmd::Call { state, client } => cli::client(&client, Request::Call(state == CallArg::Start)),
         Cmd::TransactionFailed(c) => cli::client(&c, Request::TransactionFailed),
         Cmd::Reload { file, client } => cli::reload(&client, &file),
+        Cmd::UpgradeWindow(a) => sip_failover::maintenance::cli::upgrade_window(&a),
+        Cmd::Plan(a) => sip_failover::maintenance::cli::plan(&a),
+        Cmd::Apply(a) => sip_failover::config::cli::apply(&a),
     }
 }

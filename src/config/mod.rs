@@ -20,6 +20,7 @@
 //! ```
 
 pub mod apply;
+pub mod cli;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

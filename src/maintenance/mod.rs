@@ -24,6 +24,7 @@
 //! [`plan_feed`](crate::maintenance::plan_feed) take and return plain strings for the command line.
 
 pub mod calendar;
+pub mod cli;
 pub mod notice;
 pub mod plan;
 pub mod schedule;
