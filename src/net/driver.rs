@@ -85,12 +85,13 @@ impl Overrides {
                     side.outbound_proxy = None;
                 }
                 None => {
-                    cfg.backup = Some(crate::config::SideConfig {
-                        server: b.clone(),
-                        outbound_proxy: None,
-                        vpn_endpoint: None,
-                        cluster: None,
-                    })
+                    // A backup the file did not have: the primary's settings with nothing of its own.
+                    let mut side = cfg.primary.clone();
+                    side.server = b.clone();
+                    side.outbound_proxy = None;
+                    side.vpn_endpoint = None;
+                    side.cluster = None;
+                    cfg.backup = Some(side);
                 }
             }
         }
@@ -460,7 +461,7 @@ impl Driver {
                     Ok(Some(t)) => t,
                     Ok(None) => break,
                     Err(e) => {
-                        self.buf.resize(e.needed.min(65_507).max(self.buf.len() + 1), 0);
+                        self.buf.resize(e.needed.max(self.buf.len() + 1), 0);
                         continue;
                     }
                 };
