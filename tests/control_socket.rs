@@ -117,6 +117,7 @@ fn failback_waits_until_the_call_ends() {
 fn a_new_configuration_applies_live_and_keeps_the_active_side() {
     let mut s = setup("ctl-reload");
     ok(&s, &["force", "backup"]);
+    ok(&s, &["call", "start"]);
     let cfg2 = write_config(&s.dir, "phone2.toml", s.p.addr, s.b.addr, "");
     let text =
         std::fs::read_to_string(&cfg2).unwrap().replace("sip_keep_alive_interval = 2", "sip_keep_alive_interval = 3");
@@ -126,6 +127,7 @@ fn a_new_configuration_applies_live_and_keeps_the_active_side() {
     assert_eq!(v["active"], "backup");
     assert_eq!(v["forced"], "backup");
     assert_eq!(v["generation"], 1);
+    assert_eq!(v["call_state"], "in_call", "the call survives the new configuration");
     s.agent.wait_for(Duration::from_secs(2), "config_applied", |e| e["event"] == "config_applied");
     // A broken file changes nothing and the error names the file, line and field.
     let bad = s.dir.join("bad.toml");

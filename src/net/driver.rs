@@ -31,6 +31,9 @@ use super::state::StateFile;
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::{Agent, Command, Config, ConfigError, Event, Instant, Side, Snapshot};
 
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_507;
+
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -460,9 +463,15 @@ impl Driver {
                 let t = match self.agent.poll_transmit(now, &mut self.buf) {
                     Ok(Some(t)) => t,
                     Ok(None) => break,
-                    Err(e) => {
-                        self.buf.resize(e.needed.max(self.buf.len() + 1), 0);
+                    Err(e) if e.needed > self.buf.len() && e.needed <= MAX_DATAGRAM => {
+                        self.buf.resize(e.needed, 0);
                         continue;
+                    }
+                    Err(e) => {
+                        // The core could not encode the probe with any buffer we can give: report it
+                        // and go on; the attempt's wait still runs, so the ladder stays bounded.
+                        tracing::error!("a probe could not be encoded ({e}); not sent");
+                        break;
                     }
                 };
                 progressed = true;
