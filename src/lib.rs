@@ -65,3 +65,7 @@ pub mod maintenance;
 /// The agent on a real network: tokio driver, DNS, switch hook, control socket, state file.
 #[cfg(feature = "std")]
 pub mod net;
+
+/// The lab: a simulated PBX pair, fault scenarios, fleets, timelines, virtual and real time.
+#[cfg(feature = "std")]
+pub mod sim;

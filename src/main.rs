@@ -62,8 +62,10 @@ enum Cmd {
         client: ClientArgs,
     },
     // ---- added by other modules: one variant here and one arm in `main` ----
-    // Lab(sip_failover::sim::cli::LabArgs),                  -> lab
-    // PbxSim(sip_failover::sim::cli::PbxSimArgs),            -> pbx-sim
+    /// Run the agent against a simulated PBX pair under a fault scenario; show and measure it.
+    Lab(Box<sip_failover::sim::cli::LabArgs>),
+    /// Run the simulated PBX pair alone, for other phones or agents to probe.
+    PbxSim(sip_failover::sim::cli::PbxSimArgs),
     /// When a change that needs a reboot is applied: the phone's upgrade window after the buffer.
     UpgradeWindow(sip_failover::maintenance::cli::UpgradeWindowArgs),
     /// Plan an intervention into a maintenance notice feed, one cluster a week.
@@ -86,6 +88,8 @@ fn main() -> ExitCode {
         Cmd::Call { state, client } => cli::client(&client, Request::Call(state == CallArg::Start)),
         Cmd::TransactionFailed(c) => cli::client(&c, Request::TransactionFailed),
         Cmd::Reload { file, client } => cli::reload(&client, &file),
+        Cmd::Lab(args) => sip_failover::sim::cli::lab(&args),
+        Cmd::PbxSim(args) => sip_failover::sim::cli::pbx_sim(&args),
         Cmd::UpgradeWindow(a) => sip_failover::maintenance::cli::upgrade_window(&a),
         Cmd::Plan(a) => sip_failover::maintenance::cli::plan(&a),
         Cmd::Apply(a) => sip_failover::config::cli::apply(&a),

@@ -1,0 +1,269 @@
+//! What the `lab` and `pbx-sim` subcommands call.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::scenario::{Scenario, StepAction, Target};
+use super::summary::{render, secs};
+use super::timeline::{is_shown, live_line, Record, What};
+use super::{fleet, r#virtual, realtime, udp, RunOutput};
+use crate::core::{Duration, Event, Instant, Side};
+
+/// Which live lines `lab` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum Lines {
+    /// Every probe, reply, timeout, state change and switch.
+    All,
+    /// Faults, servers going down or up, switches.
+    Changes,
+    /// Only the summary.
+    None,
+}
+
+/// `sip-failover lab`: run the agent against a simulated PBX pair under a fault scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabArgs {
+    /// A scenario file (TOML, see `firmware-config/scenarios/`); the built-in primary-blackholed
+    /// scenario when omitted.
+    pub scenario: Option<PathBuf>,
+    /// Run on virtual time: as fast as the CPU allows, seeded and exact.
+    #[arg(long = "virtual")]
+    pub virtual_time: bool,
+    /// How many phones to run in this one process against the pair.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub phones: u32,
+    /// Seed of every random source (agents' branches and tags, the pair's losses).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write `timeline.svg`, `timeline.jsonl` and `summary.txt`.
+    #[arg(long, default_value = "target/lab")]
+    pub out: PathBuf,
+    /// Which live lines to print (default: all for one phone, changes for fleets).
+    #[arg(long, value_enum)]
+    pub lines: Option<Lines>,
+}
+
+/// `sip-failover pbx-sim`: run the simulated pair alone until Ctrl-C.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PbxSimArgs {
+    /// The primary's address.
+    #[arg(long, default_value = "127.0.0.1:25060")]
+    pub primary: SocketAddr,
+    /// The backup's address.
+    #[arg(long, default_value = "127.0.0.1:25062")]
+    pub backup: SocketAddr,
+    /// A scenario whose fault script the pair plays (its phone settings are ignored); healthy forever
+    /// when omitted.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Seed of the pair's random losses.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print every request received, not only faults and a per-second count.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+fn load(path: Option<&Path>) -> Result<Scenario, ExitCode> {
+    match path {
+        None => Ok(Scenario::builtin()),
+        Some(p) => Scenario::load(p).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }),
+    }
+}
+
+/// Prints live lines, with a progress status line on stderr when it is a terminal.
+struct Printer {
+    duration: Duration,
+    lines: Lines,
+    status: bool,
+    shown: bool,
+    active: Side,
+}
+
+impl Printer {
+    fn record(&mut self, r: &Record) {
+        if let What::Agent(Event::Applied { side, .. }) = r.what {
+            self.active = side;
+        }
+        let show = match self.lines {
+            Lines::All => is_shown(r),
+            Lines::Changes => matches!(
+                r.what,
+                What::Fault(_)
+                    | What::Agent(
+                        Event::ServerDown { .. }
+                            | Event::ServerUp { .. }
+                            | Event::Switch { .. }
+                            | Event::NoServerReachable
+                    )
+            ),
+            Lines::None => false,
+        };
+        if show {
+            self.clear();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", live_line(r, self.duration));
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if !self.status {
+            return;
+        }
+        let total = self.duration.as_micros().max(1);
+        let done = (now.as_micros().min(total) * 30 / total) as usize;
+        eprint!(
+            "\r[{}{}] {:>6.1}s / {}s   active: {}   ",
+            "#".repeat(done),
+            ".".repeat(30 - done),
+            now.as_micros() as f64 / 1e6,
+            total.div_ceil(1_000_000),
+            self.active
+        );
+        let _ = std::io::stderr().flush();
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+fn describe(s: &Scenario) -> String {
+    let mut out = format!(
+        "scenario {}: {}\n  phone: interval {}, ladder {:?} ms, failback {:?} after {} cycles{}\n",
+        s.name,
+        s.description,
+        secs(s.phone.interval),
+        s.phone.ladder.waits().iter().map(|w| w.as_millis()).collect::<Vec<_>>(),
+        s.phone.failback,
+        s.phone.failback_after,
+        if s.phone.fast_refused { ", refusals end attempts at once" } else { "" }
+    );
+    for st in &s.steps {
+        let who = match st.target {
+            Target::One(side) => side.as_str().to_string(),
+            _ => "both".to_string(),
+        };
+        let what = match st.action {
+            StepAction::Set(a) => a.to_string(),
+            StepAction::Flap { period } => format!("flap every {}", secs(period)),
+            StepAction::RollingRestart { down_for, gap } => {
+                format!("rolling restart: each down {}, {} apart", secs(down_for), secs(gap))
+            }
+        };
+        out.push_str(&format!("  at {:>9}  {who:<7}  {what}\n", secs(st.at)));
+    }
+    out
+}
+
+/// `lab`: runs the scenario, prints the live timeline and the summary, writes the picture and the
+/// JSON lines. Exit code 0, or 2 for a bad scenario, 1 for a failed run.
+pub fn lab(args: &LabArgs) -> ExitCode {
+    let scenario = match load(args.scenario.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let phones = args.phones as usize;
+    let fleet_extend = if phones > 1 { scenario.phone.interval } else { Duration::ZERO };
+    let duration = scenario.duration + fleet_extend;
+    let mode = if args.virtual_time { "virtual time" } else { "real time over loopback UDP" };
+    println!("{}", describe(&scenario));
+    println!("running {} phone{} on {mode}, seed {}\n", phones, if phones == 1 { "" } else { "s" }, args.seed);
+    let lines = args.lines.unwrap_or(if phones > 1 { Lines::Changes } else { Lines::All });
+    let mut printer = Printer {
+        duration,
+        lines,
+        status: !args.virtual_time && std::io::stderr().is_terminal(),
+        shown: false,
+        active: Side::Primary,
+    };
+    let started = std::time::Instant::now();
+    let result: Result<RunOutput, super::SimError> = if args.virtual_time {
+        let opts = r#virtual::VirtualOptions { phones, seed: args.seed, extend: fleet_extend, ..Default::default() };
+        r#virtual::run(&scenario, &opts, &mut |r| printer.record(r))
+    } else if phones > 1 {
+        fleet::run(
+            &scenario,
+            &fleet::FleetOptions { phones, seed: args.seed, extend: fleet_extend },
+            &mut |l| match l {
+                super::Live::Record(r) => printer.record(r),
+                super::Live::Tick(now) => printer.tick(now),
+            },
+        )
+    } else {
+        realtime::run(&scenario, args.seed, &mut |l| match l {
+            super::Live::Record(r) => printer.record(r),
+            super::Live::Tick(now) => printer.tick(now),
+        })
+    };
+    printer.clear();
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let wall = started.elapsed();
+    let summary = out.tracker.summary(out.pair.peak());
+    let text = render(&out.tracker, &summary);
+    println!("\n{text}");
+    println!(
+        "ran {} of {} in {:.2} s of wall-clock time",
+        secs(out.end - Instant::ZERO),
+        if args.virtual_time { "virtual time" } else { "real time" },
+        wall.as_secs_f64()
+    );
+    match write_outputs(&args.out, &out, &text) {
+        Ok(()) => {
+            println!(
+                "wrote {}, {} and {}",
+                args.out.join("timeline.svg").display(),
+                args.out.join("timeline.jsonl").display(),
+                args.out.join("summary.txt").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: writing to {}: {e}", args.out.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn write_outputs(dir: &Path, out: &RunOutput, summary: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("timeline.svg"), out.timeline.svg())?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("timeline.jsonl"))?);
+    out.timeline.write_jsonl(&mut f)?;
+    f.flush()?;
+    std::fs::write(dir.join("summary.txt"), summary)
+}
+
+/// `pbx-sim`: runs the pair on `--primary` and `--backup` until Ctrl-C.
+pub fn pbx_sim(args: &PbxSimArgs) -> ExitCode {
+    let scenario = match args.scenario.as_deref() {
+        None => None,
+        Some(p) => match load(Some(p)) {
+            Ok(s) => Some(s),
+            Err(code) => return code,
+        },
+    };
+    match udp::serve_until_ctrl_c(args.primary, args.backup, scenario.as_ref(), args.seed, args.verbose) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! A fleet: N phones in one process against the UDP pair, in real time.
+//!
+//! No socket per phone: the fleet has one socket per side, every agent's probes leave through it, and
+//! a reply is routed to its phone by the From user the pair echoes (`p<index>`). Timers sit in one
+//! heap of (deadline, phone), with stale entries skipped when they come up. Phones boot spread over
+//! one interval, as a real fleet does. Phone 0's events feed the live timeline; every phone feeds the
+//! [`Tracker`].
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration as StdDuration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as TInstant;
+
+use super::scenario::Scenario;
+use super::summary::Tracker;
+use super::timeline::{Record, Timeline, What};
+use super::udp::{at, bind_udp, since, PairNote, UdpPair};
+use super::{phone_config, phone_of, Live, RunOutput, SimError};
+use crate::core::{Agent, Command, Duration, Event, Instant, Side};
+
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+const NONE: u64 = u64::MAX;
+
+/// How a fleet run is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetOptions {
+    /// How many phones.
+    pub phones: usize,
+    /// Keys the agents' and the pair's random sources.
+    pub seed: u64,
+    /// Extra time after the scenario's end (so late-booting phones finish their failback).
+    pub extend: Duration,
+}
+
+struct Fleet {
+    agents: Vec<Agent>,
+    scheduled: Vec<u64>,
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    socks: [UdpSocket; 2],
+    addrs: [SocketAddr; 2],
+    tracker: Tracker,
+    timeline: Timeline,
+    send_errors: u64,
+}
+
+impl Fleet {
+    fn drain(&mut self, p: u32, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
+        let mut buf = [0u8; 1500];
+        for _ in 0..64 {
+            let agent = &mut self.agents[p as usize];
+            while let Ok(Some(t)) = agent.poll_transmit(now, &mut buf) {
+                if self.socks[t.server.index()].try_send(&buf[..t.len]).is_err() {
+                    self.send_errors += 1;
+                }
+            }
+            let mut acks = [0u32; 4];
+            let mut n = 0;
+            while let Some(e) = agent.poll_event() {
+                self.tracker.on_event(p, now, &e);
+                if let Event::Switch { generation, .. } = e {
+                    if n < acks.len() {
+                        acks[n] = generation;
+                        n += 1;
+                    }
+                }
+                if p == 0 {
+                    let r = Record { t: now, what: What::Agent(e) };
+                    live(Live::Record(&r));
+                    self.timeline.records.push(r);
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            for generation in &acks[..n] {
+                let _ = agent.handle_command(now, Command::Applied { generation: *generation });
+            }
+        }
+        let next = self.agents[p as usize].poll_timeout().map_or(NONE, |t| t.as_micros());
+        if next != self.scheduled[p as usize] {
+            self.scheduled[p as usize] = next;
+            if next != NONE {
+                self.heap.push(Reverse((next, p)));
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on `side`'s socket (at most `max`).
+    fn receive(&mut self, side: Side, now: Instant, max: usize, live: &mut dyn FnMut(Live<'_>)) {
+        let mut buf = [0u8; 4096];
+        for _ in 0..max {
+            match self.socks[side.index()].try_recv(&mut buf) {
+                Ok(n) => {
+                    let Some(p) = phone_of(&buf[..n]).filter(|p| *p < self.agents.len()) else { continue };
+                    self.agents[p].handle_datagram(now, self.addrs[side.index()], &buf[..n]);
+                    self.drain(p as u32, now, live);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A refusal is not attributable to one phone; fast detection is per phone and off here.
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// Runs `scenario` with `opts.phones` phones in real time on two threads: the pair on its own
+/// thread and runtime, the fleet's loop on the calling thread.
+pub fn run(scenario: &Scenario, opts: &FleetOptions, live: &mut dyn FnMut(Live<'_>)) -> Result<RunOutput, SimError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(run_async(scenario, opts, live))
+}
+
+async fn run_async(
+    scenario: &Scenario,
+    opts: &FleetOptions,
+    live: &mut dyn FnMut(Live<'_>),
+) -> Result<RunOutput, SimError> {
+    let phones = opts.phones.max(1);
+    let pair = UdpPair::bind(LOOPBACK, LOOPBACK, &scenario.expanded(), opts.seed)?;
+    let addrs = pair.local_addrs();
+    let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
+    for (s, a) in socks.iter().zip(addrs) {
+        s.connect(a).await?;
+    }
+    let locals = [socks[0].local_addr()?, socks[1].local_addr()?];
+    let interval = scenario.phone.interval;
+    let mut fleet = Fleet {
+        agents: Vec::with_capacity(phones),
+        scheduled: vec![NONE; phones],
+        heap: BinaryHeap::with_capacity(phones * 2),
+        socks,
+        addrs,
+        tracker: Tracker::new(phones, scenario.phone.ladder.total()),
+        timeline: Timeline::new(&scenario.name, scenario.duration + opts.extend),
+        send_errors: 0,
+    };
+    for i in 0..phones {
+        let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
+        let mut cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
+        cfg.primary.local = locals[0];
+        if let Some(b) = cfg.backup.as_mut() {
+            b.local = locals[1];
+        }
+        let seed = opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64);
+        fleet.agents.push(Agent::new(cfg, start, seed).map_err(SimError::Config)?);
+        fleet.scheduled[i] = start.as_micros();
+        fleet.heap.push(Reverse((start.as_micros(), i as u32)));
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let origin = TInstant::now();
+    let pair_thread = std::thread::Builder::new().name("pbx-pair".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // The pair's sockets were bound on the fleet's runtime; re-register them on this one.
+        rt.block_on(async move { Ok::<_, io::Error>(pair.rehome()?.run(origin, Some(tx), false, stop_rx).await) })
+    })?;
+    let end = Instant::ZERO + scenario.duration + opts.extend;
+    let mut busy = StdDuration::ZERO;
+    let mut next_tick = Instant::ZERO;
+    // Bounded: the loop ends at the run's end.
+    loop {
+        let now = since(origin);
+        if now >= end {
+            break;
+        }
+        let t0 = std::time::Instant::now();
+        while let Some(&Reverse((due, p))) = fleet.heap.peek() {
+            if due > now.as_micros() {
+                break;
+            }
+            fleet.heap.pop();
+            if fleet.scheduled[p as usize] != due {
+                continue;
+            }
+            fleet.scheduled[p as usize] = NONE;
+            fleet.agents[p as usize].handle_timeout(now);
+            fleet.drain(p, now, live);
+        }
+        for side in Side::BOTH {
+            fleet.receive(side, now, 4096, live);
+        }
+        while let Ok(note) = rx.try_recv() {
+            if let PairNote::Fault(f) = note {
+                fleet.tracker.on_fault(&f);
+                let r = Record { t: f.at, what: What::Fault(f) };
+                live(Live::Record(&r));
+                fleet.timeline.records.push(r);
+            }
+        }
+        busy += t0.elapsed();
+        if now >= next_tick {
+            live(Live::Tick(now));
+            next_tick = now + Duration::from_millis(100);
+        }
+        let wake = fleet.heap.peek().map_or(end, |Reverse((t, _))| Instant::from_micros(*t).min(end)).min(next_tick);
+        tokio::select! {
+            biased;
+            _ = fleet.socks[0].readable() => {}
+            _ = fleet.socks[1].readable() => {}
+            _ = tokio::time::sleep_until(at(origin, wake)) => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
+    Ok(RunOutput { timeline: fleet.timeline, tracker: fleet.tracker, pair: pair_stats, end, phones_busy: busy })
+}

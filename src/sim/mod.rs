@@ -1,0 +1,166 @@
+//! The lab: a simulated PBX pair, fault scenarios, a timeline picture, fleets, and the runners that
+//! put the agent against them, on virtual time or over real loopback UDP.
+//!
+//! - [`model`]: a sans-IO PBX answering OPTIONS through `rsip`, with scripted faults.
+//! - [`scenario`]: scenario files (TOML), validated with file, line and field.
+//! - [`virtual`](mod@virtual): agents and the pair model on one virtual clock, seeded and exact.
+//! - [`udp`]: the pair over real loopback UDP (`pbx-sim`).
+//! - [`realtime`]: one phone against the UDP pair, on real timers.
+//! - [`fleet`]: N phones in one process sharing one socket per side, against the UDP pair.
+//! - [`timeline`]: live lines, JSON lines and the SVG picture.
+//! - [`summary`]: outages, detection latency, failback, distributions.
+//! - [`cli`]: what `lab` and `pbx-sim` call.
+//!
+//! No failover logic lives here: every decision is the core [`Agent`](crate::core::Agent)'s.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::core::{Config, ConfigError, InlineStr, Instant, Side};
+
+pub mod cli;
+pub mod fleet;
+pub mod model;
+pub mod realtime;
+pub mod scenario;
+pub mod summary;
+pub mod timeline;
+pub mod udp;
+pub mod r#virtual;
+
+use scenario::PhoneSettings;
+use summary::Tracker;
+use timeline::Timeline;
+
+/// Why a lab run could not go on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The phone configuration the scenario asks for is invalid.
+    Config(ConfigError),
+    /// A socket could not be bound or used.
+    Io(std::io::Error),
+    /// Something that cannot happen did.
+    Internal(&'static str),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Config(e) => write!(f, "invalid phone configuration: {e}"),
+            SimError::Io(e) => write!(f, "network: {e}"),
+            SimError::Internal(what) => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+impl From<std::io::Error> for SimError {
+    fn from(e: std::io::Error) -> Self {
+        SimError::Io(e)
+    }
+}
+
+/// What the pair saw during a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairStats {
+    /// Each server's counters.
+    pub servers: [model::ServerStats; 2],
+    /// Requests per second of the run (both servers).
+    pub per_second: Vec<u32>,
+    /// Wall-clock time the pair spent handling requests and steps (real-time runs).
+    pub busy: std::time::Duration,
+}
+
+impl PairStats {
+    /// Counts one request at `t`.
+    pub fn count(&mut self, t: Instant, _side: Side) {
+        let s = (t.as_micros() / 1_000_000) as usize;
+        if s < 7 * 24 * 3600 {
+            if self.per_second.len() <= s {
+                self.per_second.resize(s + 1, 0);
+            }
+            self.per_second[s] += 1;
+        }
+    }
+    /// The busiest second: (second, requests).
+    pub fn peak(&self) -> Option<(u64, u32)> {
+        self.per_second
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
+            .map(|(i, n)| (i as u64, *n))
+    }
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Phone 0's timeline, with the pair's faults.
+    pub timeline: Timeline,
+    /// Outages and counters of every phone.
+    pub tracker: Tracker,
+    /// What the pair saw.
+    pub pair: PairStats,
+    /// When the run ended.
+    pub end: Instant,
+    /// Wall-clock time the phones' loop spent working, waits excluded (fleets in real time).
+    pub phones_busy: std::time::Duration,
+}
+
+/// What a real-time run shows while it goes.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Live<'a> {
+    /// A record of phone 0 or the pair.
+    Record(&'a timeline::Record),
+    /// Time passes (about every 100 ms): the run's clock now.
+    Tick(Instant),
+}
+
+/// The core configuration of lab phone number `index` under `settings`: user `p<index>`, the pair at
+/// `primary` and `backup`.
+pub fn phone_config(settings: &PhoneSettings, primary: SocketAddr, backup: SocketAddr, index: usize) -> Config {
+    let mut c = Config::new(primary, "pbx-a.lab").with_backup(backup, "pbx-b.lab");
+    c.interval = settings.interval;
+    c.ladder = settings.ladder;
+    c.failback.mode = settings.failback;
+    c.failback.after_cycles = settings.failback_after;
+    c.fast.refused_ends_attempt = settings.fast_refused;
+    c.user = InlineStr::new(&format!("p{index}")).unwrap_or(c.user);
+    c
+}
+
+/// The phone a response is for, from the `p<index>` user of its From URI.
+pub fn phone_of(response: &[u8]) -> Option<usize> {
+    let pat = b"sip:p";
+    let mut i = 0;
+    while i + pat.len() < response.len() {
+        if response.get(i..i + pat.len()) == Some(pat) {
+            let digits = &response[i + pat.len()..];
+            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            if n > 0 && n <= 9 && digits.get(n) == Some(&b'@') {
+                let mut v = 0usize;
+                for d in &digits[..n] {
+                    v = v * 10 + usize::from(d - b'0');
+                }
+                return Some(v);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_route_by_from_user() {
+        assert_eq!(phone_of(b"SIP/2.0 200 OK\r\nf: <sip:p9431@127.0.0.1:4000>;tag=x\r\n"), Some(9431));
+        assert_eq!(phone_of(b"To: <sip:pbx-a.lab:5060>\r\n"), None);
+        assert_eq!(phone_of(b"sip:p12"), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! One phone against the UDP pair on real timers: a thin tokio loop around the core
+//! [`Agent`](crate::core::Agent), with one connected socket per server (so an ICMP port-unreachable
+//! comes back as `ECONNREFUSED`). Switches are applied at once.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration as StdDuration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as TInstant;
+
+use super::scenario::Scenario;
+use super::summary::Tracker;
+use super::timeline::{Record, Timeline, What};
+use super::udp::{at, bind_udp, since, PairNote, UdpPair};
+use super::{phone_config, Live, RunOutput, SimError};
+use crate::core::{Agent, Command, Event, Instant, Side};
+
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// Runs `scenario` in real time with one phone; `live` sees every record and a tick every 100 ms.
+pub fn run(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>)) -> Result<RunOutput, SimError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(run_async(scenario, seed, live))
+}
+
+fn refused(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionRefused
+}
+
+async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>)) -> Result<RunOutput, SimError> {
+    let pair = UdpPair::bind(LOOPBACK, LOOPBACK, &scenario.expanded(), seed)?;
+    let addrs = pair.local_addrs();
+    let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
+    for (s, a) in socks.iter().zip(addrs) {
+        s.connect(a).await?;
+    }
+    let mut agent = Agent::new(phone_config(&scenario.phone, addrs[0], addrs[1], 0), Instant::ZERO, seed)
+        .map_err(SimError::Config)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let origin = TInstant::now();
+    let task = tokio::spawn(pair.run(origin, Some(tx), false, stop_rx));
+    for side in Side::BOTH {
+        let addr = socks[side.index()].local_addr()?;
+        let _ = agent.handle_command(Instant::ZERO, Command::LocalAddr { side, addr });
+    }
+    let mut st = State {
+        tracker: Tracker::new(1, scenario.phone.ladder.total()),
+        timeline: Timeline::new(&scenario.name, scenario.duration),
+    };
+    let end = Instant::ZERO + scenario.duration;
+    let mut tick = tokio::time::interval(StdDuration::from_millis(100));
+    let (mut b0, mut b1) = (vec![0u8; 65536], vec![0u8; 65536]);
+    // Bounded: the loop ends at the scenario's end; each pass handles one input.
+    loop {
+        let now = since(origin);
+        drain(&mut agent, now, &socks, &mut st, live);
+        if now >= end {
+            break;
+        }
+        let wake = agent.poll_timeout().map_or(end, |t| t.min(end));
+        tokio::select! {
+            r = socks[0].recv(&mut b0) => input(&mut agent, since(origin), addrs[0], Side::Primary, r.map(|n| &b0[..n])),
+            r = socks[1].recv(&mut b1) => input(&mut agent, since(origin), addrs[1], Side::Backup, r.map(|n| &b1[..n])),
+            Some(note) = rx.recv() => {
+                if let PairNote::Fault(f) = note {
+                    st.tracker.on_fault(&f);
+                    st.push(f.at, What::Fault(f), live);
+                }
+            }
+            _ = tokio::time::sleep_until(at(origin, wake)) => agent.handle_timeout(since(origin)),
+            _ = tick.tick() => live(Live::Tick(since(origin))),
+        }
+    }
+    let _ = stop_tx.send(true);
+    let pair_stats = task.await.map_err(|_| SimError::Internal("the pair task failed"))?;
+    Ok(RunOutput { timeline: st.timeline, tracker: st.tracker, pair: pair_stats, end, phones_busy: StdDuration::ZERO })
+}
+
+struct State {
+    tracker: Tracker,
+    timeline: Timeline,
+}
+
+impl State {
+    fn push(&mut self, t: Instant, what: What, live: &mut dyn FnMut(Live<'_>)) {
+        let r = Record { t, what };
+        live(Live::Record(&r));
+        self.timeline.records.push(r);
+    }
+}
+
+fn input(agent: &mut Agent, now: Instant, from: SocketAddr, side: Side, r: io::Result<&[u8]>) {
+    match r {
+        Ok(bytes) => agent.handle_datagram(now, from, bytes),
+        Err(e) if refused(&e) => agent.handle_refused(now, side),
+        Err(_) => {}
+    }
+}
+
+fn drain(agent: &mut Agent, now: Instant, socks: &[UdpSocket; 2], st: &mut State, live: &mut dyn FnMut(Live<'_>)) {
+    let mut buf = [0u8; 1500];
+    for _ in 0..64 {
+        while let Ok(Some(t)) = agent.poll_transmit(now, &mut buf) {
+            if let Err(e) = socks[t.server.index()].try_send(&buf[..t.len]) {
+                if refused(&e) {
+                    agent.handle_refused(now, t.server);
+                }
+            }
+        }
+        let mut acks = Vec::new();
+        while let Some(e) = agent.poll_event() {
+            st.tracker.on_event(0, now, &e);
+            if let Event::Switch { generation, .. } = e {
+                acks.push(generation);
+            }
+            st.push(now, What::Agent(e), live);
+        }
+        if acks.is_empty() {
+            return;
+        }
+        for generation in acks {
+            let _ = agent.handle_command(now, Command::Applied { generation });
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! Scenario files: a fault script against a timeline, in TOML.
+//!
+//! ```toml
+//! name = "primary-blackholed"
+//! description = "The primary stops answering at 8 s and comes back at 25 s."
+//! duration = "50s"
+//! # interval = "15s"          # optional: the phone's keep-alive interval (default: the seed's 15 s)
+//!
+//! [phone]                     # optional
+//! ladder_ms = [800, 400, 400]
+//! failback = "auto"           # auto | manual | never
+//! failback_after = 2
+//! fast_refused = false
+//!
+//! [[at]]
+//! t = "8s"
+//! server = "primary"          # primary | backup | both
+//! action = "blackhole"
+//! ```
+//!
+//! Actions and their parameters: `answer`, `blackhole`, `refuse`, `delay` (`ms`), `loss` (`share`,
+//! 0 to 1), `status` (`code`, optional `retry_after` in seconds), `flap` (`period`: down for a
+//! period, up for a period, until the server's next step or the end), `rolling_restart` (`down_for`,
+//! `gap`: the primary's port closes for `down_for`, then after `gap` the backup's does), `headers`
+//! (`form` = `normal` | `compact` | `folded`). Times are written `"800ms"`, `"8s"`, `"1.5s"` or
+//! `"2m"`. Every error names the file, line, column and field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::{Action, HeaderForm};
+use crate::config::line_col;
+use crate::core::{Duration, FailbackMode, Ladder, Side};
+
+/// The built-in default scenario (`firmware-config/scenarios/primary-blackholed.toml`).
+pub const DEFAULT_SCENARIO: &str = include_str!("../../firmware-config/scenarios/primary-blackholed.toml");
+
+/// A scenario file that cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file (or `<built-in>`).
+    pub path: PathBuf,
+    /// 1-based line and column, when the error has a place.
+    pub position: Option<(usize, usize)>,
+    /// The field at fault (`at[2].share`), when one is.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((l, c)) = self.position {
+            write!(f, ":{l}:{c}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Which servers a step acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// One server.
+    One(Side),
+    /// Both servers.
+    Both,
+}
+
+/// The phone's settings for a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneSettings {
+    /// The keep-alive interval.
+    pub interval: Duration,
+    /// The retry ladder.
+    pub ladder: Ladder,
+    /// Failback mode.
+    pub failback: FailbackMode,
+    /// Alive cycles before failback.
+    pub failback_after: u8,
+    /// ICMP port-unreachable ends an attempt at once.
+    pub fast_refused: bool,
+}
+
+impl Default for PhoneSettings {
+    fn default() -> Self {
+        PhoneSettings {
+            interval: Duration::from_secs(15),
+            ladder: Ladder::DEFAULT,
+            failback: FailbackMode::Auto,
+            failback_after: 2,
+            fast_refused: false,
+        }
+    }
+}
+
+/// One step as written (before `flap` and `rolling_restart` are expanded).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum StepAction {
+    /// A primitive change.
+    Set(Action),
+    /// Down for `period`, up for `period`, repeatedly.
+    Flap {
+        /// Half a flap cycle.
+        period: Duration,
+    },
+    /// The primary restarts, then the backup.
+    RollingRestart {
+        /// How long each server's port stays closed.
+        down_for: Duration,
+        /// Between the primary's return and the backup's restart.
+        gap: Duration,
+    },
+}
+
+/// One step of the script.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// When, from the start of the run.
+    pub at: Duration,
+    /// Which servers.
+    pub target: Target,
+    /// What happens.
+    pub action: StepAction,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Its short name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// How long the run lasts.
+    pub duration: Duration,
+    /// The phone's settings.
+    pub phone: PhoneSettings,
+    /// The steps as written, in time order.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<Spanned<String>>,
+    duration: Spanned<String>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    phone: Option<RawPhone>,
+    #[serde(default)]
+    at: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhone {
+    #[serde(default)]
+    ladder_ms: Option<Spanned<Vec<i64>>>,
+    #[serde(default)]
+    failback: Option<Spanned<String>>,
+    #[serde(default)]
+    failback_after: Option<Spanned<i64>>,
+    #[serde(default)]
+    fast_refused: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    t: Spanned<String>,
+    #[serde(default)]
+    server: Option<Spanned<String>>,
+    action: Spanned<String>,
+    #[serde(default)]
+    ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    share: Option<Spanned<f64>>,
+    #[serde(default)]
+    code: Option<Spanned<i64>>,
+    #[serde(default)]
+    retry_after: Option<Spanned<i64>>,
+    #[serde(default)]
+    period: Option<Spanned<String>>,
+    #[serde(default)]
+    down_for: Option<Spanned<String>>,
+    #[serde(default)]
+    gap: Option<Spanned<String>>,
+    #[serde(default)]
+    form: Option<Spanned<String>>,
+}
+
+/// The longest run a scenario may script.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses `"800ms"`, `"8s"`, `"1.5s"`, `"2m"`, `"1h"` (at most 3 decimals).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit_us) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000u64)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000_000)
+    } else {
+        return None;
+    };
+    let (int, frac) = num.trim().split_once('.').unwrap_or((num.trim(), ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 3 {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = int.parse().ok()?;
+    let milli: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().ok()? };
+    let us = whole.checked_mul(unit_us)?.checked_add(milli.checked_mul(unit_us / 1000)?)?;
+    Some(Duration::from_micros(us))
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, field: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            path: self.path.to_path_buf(),
+            position: Some(line_col(self.text, span.start)),
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+    fn duration(&self, v: &Spanned<String>, field: &str) -> Result<Duration, ScenarioError> {
+        parse_duration(v.get_ref()).ok_or_else(|| {
+            self.err(
+                v.span(),
+                field,
+                format!("`{}` is not a duration such as \"800ms\", \"8s\" or \"2m\"", v.get_ref()),
+            )
+        })
+    }
+}
+
+impl Scenario {
+    /// The built-in default: the primary blackholed at 8 s, back at 25 s, 50 s in all.
+    pub fn builtin() -> Scenario {
+        // The file ships with the crate and is checked by a test; a broken copy is a build defect.
+        Scenario::parse(DEFAULT_SCENARIO, Path::new("<built-in>")).unwrap_or_else(|e| panic!("built-in scenario: {e}"))
+    }
+
+    /// Reads and validates a scenario file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            position: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Validates scenario text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let cx = Ctx { path, text };
+        let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            position: e.span().map(|s| line_col(text, s.start)),
+            field: None,
+            message: e.message().trim().to_string(),
+        })?;
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(cx.err(raw.name.span(), "name", "must not be empty"));
+        }
+        let duration = cx.duration(&raw.duration, "duration")?;
+        if duration == Duration::ZERO || duration > MAX_DURATION {
+            return Err(cx.err(raw.duration.span(), "duration", "must be more than 0 and at most 7 days"));
+        }
+        let mut phone = PhoneSettings::default();
+        if let Some(i) = &raw.interval {
+            phone.interval = cx.duration(i, "interval")?;
+            if phone.interval < Duration::from_secs(1) || phone.interval > Duration::from_secs(3600) {
+                return Err(cx.err(i.span(), "interval", "must be between 1s and 1h"));
+            }
+        }
+        if let Some(p) = &raw.phone {
+            if let Some(l) = &p.ladder_ms {
+                let waits: Option<Vec<Duration>> = l
+                    .get_ref()
+                    .iter()
+                    .map(|ms| u64::try_from(*ms).ok().filter(|m| (1..=60_000).contains(m)).map(Duration::from_millis))
+                    .collect();
+                phone.ladder = waits
+                    .and_then(|w| Ladder::new(&w))
+                    .ok_or_else(|| cx.err(l.span(), "phone.ladder_ms", "1 to 5 waits, each 1..=60000 ms"))?;
+                if phone.ladder.total() > phone.interval {
+                    return Err(cx.err(l.span(), "phone.ladder_ms", "the waits add up to more than the interval"));
+                }
+            }
+            if let Some(f) = &p.failback {
+                phone.failback = match f.get_ref().as_str() {
+                    "auto" => FailbackMode::Auto,
+                    "manual" => FailbackMode::Manual,
+                    "never" => FailbackMode::Never,
+                    other => {
+                        return Err(cx.err(
+                            f.span(),
+                            "phone.failback",
+                            format!("`{other}`: expected auto, manual or never"),
+                        ))
+                    }
+                };
+            }
+            if let Some(n) = &p.failback_after {
+                phone.failback_after = u8::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| cx.err(n.span(), "phone.failback_after", "must be 1..=100"))?;
+            }
+            if let Some(b) = &p.fast_refused {
+                phone.fast_refused = *b.get_ref();
+            }
+        }
+        let mut steps = Vec::with_capacity(raw.at.len());
+        for (i, s) in raw.at.iter().enumerate() {
+            steps.push(step(&cx, i, s.get_ref(), duration)?);
+        }
+        steps.sort_by_key(|s| s.at);
+        let description = raw.description.map(|d| d.into_inner().trim().to_string()).unwrap_or_default();
+        Ok(Scenario { name, description, duration, phone, steps })
+    }
+
+    /// The script as primitive changes per server, in time order: `both` split, `flap` and
+    /// `rolling_restart` expanded.
+    pub fn expanded(&self) -> Vec<(Duration, Side, Action)> {
+        let mut out: Vec<(Duration, Side, Action)> = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            let sides: &[Side] = match s.target {
+                Target::One(Side::Primary) => &[Side::Primary],
+                Target::One(Side::Backup) => &[Side::Backup],
+                Target::Both => &Side::BOTH,
+            };
+            match s.action {
+                StepAction::Set(a) => out.extend(sides.iter().map(|side| (s.at, *side, a))),
+                StepAction::Flap { period } => {
+                    for side in sides {
+                        // Until this server's next step, or the end of the run.
+                        let end = self.steps[i + 1..]
+                            .iter()
+                            .find(|n| n.target == Target::Both || n.target == Target::One(*side))
+                            .map_or(self.duration, |n| n.at);
+                        let mut t = s.at;
+                        let mut down = true;
+                        while t < end {
+                            out.push((t, *side, if down { Action::Blackhole } else { Action::Answer }));
+                            down = !down;
+                            t = t + period;
+                        }
+                    }
+                }
+                StepAction::RollingRestart { down_for, gap } => {
+                    let back = s.at + down_for;
+                    let second = back + gap;
+                    out.push((s.at, Side::Primary, Action::Refuse));
+                    out.push((back, Side::Primary, Action::Answer));
+                    out.push((second, Side::Backup, Action::Refuse));
+                    out.push((second + down_for, Side::Backup, Action::Answer));
+                }
+            }
+        }
+        out.sort_by_key(|s| s.0);
+        out
+    }
+}
+
+fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step, ScenarioError> {
+    let f = |name: &str| format!("at[{i}].{name}");
+    let at = cx.duration(&s.t, &f("t"))?;
+    if at > duration {
+        return Err(cx.err(s.t.span(), &f("t"), "is after the end of the scenario"));
+    }
+    let target = match &s.server {
+        None => Target::One(Side::Primary),
+        Some(v) => match v.get_ref().as_str() {
+            "primary" => Target::One(Side::Primary),
+            "backup" => Target::One(Side::Backup),
+            "both" => Target::Both,
+            other => {
+                return Err(cx.err(v.span(), &f("server"), format!("`{other}`: expected primary, backup or both")))
+            }
+        },
+    };
+    // Parameters an action does not take are an error, so a typo cannot pass silently.
+    let allowed: &[&str] = match s.action.get_ref().as_str() {
+        "answer" | "blackhole" | "refuse" => &[],
+        "delay" => &["ms"],
+        "loss" => &["share"],
+        "status" => &["code", "retry_after"],
+        "flap" => &["period"],
+        "rolling_restart" => &["down_for", "gap"],
+        "headers" => &["form"],
+        other => {
+            return Err(cx.err(
+                s.action.span(),
+                &f("action"),
+                format!(
+                "`{other}`: expected answer, blackhole, refuse, delay, loss, status, flap, rolling_restart or headers"
+            ),
+            ))
+        }
+    };
+    let given: [(&str, Option<std::ops::Range<usize>>); 8] = [
+        ("ms", s.ms.as_ref().map(|v| v.span())),
+        ("share", s.share.as_ref().map(|v| v.span())),
+        ("code", s.code.as_ref().map(|v| v.span())),
+        ("retry_after", s.retry_after.as_ref().map(|v| v.span())),
+        ("period", s.period.as_ref().map(|v| v.span())),
+        ("down_for", s.down_for.as_ref().map(|v| v.span())),
+        ("gap", s.gap.as_ref().map(|v| v.span())),
+        ("form", s.form.as_ref().map(|v| v.span())),
+    ];
+    for (name, span) in given {
+        if let Some(span) = span {
+            if !allowed.contains(&name) {
+                return Err(cx.err(span, &f(name), format!("action `{}` takes no `{name}`", s.action.get_ref())));
+            }
+        }
+    }
+    let missing =
+        |name: &str| cx.err(s.action.span(), &f(name), format!("action `{}` needs `{name}`", s.action.get_ref()));
+    let action = match s.action.get_ref().as_str() {
+        "answer" => StepAction::Set(Action::Answer),
+        "blackhole" => StepAction::Set(Action::Blackhole),
+        "refuse" => StepAction::Set(Action::Refuse),
+        "delay" => {
+            let v = s.ms.as_ref().ok_or_else(|| missing("ms"))?;
+            let ms = u64::try_from(*v.get_ref())
+                .ok()
+                .filter(|m| *m <= 600_000)
+                .ok_or_else(|| cx.err(v.span(), &f("ms"), "must be 0..=600000"))?;
+            StepAction::Set(Action::Delay(Duration::from_millis(ms)))
+        }
+        "loss" => {
+            let v = s.share.as_ref().ok_or_else(|| missing("share"))?;
+            let share = *v.get_ref();
+            if !(0.0..=1.0).contains(&share) {
+                return Err(cx.err(v.span(), &f("share"), "must be between 0 and 1"));
+            }
+            StepAction::Set(Action::Loss(share))
+        }
+        "status" => {
+            let v = s.code.as_ref().ok_or_else(|| missing("code"))?;
+            let code = u16::try_from(*v.get_ref())
+                .ok()
+                .filter(|c| (200..=699).contains(c))
+                .ok_or_else(|| cx.err(v.span(), &f("code"), "must be a final status, 200..=699"))?;
+            let retry_after = match &s.retry_after {
+                None => None,
+                Some(r) => Some(
+                    u32::try_from(*r.get_ref())
+                        .map_err(|_| cx.err(r.span(), &f("retry_after"), "must be 0..=4294967295 seconds"))?,
+                ),
+            };
+            StepAction::Set(Action::Status { code, retry_after })
+        }
+        "flap" => {
+            let v = s.period.as_ref().ok_or_else(|| missing("period"))?;
+            let period = cx.duration(v, &f("period"))?;
+            if period < Duration::from_millis(100) {
+                return Err(cx.err(v.span(), &f("period"), "must be at least 100ms"));
+            }
+            StepAction::Flap { period }
+        }
+        "rolling_restart" => {
+            let d = s.down_for.as_ref().ok_or_else(|| missing("down_for"))?;
+            let g = s.gap.as_ref().ok_or_else(|| missing("gap"))?;
+            let down_for = cx.duration(d, &f("down_for"))?;
+            let gap = cx.duration(g, &f("gap"))?;
+            if down_for == Duration::ZERO {
+                return Err(cx.err(d.span(), &f("down_for"), "must be more than 0"));
+            }
+            StepAction::RollingRestart { down_for, gap }
+        }
+        _ => {
+            let v = s.form.as_ref().ok_or_else(|| missing("form"))?;
+            let form = match v.get_ref().as_str() {
+                "normal" => HeaderForm::Normal,
+                "compact" => HeaderForm::Compact,
+                "folded" => HeaderForm::Folded,
+                other => {
+                    return Err(cx.err(v.span(), &f("form"), format!("`{other}`: expected normal, compact or folded")))
+                }
+            };
+            StepAction::Set(Action::Headers(form))
+        }
+    };
+    Ok(Step { at, target, action })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("800ms"), Some(Duration::from_millis(800)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("8"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("1.2345s"), None);
+    }
+
+    #[test]
+    fn the_builtin_scenario_parses() {
+        let s = Scenario::builtin();
+        assert_eq!(s.duration, Duration::from_secs(50));
+        assert_eq!(s.phone.interval, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = "name = \"x\"\nduration = \"10s\"\n[[at]]\nt = \"1s\"\naction = \"loss\"\nshare = 1.5\n";
+        let e = Scenario::parse(text, Path::new("s.toml")).unwrap_err();
+        assert_eq!(e.to_string(), "s.toml:6:9: field `at[0].share`: must be between 0 and 1");
+        let text = "name = \"x\"\nduration = \"10s\"\n[[at]]\nt = \"1s\"\naction = \"delay\"\nshare = 0.5\n";
+        let e = Scenario::parse(text, Path::new("s.toml")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("at[0].share"));
+        let e = Scenario::parse("name = \"x\"\nduration = \"10s\"\nbogus = 1\n", Path::new("s.toml")).unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(3));
+    }
+}

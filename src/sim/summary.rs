@@ -1,0 +1,500 @@
+//! What a lab run measured: each outage with its detection latency (from the fault and from the last
+//! answered probe), the time from fault to switch, how far after the ladder's deadline the switch
+//! came, and the failback; for fleets the distributions (p50, p99, max) and the pair's peak probe
+//! rate.
+//!
+//! A [`Tracker`] is fed online (fault changes of the pair, every phone's events), so a fleet of
+//! 10 000 phones or hours of virtual time need no stored event log.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+use super::model::{FaultChange, Health};
+use crate::core::{Duration, Event, Instant, Side, SwitchReason};
+
+/// One outage of one server as one phone saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// The phone (0 for a single-phone run).
+    pub phone: u32,
+    /// The server that went down.
+    pub server: Side,
+    /// What the fault was.
+    pub label: String,
+    /// When the fault began.
+    pub fault_at: Instant,
+    /// When the fault ended, if it did during the run.
+    pub fault_end: Option<Instant>,
+    /// When the phone declared the server down.
+    pub detected_at: Option<Instant>,
+    /// When the last probe that got an answer was sent before the detection.
+    pub last_answered: Option<Instant>,
+    /// When the first probe of the cycle that switched away (else: that detected it) was sent.
+    pub cycle_start: Option<Instant>,
+    /// When the phone switched away from the server, if it was in use.
+    pub switch_at: Option<Instant>,
+    /// When the phone saw the server answer again.
+    pub up_at: Option<Instant>,
+    /// When the phone returned to it.
+    pub failback_at: Option<Instant>,
+}
+
+impl Outage {
+    /// From the fault to the detection.
+    pub fn detection_from_fault(&self) -> Option<Duration> {
+        self.detected_at.map(|d| d - self.fault_at)
+    }
+    /// From the last answered probe to the detection.
+    pub fn detection_from_last_answer(&self) -> Option<Duration> {
+        Some(self.detected_at? - self.last_answered?)
+    }
+    /// From the fault to the switch away.
+    pub fn fault_to_switch(&self) -> Option<Duration> {
+        self.switch_at.map(|s| s - self.fault_at)
+    }
+    /// From the first probe of the cycle that switched away to the switch.
+    pub fn cycle_to_switch(&self) -> Option<Duration> {
+        Some(self.switch_at? - self.cycle_start?)
+    }
+    /// From the end of the fault to the return.
+    pub fn failback_time(&self) -> Option<Duration> {
+        Some(self.failback_at? - self.fault_end?)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct PhoneTrack {
+    last_answered: [Option<Instant>; 2],
+    cycle_start: [Option<Instant>; 2],
+    open: [Option<usize>; 2],
+}
+
+/// One switch of one phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchRecord {
+    /// The phone.
+    pub phone: u32,
+    /// When.
+    pub at: Instant,
+    /// From which side.
+    pub from: Side,
+    /// To which side.
+    pub to: Side,
+    /// Why.
+    pub reason: SwitchReason,
+}
+
+/// Collects outages and counters from a run, online.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    phones: Vec<PhoneTrack>,
+    down: [bool; 2],
+    ladder_total: Duration,
+    /// Every outage, per phone, in order.
+    pub outages: Vec<Outage>,
+    /// The pair's fault changes.
+    pub faults: Vec<FaultChange>,
+    /// The switches of phone 0 (all of them), and of every phone when there are few.
+    pub switches: Vec<SwitchRecord>,
+    /// Switches of all phones.
+    pub switch_count: u64,
+    /// Failovers of all phones.
+    pub failovers: u64,
+    /// Failbacks of all phones.
+    pub failbacks: u64,
+    /// "No server reachable" reports of all phones.
+    pub no_server: u64,
+    /// Probes sent by all phones.
+    pub probes: u64,
+    /// Matching replies received by all phones.
+    pub replies: u64,
+    /// Datagrams the phones ignored.
+    pub ignored: u64,
+}
+
+/// How many phones keep every switch record (beyond that only phone 0's are kept).
+const KEEP_ALL_SWITCHES: usize = 16;
+
+impl Tracker {
+    /// A tracker for `phones` phones whose ladder takes `ladder_total`.
+    pub fn new(phones: usize, ladder_total: Duration) -> Self {
+        Tracker {
+            phones: vec![PhoneTrack::default(); phones],
+            down: [false; 2],
+            ladder_total,
+            outages: Vec::new(),
+            faults: Vec::new(),
+            switches: Vec::new(),
+            switch_count: 0,
+            failovers: 0,
+            failbacks: 0,
+            no_server: 0,
+            probes: 0,
+            replies: 0,
+            ignored: 0,
+        }
+    }
+
+    /// The ladder's length, from a cycle's first probe to its deadline.
+    pub fn ladder_total(&self) -> Duration {
+        self.ladder_total
+    }
+
+    /// The pair changed health.
+    pub fn on_fault(&mut self, f: &FaultChange) {
+        self.faults.push(f.clone());
+        let s = f.server.index();
+        let now_down = f.health == Health::Down;
+        if now_down && !self.down[s] {
+            for (i, p) in self.phones.iter_mut().enumerate() {
+                p.open[s] = Some(self.outages.len());
+                self.outages.push(Outage {
+                    phone: i as u32,
+                    server: f.server,
+                    label: f.label.clone(),
+                    fault_at: f.at,
+                    fault_end: None,
+                    detected_at: None,
+                    last_answered: None,
+                    cycle_start: None,
+                    switch_at: None,
+                    up_at: None,
+                    failback_at: None,
+                });
+            }
+        } else if !now_down && self.down[s] {
+            for p in &self.phones {
+                if let Some(o) = p.open[s].and_then(|i| self.outages.get_mut(i)) {
+                    o.fault_end = Some(f.at);
+                }
+            }
+        }
+        self.down[s] = now_down;
+    }
+
+    /// Phone `phone` reported `ev` at `t`.
+    pub fn on_event(&mut self, phone: u32, t: Instant, ev: &Event) {
+        let few = self.phones.len() <= KEEP_ALL_SWITCHES;
+        let Some(p) = self.phones.get_mut(phone as usize) else { return };
+        let outages = &mut self.outages;
+        let open = |p: &PhoneTrack, side: Side| p.open[side.index()];
+        match *ev {
+            Event::ProbeSent { server, attempt, .. } => {
+                self.probes += 1;
+                if attempt == 1 {
+                    p.cycle_start[server.index()] = Some(t);
+                }
+            }
+            Event::Reply { server, rtt, .. } => {
+                self.replies += 1;
+                p.last_answered[server.index()] = Some(t.saturating_sub(rtt));
+            }
+            Event::ServerDown { server, .. } => {
+                if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
+                    if o.detected_at.is_none() && t >= o.fault_at {
+                        o.detected_at = Some(t);
+                        o.last_answered = p.last_answered[server.index()];
+                        o.cycle_start = p.cycle_start[server.index()];
+                    }
+                }
+            }
+            Event::ServerUp { server } => {
+                if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
+                    if o.up_at.is_none() && o.fault_end.is_some_and(|e| t >= e) {
+                        o.up_at = Some(t);
+                    }
+                }
+            }
+            Event::Switch { from, to, reason, .. } => {
+                self.switch_count += 1;
+                match reason {
+                    SwitchReason::Failover => self.failovers += 1,
+                    SwitchReason::Failback | SwitchReason::ManualFailback => self.failbacks += 1,
+                    _ => {}
+                }
+                if phone == 0 || few {
+                    self.switches.push(SwitchRecord { phone, at: t, from, to, reason });
+                }
+                if let Some(o) = open(p, from).and_then(|i| outages.get_mut(i)) {
+                    if o.switch_at.is_none() && o.detected_at.is_some() && o.fault_end.is_none_or(|e| t <= e) {
+                        o.switch_at = Some(t);
+                        // The cycle that moved the phone (not always the one that first detected it).
+                        o.cycle_start = p.cycle_start[from.index()];
+                    }
+                }
+                if let Some(o) = open(p, to).and_then(|i| outages.get_mut(i)) {
+                    if o.failback_at.is_none() && o.fault_end.is_some_and(|e| t >= e) {
+                        o.failback_at = Some(t);
+                    }
+                }
+            }
+            Event::NoServerReachable => self.no_server += 1,
+            Event::Ignored { .. } => self.ignored += 1,
+            _ => {}
+        }
+    }
+
+    /// The outages of one phone.
+    pub fn outages_of(&self, phone: u32) -> impl Iterator<Item = &Outage> {
+        self.outages.iter().filter(move |o| o.phone == phone)
+    }
+
+    /// Summarises the run.
+    pub fn summary(&self, peak_probe_rate: Option<(u64, u32)>) -> Summary {
+        let mut h = Hists::new();
+        for o in &self.outages {
+            if let Some(d) = o.detection_from_fault() {
+                h.detect_fault.record(d);
+            }
+            if let Some(d) = o.detection_from_last_answer() {
+                h.detect_last.record(d);
+            }
+            if let Some(d) = o.fault_to_switch() {
+                h.fault_switch.record(d);
+            }
+            if let Some(d) = o.cycle_to_switch() {
+                h.cycle_switch.record(d);
+                // Only switches that waited out the ladder (not a refusal or a failure status).
+                if d >= self.ladder_total {
+                    h.lag.record(d.saturating_sub_dur(self.ladder_total));
+                }
+            }
+            if let Some(d) = o.failback_time() {
+                h.failback.record(d);
+            }
+        }
+        Summary {
+            phones: self.phones.len(),
+            detection_from_fault: h.detect_fault.stats(),
+            detection_from_last_answer: h.detect_last.stats(),
+            fault_to_switch: h.fault_switch.stats(),
+            cycle_to_switch: h.cycle_switch.stats(),
+            switch_after_deadline: h.lag.stats(),
+            failback: h.failback.stats(),
+            switches: self.switch_count,
+            failovers: self.failovers,
+            failbacks: self.failbacks,
+            no_server: self.no_server,
+            probes: self.probes,
+            replies: self.replies,
+            peak_probe_rate,
+        }
+    }
+}
+
+trait SatSub {
+    fn saturating_sub_dur(self, other: Duration) -> Duration;
+}
+
+impl SatSub for Duration {
+    fn saturating_sub_dur(self, other: Duration) -> Duration {
+        Duration::from_micros(self.as_micros().saturating_sub(other.as_micros()))
+    }
+}
+
+struct Hist(Option<Histogram<u64>>, u64);
+
+impl Hist {
+    fn new() -> Self {
+        // 1 µs to 1 day at 3 significant digits.
+        Hist(Histogram::new_with_bounds(1, 86_400_000_000, 3).ok(), 0)
+    }
+    fn record(&mut self, d: Duration) {
+        self.1 += 1;
+        if let Some(h) = self.0.as_mut() {
+            h.saturating_record(d.as_micros().max(1));
+        }
+    }
+    fn stats(&self) -> Option<Dist> {
+        let h = self.0.as_ref().filter(|_| self.1 > 0)?;
+        Some(Dist {
+            count: self.1,
+            min: Duration::from_micros(h.min()),
+            p50: Duration::from_micros(h.value_at_quantile(0.5)),
+            p99: Duration::from_micros(h.value_at_quantile(0.99)),
+            max: Duration::from_micros(h.max()),
+        })
+    }
+}
+
+struct Hists {
+    detect_fault: Hist,
+    detect_last: Hist,
+    fault_switch: Hist,
+    cycle_switch: Hist,
+    lag: Hist,
+    failback: Hist,
+}
+
+impl Hists {
+    fn new() -> Self {
+        Hists {
+            detect_fault: Hist::new(),
+            detect_last: Hist::new(),
+            fault_switch: Hist::new(),
+            cycle_switch: Hist::new(),
+            lag: Hist::new(),
+            failback: Hist::new(),
+        }
+    }
+}
+
+/// A distribution of durations (recorded with hdrhistogram at 3 significant digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dist {
+    /// How many values.
+    pub count: u64,
+    /// The smallest.
+    pub min: Duration,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile.
+    pub p99: Duration,
+    /// The largest.
+    pub max: Duration,
+}
+
+/// The figures of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// How many phones.
+    pub phones: usize,
+    /// Fault to detection.
+    pub detection_from_fault: Option<Dist>,
+    /// Last answered probe to detection.
+    pub detection_from_last_answer: Option<Dist>,
+    /// Fault to switch.
+    pub fault_to_switch: Option<Dist>,
+    /// The detecting cycle's first probe to the switch.
+    pub cycle_to_switch: Option<Dist>,
+    /// How far after the ladder's deadline the switch came.
+    pub switch_after_deadline: Option<Dist>,
+    /// End of fault to failback.
+    pub failback: Option<Dist>,
+    /// Switches of all phones.
+    pub switches: u64,
+    /// Failovers of all phones.
+    pub failovers: u64,
+    /// Failbacks of all phones.
+    pub failbacks: u64,
+    /// "No server reachable" reports.
+    pub no_server: u64,
+    /// Probes sent.
+    pub probes: u64,
+    /// Matching replies.
+    pub replies: u64,
+    /// The busiest second at the pair: (second from the start, requests in it).
+    pub peak_probe_rate: Option<(u64, u32)>,
+}
+
+/// Seconds with millisecond precision, e.g. `16.600 s`.
+pub fn secs(d: Duration) -> String {
+    format!("{}.{:03} s", d.as_millis() / 1000, d.as_millis() % 1000)
+}
+
+/// Milliseconds with microsecond precision, e.g. `0.412 ms`.
+pub fn millis(d: Duration) -> String {
+    format!("{}.{:03} ms", d.as_micros() / 1000, d.as_micros() % 1000)
+}
+
+fn at(t: Instant) -> String {
+    secs(t - Instant::ZERO)
+}
+
+fn opt(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_string(), secs)
+}
+
+/// The summary as text: outages of phone 0, switches, and for fleets the distributions.
+pub fn render(tracker: &Tracker, summary: &Summary) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "== summary ==");
+    let _ = writeln!(
+        s,
+        "phones {}, probes {}, replies {}, switches {} ({} failover, {} failback), \"no server reachable\" {}",
+        summary.phones,
+        summary.probes,
+        summary.replies,
+        summary.switches,
+        summary.failovers,
+        summary.failbacks,
+        summary.no_server
+    );
+    let mine: Vec<&Outage> = tracker.outages_of(0).collect();
+    if mine.is_empty() {
+        let _ = writeln!(s, "outages: none (no server went down)");
+    } else {
+        let _ = writeln!(s, "outages{}:", if summary.phones > 1 { " (phone 0)" } else { "" });
+        for o in mine {
+            let _ = writeln!(
+                s,
+                "  {} {} at {}{}",
+                o.server,
+                if o.label.is_empty() { "down" } else { &o.label },
+                at(o.fault_at),
+                o.fault_end.map_or(" (until the end)".to_string(), |e| format!(" until {}", at(e)))
+            );
+            match o.detected_at {
+                None => {
+                    let _ = writeln!(s, "    not detected (no probe cycle met it)");
+                }
+                Some(d) => {
+                    let _ = writeln!(
+                        s,
+                        "    detected at {}: {} after the fault, {} after the last answered probe",
+                        at(d),
+                        opt(o.detection_from_fault()),
+                        opt(o.detection_from_last_answer())
+                    );
+                }
+            }
+            if let Some(sw) = o.switch_at {
+                let lag = o.cycle_to_switch().map(|c| c.saturating_sub_dur(tracker.ladder_total));
+                let _ = writeln!(
+                    s,
+                    "    switched away at {}: {} after the fault{}",
+                    at(sw),
+                    secs(sw - o.fault_at),
+                    match (o.cycle_to_switch(), lag) {
+                        (Some(c), Some(l)) if c >= tracker.ladder_total => format!(
+                            ", {} after its cycle's first probe ({} after the ladder's deadline)",
+                            secs(c),
+                            millis(l)
+                        ),
+                        (Some(c), _) =>
+                            format!(", {} after its cycle's first probe (before the ladder's deadline)", secs(c)),
+                        _ => String::new(),
+                    }
+                );
+            }
+            if let Some(fb) = o.failback_at {
+                let _ = writeln!(s, "    back on it at {}: {} after it recovered", at(fb), opt(o.failback_time()));
+            }
+        }
+    }
+    if !tracker.switches.is_empty() {
+        let _ = writeln!(s, "switches{}:", if summary.phones > 1 { " (phone 0)" } else { "" });
+        for sw in tracker.switches.iter().filter(|w| w.phone == 0) {
+            let _ = writeln!(s, "  {} {} -> {} ({})", at(sw.at), sw.from, sw.to, sw.reason.as_str());
+        }
+    }
+    if summary.phones > 1 {
+        let _ = writeln!(s, "distributions over {} phones (p50 / p99 / max, n):", summary.phones);
+        let row = |s: &mut String, name: &str, d: &Option<Dist>, f: fn(Duration) -> String| {
+            if let Some(d) = d {
+                let _ = writeln!(s, "  {name:<38} {} / {} / {}  (n={})", f(d.p50), f(d.p99), f(d.max), d.count);
+            }
+        };
+        row(&mut s, "detection after the fault", &summary.detection_from_fault, secs);
+        row(&mut s, "detection after the last answer", &summary.detection_from_last_answer, secs);
+        row(&mut s, "fault to switch", &summary.fault_to_switch, secs);
+        row(&mut s, "cycle's first probe to switch", &summary.cycle_to_switch, secs);
+        row(&mut s, "switch after the ladder's deadline", &summary.switch_after_deadline, millis);
+        row(&mut s, "failback after recovery", &summary.failback, secs);
+    }
+    if let Some((sec, n)) = summary.peak_probe_rate {
+        let _ = writeln!(s, "peak probe rate at the pair: {n} requests/s (second {sec})");
+    }
+    s
+}

@@ -1,0 +1,294 @@
+//! The pair over real loopback UDP, driven by the [`PairModel`]: one socket per server, replies sent
+//! when the model says, scripted steps applied on time. "Refused" closes the server's socket, so the
+//! kernel answers ICMP port-unreachable; "answer" binds it again on the same address.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration as StdDuration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as TInstant;
+
+use super::model::{Action, FaultChange, Mode, PairModel, Reply};
+use super::scenario::Scenario;
+use super::PairStats;
+use crate::core::{Duration, Instant, Side};
+
+/// Something the pair reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PairNote {
+    /// A server changed health.
+    Fault(FaultChange),
+    /// A request arrived (only when asked for).
+    Request {
+        /// When.
+        at: Instant,
+        /// At which server.
+        server: Side,
+        /// From where.
+        from: SocketAddr,
+        /// Whether it was answered at once, later, or not at all.
+        outcome: &'static str,
+    },
+    /// A socket could not be bound again after a restart.
+    RebindFailed {
+        /// Which server.
+        server: Side,
+        /// The error.
+        error: String,
+    },
+}
+
+/// The run's clock: microseconds since `origin`.
+pub fn since(origin: TInstant) -> Instant {
+    Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX))
+}
+
+/// `t` on tokio's clock.
+pub fn at(origin: TInstant, t: Instant) -> TInstant {
+    origin + StdDuration::from_micros(t.as_micros())
+}
+
+/// A UDP socket with 4 MiB buffers (fleets burst), bound to `addr`.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Best effort: the kernel caps them at its limits.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// A reply waiting for its time: (when, order, server index, destination, bytes).
+type Pending = Reverse<(Instant, u64, usize, SocketAddr, Vec<u8>)>;
+
+/// The pair on two UDP sockets.
+#[derive(Debug)]
+pub struct UdpPair {
+    socks: [Option<UdpSocket>; 2],
+    addrs: [SocketAddr; 2],
+    model: PairModel,
+}
+
+async fn recv_opt(sock: &Option<UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl UdpPair {
+    /// Binds the primary and the backup (port 0 picks a free port) with the fault script `steps`.
+    pub fn bind(
+        primary: SocketAddr,
+        backup: SocketAddr,
+        steps: &[(Duration, Side, Action)],
+        seed: u64,
+    ) -> io::Result<Self> {
+        let p = bind_udp(primary)?;
+        let b = bind_udp(backup)?;
+        let addrs = [p.local_addr()?, b.local_addr()?];
+        Ok(UdpPair { socks: [Some(p), Some(b)], addrs, model: PairModel::new(steps, seed) })
+    }
+
+    /// The same pair with its sockets registered on the current tokio runtime (to move it to another
+    /// thread's runtime).
+    pub fn rehome(self) -> io::Result<Self> {
+        let mut socks: [Option<UdpSocket>; 2] = [None, None];
+        for (slot, s) in socks.iter_mut().zip(self.socks) {
+            if let Some(s) = s {
+                *slot = Some(UdpSocket::from_std(s.into_std()?)?);
+            }
+        }
+        Ok(UdpPair { socks, addrs: self.addrs, model: self.model })
+    }
+
+    /// The bound addresses: primary, backup.
+    pub fn local_addrs(&self) -> [SocketAddr; 2] {
+        self.addrs
+    }
+
+    /// Opens or closes each socket as the model's mode says.
+    fn sync_sockets(&mut self, notes: &Option<mpsc::UnboundedSender<PairNote>>) {
+        for side in Side::BOTH {
+            let i = side.index();
+            let refused = self.model.server(side).mode() == Mode::Refused;
+            if refused && self.socks[i].is_some() {
+                self.socks[i] = None;
+            } else if !refused && self.socks[i].is_none() {
+                match bind_udp(self.addrs[i]) {
+                    Ok(s) => self.socks[i] = Some(s),
+                    Err(e) => {
+                        if let Some(n) = notes {
+                            let _ = n.send(PairNote::RebindFailed { server: side, error: e.to_string() });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves until `stop` turns true (or its sender goes away); `notes` gets fault changes (and
+    /// every request when `requests` is set). Returns what the pair saw.
+    pub async fn run(
+        mut self,
+        origin: TInstant,
+        notes: Option<mpsc::UnboundedSender<PairNote>>,
+        requests: bool,
+        mut stop: watch::Receiver<bool>,
+    ) -> PairStats {
+        let mut stats = PairStats::default();
+        let mut pending: BinaryHeap<Pending> = BinaryHeap::new();
+        let mut seq = 0u64;
+        let (mut b0, mut b1) = (vec![0u8; 65536], vec![0u8; 65536]);
+        loop {
+            let now = since(origin);
+            let busy_from = std::time::Instant::now();
+            let changes = self.model.advance(now);
+            if !changes.is_empty() {
+                self.sync_sockets(&notes);
+                for f in changes {
+                    if let Some(n) = &notes {
+                        let _ = n.send(PairNote::Fault(f));
+                    }
+                }
+            }
+            while pending.peek().is_some_and(|Reverse(p)| p.0 <= now) {
+                if let Some(Reverse((_, _, i, to, bytes))) = pending.pop() {
+                    if let Some(s) = &self.socks[i] {
+                        let _ = s.try_send_to(&bytes, to);
+                    }
+                }
+            }
+            stats.busy += busy_from.elapsed();
+            let wake = [self.model.next_step_at(), pending.peek().map(|Reverse(p)| p.0)].into_iter().flatten().min();
+            let sleep_to = at(origin, wake.unwrap_or(now + Duration::from_secs(3600)));
+            let got = tokio::select! {
+                biased;
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
+                        break;
+                    }
+                    None
+                }
+                r = recv_opt(&self.socks[0], &mut b0) => r.ok().map(|(n, from)| (Side::Primary, n, from)),
+                r = recv_opt(&self.socks[1], &mut b1) => r.ok().map(|(n, from)| (Side::Backup, n, from)),
+                _ = tokio::time::sleep_until(sleep_to) => None,
+            };
+            let Some((side, n, from)) = got else { continue };
+            let busy_from = std::time::Instant::now();
+            let now = since(origin);
+            // Steps due by now apply before the request is answered.
+            let changes = self.model.advance(now);
+            if !changes.is_empty() {
+                self.sync_sockets(&notes);
+                for f in changes {
+                    if let Some(nt) = &notes {
+                        let _ = nt.send(PairNote::Fault(f));
+                    }
+                }
+            }
+            stats.count(now, side);
+            let bytes = match side {
+                Side::Primary => &b0[..n],
+                Side::Backup => &b1[..n],
+            };
+            let reply = self.model.on_request(side, now, bytes);
+            let outcome = match reply {
+                Reply::Send { at, bytes } if at <= now => {
+                    if let Some(s) = &self.socks[side.index()] {
+                        let _ = s.try_send_to(&bytes, from);
+                    }
+                    "answered"
+                }
+                Reply::Send { at, bytes } => {
+                    seq += 1;
+                    pending.push(Reverse((at, seq, side.index(), from, bytes)));
+                    "delayed"
+                }
+                _ => "unanswered",
+            };
+            if requests {
+                if let Some(nt) = &notes {
+                    let _ = nt.send(PairNote::Request { at: now, server: side, from, outcome });
+                }
+            }
+            stats.busy += busy_from.elapsed();
+        }
+        stats.servers = [self.model.server(Side::Primary).stats(), self.model.server(Side::Backup).stats()];
+        stats
+    }
+}
+
+/// `pbx-sim`: serves on `primary` and `backup` until Ctrl-C, printing faults (and requests when
+/// `verbose`) and a count every 10 s.
+pub fn serve_until_ctrl_c(
+    primary: SocketAddr,
+    backup: SocketAddr,
+    scenario: Option<&Scenario>,
+    seed: u64,
+    verbose: bool,
+) -> Result<(), super::SimError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let steps = scenario.map(|s| s.expanded()).unwrap_or_default();
+        let pair = UdpPair::bind(primary, backup, &steps, seed)?;
+        let [p, b] = pair.local_addrs();
+        println!("pbx-sim: primary on udp {p}, backup on udp {b}; Ctrl-C to stop");
+        if let Some(s) = scenario {
+            println!("playing scenario {} ({} steps), clock starts now", s.name, steps.len());
+        }
+        let origin = TInstant::now();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(pair.run(origin, Some(tx), true, stop_rx));
+        let mut tick = tokio::time::interval(StdDuration::from_secs(10));
+        tick.tick().await;
+        let mut counts = [0u64; 2];
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => break,
+                n = rx.recv() => match n {
+                    Some(PairNote::Fault(f)) => println!(
+                        "{:>9.3}s {:<7} {}",
+                        f.at.as_micros() as f64 / 1e6,
+                        f.server,
+                        if f.label.is_empty() { "answering normally".to_string() } else { format!("fault: {}", f.label) }
+                    ),
+                    Some(PairNote::Request { at, server, from, outcome }) => {
+                        counts[server.index()] += 1;
+                        if verbose {
+                            println!("{:>9.3}s {:<7} OPTIONS from {from}: {outcome}", at.as_micros() as f64 / 1e6, server);
+                        }
+                    }
+                    Some(PairNote::RebindFailed { server, error }) => eprintln!("{server}: cannot reopen the port: {error}"),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    println!(
+                        "{:>9.3}s requests so far: primary {}, backup {}",
+                        since(origin).as_micros() as f64 / 1e6,
+                        counts[0],
+                        counts[1]
+                    );
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        if let Ok(stats) = task.await {
+            println!(
+                "stopped: primary {} requests ({} answered), backup {} requests ({} answered)",
+                stats.servers[0].requests, stats.servers[0].answered, stats.servers[1].requests, stats.servers[1].answered
+            );
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,194 @@
+//! Every shipped lab scenario on virtual time, with its outcome asserted exactly: switch times to the
+//! microsecond, counts of probes, failovers and "no server reachable" reports. The virtual network
+//! has a one-way latency of 100 µs, so a reply arrives 200 µs after its probe.
+
+use std::path::PathBuf;
+
+use sip_failover::core::{Side, SwitchReason};
+use sip_failover::sim::r#virtual::{run, VirtualOptions};
+use sip_failover::sim::scenario::Scenario;
+use sip_failover::sim::RunOutput;
+
+const P: Side = Side::Primary;
+const B: Side = Side::Backup;
+const FAILOVER: SwitchReason = SwitchReason::Failover;
+const FAILBACK: SwitchReason = SwitchReason::Failback;
+
+fn scenario(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("firmware-config/scenarios").join(format!("{name}.toml"));
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run_it(name: &str, seed: u64) -> RunOutput {
+    run(&scenario(name), &VirtualOptions { seed, ..Default::default() }, &mut |_| {}).unwrap()
+}
+
+/// (µs, from, to, reason) of every switch.
+fn switches(out: &RunOutput) -> Vec<(u64, Side, Side, SwitchReason)> {
+    out.tracker.switches.iter().map(|s| (s.at.as_micros(), s.from, s.to, s.reason)).collect()
+}
+
+#[test]
+fn every_shipped_scenario_is_valid_and_tested_here() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("firmware-config/scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            p.file_stem().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "backup-fails-while-active",
+            "both-down",
+            "flapping-primary",
+            "lossy-link",
+            "primary-503",
+            "primary-blackholed",
+            "primary-refused",
+            "rolling-restart",
+            "slow-primary",
+        ]
+    );
+}
+
+#[test]
+fn the_default_is_the_primary_blackholed_file() {
+    assert_eq!(Scenario::builtin(), {
+        let mut s = scenario("primary-blackholed");
+        s.name.clone_from(&Scenario::builtin().name);
+        s
+    });
+    assert_eq!(Scenario::builtin().phone.interval.as_millis(), 15_000, "the default keeps the seed's interval");
+}
+
+#[test]
+fn primary_blackholed() {
+    let out = run_it("primary-blackholed", 1);
+    // Cycle at 15 s fails at 15 + 0.8 + 0.4 + 0.4 s; failback on the reply of the second alive cycle.
+    assert_eq!(switches(&out), [(16_600_000, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
+    let o = &out.tracker.outages[0];
+    assert_eq!(o.detected_at.unwrap().as_micros(), 16_600_000);
+    assert_eq!(o.detection_from_fault().unwrap().as_millis(), 8_600);
+    assert_eq!(o.detection_from_last_answer().unwrap().as_millis(), 16_600);
+    assert_eq!(o.cycle_to_switch().unwrap().as_millis(), 1_600);
+    assert_eq!(o.failback_time().unwrap().as_micros(), 20_000_200);
+    // 4 cycles to each server, and attempts 2 and 3 to the primary in the failed cycle.
+    assert_eq!(out.tracker.probes, 10);
+    assert_eq!(out.tracker.replies, 7);
+}
+
+#[test]
+fn primary_refused_ends_attempts_at_once() {
+    let out = run_it("primary-refused", 1);
+    // Three attempts, each refused one round trip (200 µs) after it left.
+    assert_eq!(switches(&out), [(15_000_600, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
+    assert_eq!(out.pair.servers[0].refused, 3);
+}
+
+#[test]
+fn flapping_primary_fails_over_once_and_does_not_flap_back() {
+    let out = run_it("flapping-primary", 1);
+    assert_eq!(switches(&out), [(16_600_000, P, B, FAILOVER), (105_000_200, B, P, FAILBACK)]);
+    // The flapping primary failed the cycles at 15, 45 and 75 s and answered those at 30, 60 and 90 s.
+    let detected: Vec<u64> = out.tracker.outages.iter().filter_map(|o| o.detected_at).map(|t| t.as_millis()).collect();
+    assert_eq!(detected, [16_600, 46_600, 76_600]);
+}
+
+#[test]
+fn lossy_link_fails_over_only_when_a_whole_ladder_is_lost() {
+    let out = run_it("lossy-link", 1);
+    let s = switches(&out);
+    assert_eq!(
+        s,
+        [
+            (391_600_000, P, B, FAILOVER),
+            (420_000_200, B, P, FAILBACK),
+            (1_036_600_000, P, B, FAILOVER),
+            (1_065_000_200, B, P, FAILBACK),
+            (2_641_600_000, P, B, FAILOVER),
+            (2_670_800_200, B, P, FAILBACK),
+            (3_376_600_000, P, B, FAILOVER),
+            (3_405_000_200, B, P, FAILBACK),
+        ]
+    );
+    // Every failover ends a cycle whose three attempts were all lost: it falls 1.6 s after a cycle
+    // start, on the 15 s grid.
+    for (t, ..) in s.iter().filter(|x| x.3 == FAILOVER) {
+        assert_eq!((t - 1_600_000) % 15_000_000, 0, "{t}");
+    }
+    // About 30 % of the primary's requests went unanswered.
+    let p = out.pair.servers[0];
+    let share = p.dropped as f64 / p.requests as f64;
+    assert!((0.25..0.35).contains(&share), "{share}");
+    // Reproducible from the seed; another seed gives another history.
+    assert_eq!(switches(&run_it("lossy-link", 1)), s);
+    assert_ne!(switches(&run_it("lossy-link", 2)), s);
+}
+
+#[test]
+fn both_down_stays_put_then_follows_the_first_server_back() {
+    let out = run_it("both-down", 1);
+    assert_eq!(switches(&out), [(46_600_000, P, B, FAILOVER), (90_000_200, B, P, FAILBACK)]);
+    // Cycles at 15 and 30 s: both failed.
+    assert_eq!(out.tracker.no_server, 2);
+}
+
+#[test]
+fn backup_failing_while_active_moves_back_at_once() {
+    let out = run_it("backup-fails-while-active", 1);
+    // At 31.6 s the backup failed its cycle and the primary had answered it: a failover, not a
+    // failback waiting for two alive cycles.
+    assert_eq!(switches(&out), [(16_600_000, P, B, FAILOVER), (31_600_000, B, P, FAILOVER)]);
+}
+
+#[test]
+fn rolling_restart_is_followed_server_by_server() {
+    let out = run_it("rolling-restart", 1);
+    assert_eq!(switches(&out), [(31_600_000, P, B, FAILOVER), (46_600_000, B, P, FAILOVER)]);
+    // The backup answered in compact form all along, and every answer was accepted.
+    assert_eq!(out.tracker.ignored, 0);
+    // The primary was closed for the cycle at 30 s, the backup for those at 45 and 60 s.
+    assert_eq!(out.pair.servers[0].refused, 3);
+    assert_eq!(out.pair.servers[1].refused, 6);
+}
+
+#[test]
+fn primary_503_fails_over_on_the_first_reply() {
+    let out = run_it("primary-503", 1);
+    assert_eq!(switches(&out), [(15_000_200, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
+    assert_eq!(out.tracker.ignored, 0, "folded headers are accepted");
+    let o = &out.tracker.outages[0];
+    assert_eq!(o.label, "503 Retry-After 120");
+    assert_eq!(o.fault_to_switch().unwrap().as_micros(), 7_000_200);
+}
+
+#[test]
+fn slow_primary_counts_late_replies_until_they_miss_the_ladder() {
+    let out = run_it("slow-primary", 1);
+    assert_eq!(switches(&out), [(31_600_000, P, B, FAILOVER)]);
+    // 15 s cycle: the 1 s reply answers attempt 1 while attempt 2 waits; no failover.
+    let tl = &out.timeline.records;
+    use sip_failover::core::Event;
+    use sip_failover::sim::timeline::What;
+    let late = tl.iter().find(|r| r.t.as_micros() == 16_000_200).expect("the late reply");
+    assert!(matches!(late.what, What::Agent(Event::Reply { server: Side::Primary, attempt: 1, .. })), "{late:?}");
+}
+
+#[test]
+fn a_virtual_fleet_keeps_every_switch_on_the_ladder() {
+    let s = scenario("primary-blackholed");
+    let opts = VirtualOptions { phones: 1000, seed: 3, extend: s.phone.interval, ..Default::default() };
+    let out = run(&s, &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(out.pair.peak());
+    assert_eq!(sum.failovers, 1000);
+    assert_eq!(sum.failbacks, 1000);
+    let lag = sum.switch_after_deadline.unwrap();
+    assert_eq!(lag.count, 1000);
+    assert_eq!(lag.max.as_micros(), 1, "virtual time: every switch exactly at the deadline (1 µs floor)");
+}
