@@ -126,6 +126,8 @@ async fn run_async(
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
     for (s, a) in socks.iter().zip(addrs) {
         s.connect(a).await?;
+        // tokio's try_send fails with WouldBlock until the reactor has seen the socket writable once.
+        s.writable().await?;
     }
     let locals = [socks[0].local_addr()?, socks[1].local_addr()?];
     let interval = scenario.phone.interval;

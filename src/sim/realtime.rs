@@ -35,6 +35,8 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
     for (s, a) in socks.iter().zip(addrs) {
         s.connect(a).await?;
+        // tokio's try_send fails with WouldBlock until the reactor has seen the socket writable once.
+        s.writable().await?;
     }
     let mut agent = Agent::new(phone_config(&scenario.phone, addrs[0], addrs[1], 0), Instant::ZERO, seed)
         .map_err(SimError::Config)?;

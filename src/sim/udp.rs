@@ -162,7 +162,7 @@ impl UdpPair {
             while pending.peek().is_some_and(|Reverse(p)| p.0 <= now) {
                 if let Some(Reverse((_, _, i, to, bytes))) = pending.pop() {
                     if let Some(s) = &self.socks[i] {
-                        let _ = s.try_send_to(&bytes, to);
+                        let _ = s.send_to(&bytes, to).await;
                     }
                 }
             }
@@ -203,7 +203,7 @@ impl UdpPair {
             let outcome = match reply {
                 Reply::Send { at, bytes } if at <= now => {
                     if let Some(s) = &self.socks[side.index()] {
-                        let _ = s.try_send_to(&bytes, from);
+                        let _ = s.send_to(&bytes, from).await;
                     }
                     "answered"
                 }
