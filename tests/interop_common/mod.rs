@@ -377,7 +377,10 @@ pub fn peer_available(program: &str, package: &str) -> bool {
     if std::env::var("REQUIRE_PEERS").as_deref() == Ok("1") {
         panic!("`{program}` (Debian package `{package}`) is required (REQUIRE_PEERS=1) but not installed");
     }
-    eprintln!(
+    // Written to the real stderr, past the test harness's capture, so that a normal run shows why.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED: `{program}` not found; install the Debian package `{package}` (scripts/ci-net.sh) to run this test"
     );
     false
