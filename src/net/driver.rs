@@ -26,6 +26,7 @@ use super::control::{self, ControlMsg, Request};
 use super::dns::{DnsError, Family, Resolved, Resolver};
 use super::events::EventLog;
 use super::hook::{self, HookOptions, HookOutcome, SwitchInfo};
+use super::maintenance::Planner;
 use super::socket::{self, SocketOptions};
 use super::state::StateFile;
 use crate::config::{Endpoint, PhoneConfig};
@@ -214,7 +215,18 @@ struct SideNet {
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let start = TInstant::now();
     let log = EventLog::new(opts.events_json);
-    let cfg = opts.config.clone();
+    let mut cfg = opts.config.clone();
+    // A restart in the upgrade window takes the pending rebuild.
+    let rebuilt = Planner::new(&cfg, jiff::Timestamp::now(), Instant::ZERO).due_rebuild(jiff::Timestamp::now());
+    match rebuilt {
+        Some(Ok(mut new_cfg)) => {
+            opts.overrides.apply(&mut new_cfg);
+            log.driver(Instant::ZERO, "rebuild_applied", json!({"at": "start"}));
+            cfg = new_cfg;
+        }
+        Some(Err(e)) => tracing::error!("pending rebuild unusable, keeping the current configuration: {e}"),
+        None => {}
+    }
     let resolver = make_resolver(&cfg)?;
     let family = Family::for_bind(cfg.network.bind);
 
@@ -269,7 +281,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlMsg>(16);
+    let planner = Planner::new(&cfg, jiff::Timestamp::now(), now);
     let mut d = Driver {
+        planner,
+        next_maintenance: TInstant::now(),
         start,
         log,
         cfg,
@@ -363,6 +378,8 @@ fn to_core(start: TInstant, t: TInstant) -> Instant {
 }
 
 struct Driver {
+    planner: Planner,
+    next_maintenance: TInstant,
     start: TInstant,
     log: EventLog,
     cfg: PhoneConfig,
@@ -431,7 +448,13 @@ impl Driver {
             let far = TInstant::now() + StdDuration::from_secs(3600);
             let wake = self.agent.poll_timeout().map(|t| self.to_tokio(t)).unwrap_or(far);
             let dns_wake = self.net.iter().filter(|n| !n.resolving).filter_map(|n| n.refresh_at).min().unwrap_or(far);
+            let maintenance_wake = self.next_maintenance;
             tokio::select! {
+                _ = tokio::time::sleep_until(maintenance_wake) => {
+                    let first = self.planner.bell_unknown();
+                    self.refresh_maintenance(first);
+                    self.next_maintenance = TInstant::now() + StdDuration::from(super::maintenance::POLL);
+                }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = self.now();
                     self.agent.handle_timeout(now);
@@ -681,6 +704,50 @@ impl Driver {
     }
 
     /// Hands the agent the configuration with the current next hops, and follows with the sockets.
+    /// Feeds the maintenance schedule to the agent: windows on its clock, the bell count, and a
+    /// pending rebuild whose upgrade window has come.
+    fn refresh_maintenance(&mut self, first: bool) {
+        let wall = jiff::Timestamp::now();
+        let now = self.now();
+        let update = self.planner.refresh(wall, now, first);
+        if let Some(e) = &update.feed_error {
+            self.log.driver(now, "notice_feed_error", json!({"error": e}));
+        }
+        if let Some(windows) = &update.windows {
+            let _ = self.agent.handle_command(now, Command::ClearPlannedWindows);
+            let mut listed = Vec::new();
+            for w in windows {
+                let cmd = Command::PlannedWindow { side: w.side, start: w.start, end: w.end };
+                if let Err(e) = self.agent.handle_command(now, cmd) {
+                    tracing::warn!("planned window not taken: {e}");
+                }
+                listed.push(
+                    json!({"server": w.side.as_str(), "start_ms": w.start.as_millis(), "end_ms": w.end.as_millis()}),
+                );
+            }
+            self.log.driver(now, "maintenance_windows", json!({"reason": update.reason, "windows": listed}));
+        }
+        if let Some(count) = update.bell {
+            self.log.driver(now, "bell", json!({"count": count, "reason": update.reason}));
+        }
+        match self.planner.due_rebuild(wall) {
+            Some(Ok(_)) => {
+                if let Some(store) = self.planner.store() {
+                    let path = store.dir().join("active.toml");
+                    self.log.driver(
+                        now,
+                        "rebuild_applied",
+                        json!({"at": "upgrade_window", "path": path.to_string_lossy()}),
+                    );
+                    let (reply, _) = oneshot::channel();
+                    self.load_config(path, reply);
+                }
+            }
+            Some(Err(e)) => tracing::error!("pending rebuild unusable: {e}"),
+            None => {}
+        }
+    }
+
     fn reconfigure(&mut self) -> Result<(), String> {
         let Some(p) = self.net[0].addr else { return Err("no address for the primary".into()) };
         let b = if self.cfg.backup.is_some() { self.net[1].addr } else { None };
@@ -716,6 +783,8 @@ impl Driver {
         }
         self.sync_sockets(sockets_changed).map_err(|e| e.to_string())?;
         self.log.driver(now, "config_applied", json!({"path": self.cfg.path.to_string_lossy()}));
+        self.planner = Planner::new(&self.cfg, jiff::Timestamp::now(), now);
+        self.refresh_maintenance(true);
         Ok(())
     }
 

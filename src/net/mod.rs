@@ -17,6 +17,7 @@ pub mod driver;
 mod entropy;
 pub mod events;
 pub mod hook;
+pub mod maintenance;
 pub mod socket;
 pub mod state;
 
