@@ -165,7 +165,7 @@ impl Ladder {
     /// A ladder with one attempt per entry of `waits`; `None` if empty, longer than [`MAX_ATTEMPTS`]
     /// or holding a zero wait.
     pub fn new(waits: &[Duration]) -> Option<Ladder> {
-        if waits.is_empty() || waits.len() > MAX_ATTEMPTS || waits.iter().any(|w| *w == Duration::ZERO) {
+        if waits.is_empty() || waits.len() > MAX_ATTEMPTS || waits.contains(&Duration::ZERO) {
             return None;
         }
         let mut l = Ladder { waits: [Duration::ZERO; MAX_ATTEMPTS], attempts: waits.len() as u8 };
