@@ -217,6 +217,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let wall = started.elapsed();
     let summary = out.tracker.summary(out.pair.peak());
     let text = render(&out.tracker, &summary);
+    let text = format!("{text}{}", pair_line(&out));
     println!("\n{text}");
     println!(
         "ran {} of {} in {:.2} s of wall-clock time",
@@ -239,6 +240,28 @@ pub fn lab(args: &LabArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn pair_line(out: &RunOutput) -> String {
+    let mut s = String::new();
+    for (side, st) in Side::BOTH.iter().zip(out.pair.servers.iter()) {
+        s.push_str(&format!(
+            "pair {side}: {} requests, {} answered, {} unanswered, {} refused, {} malformed\n",
+            st.requests, st.answered, st.dropped, st.refused, st.malformed
+        ));
+    }
+    if !out.phones_busy.is_zero() {
+        let probes = out.tracker.probes.max(1);
+        s.push_str(&format!(
+            "busy time: phones {:.3} s ({:.2} µs per probe), pair {:.3} s ({:.2} µs per request)\n",
+            out.phones_busy.as_secs_f64(),
+            out.phones_busy.as_secs_f64() * 1e6 / probes as f64,
+            out.pair.busy.as_secs_f64(),
+            out.pair.busy.as_secs_f64() * 1e6
+                / (out.pair.servers[0].requests + out.pair.servers[1].requests).max(1) as f64
+        ));
+    }
+    s
 }
 
 fn write_outputs(dir: &Path, out: &RunOutput, summary: &str) -> std::io::Result<()> {

@@ -19,7 +19,7 @@ use tokio::time::Instant as TInstant;
 use super::scenario::Scenario;
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
-use super::udp::{at, bind_udp, since, PairNote, UdpPair};
+use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, phone_of, Live, RunOutput, SimError};
 use crate::core::{Agent, Command, Duration, Event, Instant, Side};
 
@@ -38,23 +38,32 @@ pub struct FleetOptions {
 }
 
 struct Fleet {
-    agents: Vec<Agent>,
+    /// Each phone's agent, made when the phone boots.
+    agents: Vec<Option<Agent>>,
+    /// The configuration and seed of each phone not yet booted.
+    boot: Vec<Option<(crate::core::Config, u64)>>,
     scheduled: Vec<u64>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     socks: [UdpSocket; 2],
     addrs: [SocketAddr; 2],
     tracker: Tracker,
     timeline: Timeline,
+    /// The same sockets as std handles: sends and receives go straight to the kernel, so they do not
+    /// depend on tokio's readiness cache (which only the reactor updates, and the loop may not yield
+    /// to it for a while when timers are dense).
+    direct: [std::net::UdpSocket; 2],
     send_errors: u64,
+    received: u64,
+    unrouted: u64,
 }
 
 impl Fleet {
     fn drain(&mut self, p: u32, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
         let mut buf = [0u8; 1500];
         for _ in 0..64 {
-            let agent = &mut self.agents[p as usize];
+            let Some(agent) = self.agents[p as usize].as_mut() else { return };
             while let Ok(Some(t)) = agent.poll_transmit(now, &mut buf) {
-                if self.socks[t.server.index()].try_send(&buf[..t.len]).is_err() {
+                if self.direct[t.server.index()].send(&buf[..t.len]).is_err() {
                     self.send_errors += 1;
                 }
             }
@@ -81,7 +90,7 @@ impl Fleet {
                 let _ = agent.handle_command(now, Command::Applied { generation: *generation });
             }
         }
-        let next = self.agents[p as usize].poll_timeout().map_or(NONE, |t| t.as_micros());
+        let next = self.agents[p as usize].as_ref().and_then(|a| a.poll_timeout()).map_or(NONE, |t| t.as_micros());
         if next != self.scheduled[p as usize] {
             self.scheduled[p as usize] = next;
             if next != NONE {
@@ -94,18 +103,37 @@ impl Fleet {
     fn receive(&mut self, side: Side, now: Instant, max: usize, live: &mut dyn FnMut(Live<'_>)) {
         let mut buf = [0u8; 4096];
         for _ in 0..max {
-            match self.socks[side.index()].try_recv(&mut buf) {
+            match self.direct[side.index()].recv(&mut buf) {
                 Ok(n) => {
-                    let Some(p) = phone_of(&buf[..n]).filter(|p| *p < self.agents.len()) else { continue };
-                    self.agents[p].handle_datagram(now, self.addrs[side.index()], &buf[..n]);
-                    self.drain(p as u32, now, live);
+                    self.received += 1;
+                    let Some(p) = phone_of(&buf[..n]).filter(|p| *p < self.agents.len()) else {
+                        self.unrouted += 1;
+                        continue;
+                    };
+                    if let Some(a) = self.agents[p].as_mut() {
+                        a.handle_datagram(now, self.addrs[side.index()], &buf[..n]);
+                        self.drain(p as u32, now, live);
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Tell tokio the socket is drained, so its readiness waits park again.
+                    let _ = self.socks[side.index()]
+                        .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                    return;
+                }
                 // A refusal is not attributable to one phone; fast detection is per phone and off here.
                 Err(_) => continue,
             }
         }
     }
+}
+
+/// A second, std handle on a tokio socket (same kernel socket, non-blocking).
+fn clone_std(s: &UdpSocket) -> io::Result<std::net::UdpSocket> {
+    let fd = socket2::SockRef::from(s).try_clone()?;
+    let std: std::net::UdpSocket = fd.into();
+    std.set_nonblocking(true)?;
+    Ok(std)
 }
 
 /// Runs `scenario` with `opts.phones` phones in real time on two threads: the pair on its own
@@ -126,20 +154,23 @@ async fn run_async(
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
     for (s, a) in socks.iter().zip(addrs) {
         s.connect(a).await?;
-        // tokio's try_send fails with WouldBlock until the reactor has seen the socket writable once.
-        s.writable().await?;
     }
+    let direct = [clone_std(&socks[0])?, clone_std(&socks[1])?];
     let locals = [socks[0].local_addr()?, socks[1].local_addr()?];
     let interval = scenario.phone.interval;
     let mut fleet = Fleet {
         agents: Vec::with_capacity(phones),
+        boot: Vec::with_capacity(phones),
         scheduled: vec![NONE; phones],
         heap: BinaryHeap::with_capacity(phones * 2),
         socks,
+        direct,
         addrs,
         tracker: Tracker::new(phones, scenario.phone.ladder.total()),
         timeline: Timeline::new(&scenario.name, scenario.duration + opts.extend),
         send_errors: 0,
+        received: 0,
+        unrouted: 0,
     };
     for i in 0..phones {
         let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
@@ -149,18 +180,16 @@ async fn run_async(
             b.local = locals[1];
         }
         let seed = opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64);
-        fleet.agents.push(Agent::new(cfg, start, seed).map_err(SimError::Config)?);
+        cfg.validate().map_err(SimError::Config)?;
+        fleet.agents.push(None);
+        fleet.boot.push(Some((cfg, seed)));
         fleet.scheduled[i] = start.as_micros();
         fleet.heap.push(Reverse((start.as_micros(), i as u32)));
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
-    let pair_thread = std::thread::Builder::new().name("pbx-pair".into()).spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        // The pair's sockets were bound on the fleet's runtime; re-register them on this one.
-        rt.block_on(async move { Ok::<_, io::Error>(pair.rehome()?.run(origin, Some(tx), false, stop_rx).await) })
-    })?;
+    let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
     let end = Instant::ZERO + scenario.duration + opts.extend;
     let mut busy = StdDuration::ZERO;
     let mut next_tick = Instant::ZERO;
@@ -180,7 +209,15 @@ async fn run_async(
                 continue;
             }
             fleet.scheduled[p as usize] = NONE;
-            fleet.agents[p as usize].handle_timeout(now);
+            match fleet.agents[p as usize].as_mut() {
+                Some(a) => a.handle_timeout(now),
+                None => {
+                    // The phone boots now: its first cycle starts at the real time, not the planned one.
+                    if let Some((cfg, seed)) = fleet.boot[p as usize].take() {
+                        fleet.agents[p as usize] = Some(Agent::new(cfg, now, seed).map_err(SimError::Config)?);
+                    }
+                }
+            }
             fleet.drain(p, now, live);
         }
         for side in Side::BOTH {
@@ -204,7 +241,7 @@ async fn run_async(
             biased;
             _ = fleet.socks[0].readable() => {}
             _ = fleet.socks[1].readable() => {}
-            _ = tokio::time::sleep_until(at(origin, wake)) => {}
+            _ = sleep_until_precise(at(origin, wake)) => {}
         }
     }
     let _ = stop_tx.send(true);

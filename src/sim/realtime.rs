@@ -13,13 +13,14 @@ use tokio::time::Instant as TInstant;
 use super::scenario::Scenario;
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
-use super::udp::{at, bind_udp, since, PairNote, UdpPair};
+use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, Live, RunOutput, SimError};
 use crate::core::{Agent, Command, Event, Instant, Side};
 
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// Runs `scenario` in real time with one phone; `live` sees every record and a tick every 100 ms.
+/// The pair runs on a second thread.
 pub fn run(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>)) -> Result<RunOutput, SimError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(run_async(scenario, seed, live))
@@ -43,7 +44,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
-    let task = tokio::spawn(pair.run(origin, Some(tx), false, stop_rx));
+    let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
     for side in Side::BOTH {
         let addr = socks[side.index()].local_addr()?;
         let _ = agent.handle_command(Instant::ZERO, Command::LocalAddr { side, addr });
@@ -72,12 +73,12 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
                     st.push(f.at, What::Fault(f), live);
                 }
             }
-            _ = tokio::time::sleep_until(at(origin, wake)) => agent.handle_timeout(since(origin)),
+            _ = sleep_until_precise(at(origin, wake)) => agent.handle_timeout(since(origin)),
             _ = tick.tick() => live(Live::Tick(since(origin))),
         }
     }
     let _ = stop_tx.send(true);
-    let pair_stats = task.await.map_err(|_| SimError::Internal("the pair task failed"))?;
+    let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
     Ok(RunOutput { timeline: st.timeline, tracker: st.tracker, pair: pair_stats, end, phones_busy: StdDuration::ZERO })
 }
 

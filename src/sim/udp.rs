@@ -53,6 +53,42 @@ pub fn at(origin: TInstant, t: Instant) -> TInstant {
     origin + StdDuration::from_micros(t.as_micros())
 }
 
+/// Sleeps until `t` to within tens of microseconds: tokio's timer (1 ms granularity, rounding up)
+/// until 1.5 ms before, then the thread's own sleep. The last stretch blocks the thread, so use it
+/// on a thread that runs nothing else time-critical (the pair runs on its own thread).
+pub async fn sleep_until_precise(t: TInstant) {
+    if let Some(coarse) = t.checked_sub(StdDuration::from_micros(1500)) {
+        if coarse > TInstant::now() {
+            tokio::time::sleep_until(coarse).await;
+        }
+    }
+    let now = TInstant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
+}
+
+/// Runs `pair` on a thread of its own with its own runtime, until `stop`.
+pub fn spawn_pair_thread(
+    pair: UdpPair,
+    origin: TInstant,
+    notes: Option<mpsc::UnboundedSender<PairNote>>,
+    stop: watch::Receiver<bool>,
+) -> io::Result<std::thread::JoinHandle<io::Result<PairStats>>> {
+    // Move the sockets out as std sockets: a tokio socket is tied to the runtime it was made on.
+    let socks = pair.socks.map(|s| s.map(|s| s.into_std()).transpose());
+    let [p, b] = socks;
+    let (p, b) = (p?, b?);
+    let (addrs, model) = (pair.addrs, pair.model);
+    std::thread::Builder::new().name("pbx-pair".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let socks = [p.map(UdpSocket::from_std).transpose()?, b.map(UdpSocket::from_std).transpose()?];
+            Ok(UdpPair { socks, addrs, model }.run(origin, notes, false, stop).await)
+        })
+    })
+}
+
 /// A UDP socket with 4 MiB buffers (fleets burst), bound to `addr`.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s =
@@ -95,18 +131,6 @@ impl UdpPair {
         let b = bind_udp(backup)?;
         let addrs = [p.local_addr()?, b.local_addr()?];
         Ok(UdpPair { socks: [Some(p), Some(b)], addrs, model: PairModel::new(steps, seed) })
-    }
-
-    /// The same pair with its sockets registered on the current tokio runtime (to move it to another
-    /// thread's runtime).
-    pub fn rehome(self) -> io::Result<Self> {
-        let mut socks: [Option<UdpSocket>; 2] = [None, None];
-        for (slot, s) in socks.iter_mut().zip(self.socks) {
-            if let Some(s) = s {
-                *slot = Some(UdpSocket::from_std(s.into_std()?)?);
-            }
-        }
-        Ok(UdpPair { socks, addrs: self.addrs, model: self.model })
     }
 
     /// The bound addresses: primary, backup.
