@@ -17,7 +17,11 @@ use super::wire::{self, BufferTooSmall, OptionsRequest, BRANCH_COOKIE};
 const BRANCH_BYTES: usize = 12;
 const CALL_ID_BYTES: usize = 16;
 const TAG_BYTES: usize = 8;
-const EVENT_CAPACITY: usize = 16;
+/// Bytes of the event queue. Events are stored packed, 2 to 18 bytes each with their length (a reply
+/// with a Retry-After is the largest, a probe sent takes 8, a timeout 4), so it holds at least 6 and
+/// typically 15 to 30 undrained events, far more than one input produces; the size keeps the agent
+/// under 1 KiB.
+const EVENT_BYTES: usize = 116;
 /// How many planned maintenance windows the core holds at once.
 pub const MAX_WINDOWS: usize = 4;
 /// Upper bound on timers processed in one `handle_timeout`, so a wild clock cannot spin it.
@@ -150,40 +154,94 @@ enum Outcome {
     None,
     Pending,
     Alive,
-    Failed(DownReason),
+    /// Failed this cycle (the reason went out in [`Event::ServerDown`]).
+    Failed,
 }
 
+/// One server's probing. The cycle's random values (Call-ID, From tag, one branch per attempt) are not
+/// stored: only where they were drawn in the keystream, and they are recomputed with
+/// [`Rng::fill_at`] to encode a probe or check a reply. This keeps the agent under 1 KiB.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
     outcome: Outcome,
-    /// The current attempt (1-based) and when its wait ends; `None` when no ladder runs.
-    waiting: Option<(u8, Instant)>,
+    /// The current attempt (1-based); 0 when no ladder runs.
+    attempt: u8,
+    /// When the current attempt's wait ends (meaningful while `attempt > 0`).
+    deadline: Instant,
     needs_send: bool,
     sent_at: [Instant; MAX_ATTEMPTS],
-    branches: [[u8; BRANCH_BYTES]; MAX_ATTEMPTS],
-    call_id: [u8; CALL_ID_BYTES],
-    tag: [u8; TAG_BYTES],
+    /// The keystream word position of this cycle's Call-ID; the From tag follows it, then attempt 1's
+    /// branch.
+    draw: u64,
+    /// The branch positions of attempts 2 and later, in words after `draw`.
+    branch_at: [u32; MAX_ATTEMPTS - 1],
     cseq_first: u32,
     cseq_next: u32,
     up: Option<bool>,
     streak: u8,
 }
 
+/// Keystream words a fill of `bytes` bytes takes.
+const fn words(bytes: usize) -> u64 {
+    bytes.div_ceil(4) as u64
+}
+
 impl Probe {
     const fn new() -> Self {
         Probe {
             outcome: Outcome::None,
-            waiting: None,
+            attempt: 0,
+            deadline: Instant::ZERO,
             needs_send: false,
             sent_at: [Instant::ZERO; MAX_ATTEMPTS],
-            branches: [[0; BRANCH_BYTES]; MAX_ATTEMPTS],
-            call_id: [0; CALL_ID_BYTES],
-            tag: [0; TAG_BYTES],
+            draw: 0,
+            branch_at: [0; MAX_ATTEMPTS - 1],
             cseq_first: 1,
             cseq_next: 1,
             up: None,
             streak: 0,
         }
+    }
+
+    /// The current attempt (1-based) and when its wait ends; `None` when no ladder runs.
+    fn waiting(&self) -> Option<(u8, Instant)> {
+        (self.attempt > 0).then_some((self.attempt, self.deadline))
+    }
+
+    fn set_waiting(&mut self, w: Option<(u8, Instant)>) {
+        match w {
+            Some((attempt, deadline)) => {
+                self.attempt = attempt;
+                self.deadline = deadline;
+            }
+            None => {
+                self.attempt = 0;
+                self.deadline = Instant::ZERO;
+            }
+        }
+    }
+
+    fn call_id(&self, rng: &Rng) -> [u8; CALL_ID_BYTES] {
+        let mut b = [0u8; CALL_ID_BYTES];
+        rng.fill_at(self.draw, &mut b);
+        b
+    }
+
+    fn tag(&self, rng: &Rng) -> [u8; TAG_BYTES] {
+        let mut b = [0u8; TAG_BYTES];
+        rng.fill_at(self.draw.wrapping_add(words(CALL_ID_BYTES)), &mut b);
+        b
+    }
+
+    /// The branch of attempt `i + 1`, or `None` past the ladder.
+    fn branch(&self, rng: &Rng, i: usize) -> Option<[u8; BRANCH_BYTES]> {
+        let at = match i.checked_sub(1) {
+            None => self.draw.wrapping_add(words(CALL_ID_BYTES) + words(TAG_BYTES)),
+            Some(j) => self.draw.wrapping_add(u64::from(*self.branch_at.get(j)?)),
+        };
+        let mut b = [0u8; BRANCH_BYTES];
+        rng.fill_at(at, &mut b);
+        Some(b)
     }
 }
 
@@ -192,6 +250,51 @@ struct Window {
     side: Side,
     start: Instant,
     end: Instant,
+}
+
+/// The planned windows, stored as parallel arrays (an array of `Option<Window>` would pad each entry
+/// to 24 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    side: [Option<Side>; MAX_WINDOWS],
+    start: [Instant; MAX_WINDOWS],
+    end: [Instant; MAX_WINDOWS],
+}
+
+impl Windows {
+    const EMPTY: Windows =
+        Windows { side: [None; MAX_WINDOWS], start: [Instant::ZERO; MAX_WINDOWS], end: [Instant::ZERO; MAX_WINDOWS] };
+
+    fn iter(&self) -> impl Iterator<Item = Window> + '_ {
+        self.side
+            .iter()
+            .zip(self.start.iter().zip(self.end.iter()))
+            .filter_map(|(side, (start, end))| side.map(|side| Window { side, start: *start, end: *end }))
+    }
+
+    /// Adds `w` unless it is already there.
+    fn insert(&mut self, w: Window) -> Result<(), CommandError> {
+        if self.iter().any(|x| x == w) {
+            return Ok(());
+        }
+        let i = self.side.iter().position(|s| s.is_none()).ok_or(CommandError::TooManyWindows)?;
+        let slot = (self.side.get_mut(i), self.start.get_mut(i), self.end.get_mut(i));
+        if let (Some(side), Some(start), Some(end)) = slot {
+            *side = Some(w.side);
+            *start = w.start;
+            *end = w.end;
+        }
+        Ok(())
+    }
+
+    /// Forgets the windows that ended at or before `now`.
+    fn expire(&mut self, now: Instant) {
+        for (side, end) in self.side.iter_mut().zip(self.end.iter()) {
+            if side.is_some() && *end <= now {
+                *side = None;
+            }
+        }
+    }
 }
 
 /// The failover state machine. See the [module docs](self) for the run loop.
@@ -214,8 +317,8 @@ pub struct Agent {
     failback_due: Option<Instant>,
     spread: Duration,
     held_reported: bool,
-    windows: [Option<Window>; MAX_WINDOWS],
-    events: EventQueue<EVENT_CAPACITY>,
+    windows: Windows,
+    events: EventQueue<EVENT_BYTES>,
     stats: Stats,
 }
 
@@ -257,7 +360,7 @@ impl Agent {
             failback_due: None,
             spread,
             held_reported: false,
-            windows: [None; MAX_WINDOWS],
+            windows: Windows::EMPTY,
             events: EventQueue::new(),
             stats: Stats::default(),
         };
@@ -386,7 +489,7 @@ impl Agent {
                 self.stats.replies = self.stats.replies.saturating_add(1);
                 let p = &mut self.probes[side.index()];
                 let sent = p.sent_at.get(usize::from(attempt).saturating_sub(1)).copied().unwrap_or(now);
-                p.waiting = None;
+                p.set_waiting(None);
                 p.needs_send = false;
                 self.events.push(Event::Reply { server: side, attempt, status, rtt: now - sent, retry_after });
                 if self.config.alive_codes.is_alive(status) {
@@ -406,7 +509,7 @@ impl Agent {
         if !self.config.fast.refused_ends_attempt {
             return;
         }
-        if let Some((attempt, _)) = self.probes[side.index()].waiting {
+        if let Some((attempt, _)) = self.probes[side.index()].waiting() {
             self.events.push(Event::AttemptRefused { server: side, attempt });
             self.attempt_expired(side, now, now, true);
             self.decide(now);
@@ -450,7 +553,7 @@ impl Agent {
                     self.paused = true;
                     self.next_cycle = None;
                     for p in &mut self.probes {
-                        p.waiting = None;
+                        p.set_waiting(None);
                         p.needs_send = false;
                         if p.outcome == Outcome::Pending {
                             p.outcome = Outcome::None;
@@ -492,7 +595,7 @@ impl Agent {
                 _ => return Err(CommandError::StaleGeneration),
             },
             Command::TransactionFailed => {
-                let running = self.probes.iter().any(|p| p.waiting.is_some());
+                let running = self.probes.iter().any(|p| p.waiting().is_some());
                 if self.config.fast.transaction_failure_probes && !running && !self.paused && self.config.keep_alive {
                     self.start_cycle(now);
                     self.next_cycle = Some(now.saturating_add(self.config.interval));
@@ -510,13 +613,9 @@ impl Agent {
                 if end <= start {
                     return Err(CommandError::EmptyWindow);
                 }
-                let w = Window { side, start, end };
-                if !self.windows.contains(&Some(w)) {
-                    let slot = self.windows.iter_mut().find(|w| w.is_none()).ok_or(CommandError::TooManyWindows)?;
-                    *slot = Some(w);
-                }
+                self.windows.insert(Window { side, start, end })?;
             }
-            Command::ClearPlannedWindows => self.windows = [None; MAX_WINDOWS],
+            Command::ClearPlannedWindows => self.windows = Windows::EMPTY,
         }
         self.decide(now);
         Ok(())
@@ -579,15 +678,15 @@ impl Agent {
             if !p.needs_send {
                 continue;
             }
-            let Some((attempt, _)) = p.waiting else { continue };
+            let Some((attempt, _)) = p.waiting() else { continue };
             let Some(server) = self.config.server(side) else { continue };
             let i = usize::from(attempt).saturating_sub(1).min(MAX_ATTEMPTS - 1);
             let mut branch = [0u8; BRANCH_BYTES * 2];
             let mut call_id = [0u8; CALL_ID_BYTES * 2];
             let mut tag = [0u8; TAG_BYTES * 2];
-            hex(&p.branches[i], &mut branch);
-            hex(&p.call_id, &mut call_id);
-            hex(&p.tag, &mut tag);
+            hex(&p.branch(&self.rng, i).unwrap_or([0; BRANCH_BYTES]), &mut branch);
+            hex(&p.call_id(&self.rng), &mut call_id);
+            hex(&p.tag(&self.rng), &mut tag);
             let cseq = p.cseq_first.wrapping_add(u32::from(attempt) - 1);
             let req = OptionsRequest {
                 uri_host: server.uri_host.as_str(),
@@ -640,7 +739,7 @@ impl Agent {
             }
         };
         for side in Side::BOTH {
-            if let Some((_, deadline)) = self.probes[side.index()].waiting {
+            if let Some((_, deadline)) = self.probes[side.index()].waiting() {
                 offer(deadline, Timer::Attempt(side));
             }
         }
@@ -665,7 +764,7 @@ impl Agent {
         if let Some(due) = self.failback_due {
             offer(due);
         }
-        for w in self.windows.iter().flatten() {
+        for w in self.windows.iter() {
             offer(w.start.saturating_sub(self.config.planned_lead));
             offer(w.start);
             offer(w.end);
@@ -688,21 +787,19 @@ impl Agent {
             if self.config.server(side).is_none() {
                 continue;
             }
-            let mut call_id = [0u8; CALL_ID_BYTES];
-            let mut tag = [0u8; TAG_BYTES];
-            let mut branch = [0u8; BRANCH_BYTES];
-            self.rng.fill(&mut call_id);
-            self.rng.fill(&mut tag);
-            self.rng.fill(&mut branch);
+            // Draw the Call-ID, the tag and the first branch; the probe keeps only where they start.
+            let draw = self.rng.position();
+            let mut scratch = [0u8; CALL_ID_BYTES];
+            self.rng.fill(&mut scratch);
+            self.rng.fill(&mut scratch[..TAG_BYTES]);
+            self.rng.fill(&mut scratch[..BRANCH_BYTES]);
             let first_wait = self.config.ladder.wait(1);
             let p = &mut self.probes[side.index()];
-            p.call_id = call_id;
-            p.tag = tag;
-            p.branches[0] = branch;
+            p.draw = draw;
             p.cseq_first = p.cseq_next;
             p.cseq_next = next_cseq(p.cseq_next);
             p.outcome = Outcome::Pending;
-            p.waiting = Some((1, now.saturating_add(first_wait)));
+            p.set_waiting(Some((1, now.saturating_add(first_wait))));
             p.needs_send = true;
             p.sent_at = [now; MAX_ATTEMPTS];
         }
@@ -712,29 +809,34 @@ impl Agent {
     /// catching up). Sends the next attempt or fails the server.
     fn attempt_expired(&mut self, side: Side, at: Instant, now: Instant, refused: bool) {
         let attempts = self.config.ladder.attempts();
-        let Some((attempt, _)) = self.probes[side.index()].waiting else { return };
+        let Some((attempt, _)) = self.probes[side.index()].waiting() else { return };
         if !refused {
             self.events.push(Event::AttemptTimedOut { server: side, attempt });
         }
         if attempt >= attempts {
-            self.probes[side.index()].waiting = None;
+            self.probes[side.index()].set_waiting(None);
             self.probes[side.index()].needs_send = false;
             let reason = if refused { DownReason::Refused } else { DownReason::Timeout };
             self.server_failed(side, reason);
             return;
         }
         let next = attempt + 1;
-        let mut branch = [0u8; BRANCH_BYTES];
-        self.rng.fill(&mut branch);
+        let branch_pos = self.rng.position();
+        self.rng.fill(&mut [0u8; BRANCH_BYTES]);
         let wait = self.config.ladder.wait(next);
         let mut deadline = at.saturating_add(wait);
         if deadline <= now {
             deadline = now.saturating_add(wait);
         }
         let p = &mut self.probes[side.index()];
-        p.branches[usize::from(next - 1)] = branch;
+        // Only an absurd number of draws within one cycle (billions of reconfigurations) could overflow
+        // the offset; the branch would then not match and the reply would be ignored, never trusted.
+        let offset = u32::try_from(branch_pos.wrapping_sub(p.draw)).unwrap_or(u32::MAX);
+        if let Some(slot) = p.branch_at.get_mut(usize::from(next).saturating_sub(2)) {
+            *slot = offset;
+        }
         p.cseq_next = next_cseq(p.cseq_next);
-        p.waiting = Some((next, deadline));
+        p.set_waiting(Some((next, deadline)));
         p.needs_send = true;
     }
 
@@ -751,7 +853,7 @@ impl Agent {
 
     fn server_failed(&mut self, side: Side, reason: DownReason) {
         let p = &mut self.probes[side.index()];
-        p.outcome = Outcome::Failed(reason);
+        p.outcome = Outcome::Failed;
         p.streak = 0;
         if p.up != Some(false) {
             p.up = Some(false);
@@ -764,22 +866,18 @@ impl Agent {
     }
 
     fn in_window(&self, side: Side, now: Instant) -> bool {
-        self.windows.iter().flatten().any(|w| w.side == side && w.start <= now && now < w.end)
+        self.windows.iter().any(|w| w.side == side && w.start <= now && now < w.end)
     }
 
     /// Whether `side` is inside a planned window or within the lead time before one: the phone does
     /// not move onto it.
     fn window_near(&self, side: Side, now: Instant) -> bool {
         let lead = self.config.planned_lead;
-        self.windows.iter().flatten().any(|w| w.side == side && w.start.saturating_sub(lead) <= now && now < w.end)
+        self.windows.iter().any(|w| w.side == side && w.start.saturating_sub(lead) <= now && now < w.end)
     }
 
     fn expire_windows(&mut self, now: Instant) {
-        for w in &mut self.windows {
-            if w.is_some_and(|w| w.end <= now) {
-                *w = None;
-            }
-        }
+        self.windows.expire(now);
     }
 
     fn switch(&mut self, to: Side, reason: SwitchReason) {
@@ -808,12 +906,12 @@ impl Agent {
         // Failover: the active side failed this cycle; move only if the other answered in it.
         if !self.decided {
             match (self.probes[target.index()].outcome, self.probes[other.index()].outcome) {
-                (Outcome::Failed(_), Outcome::Alive) => {
+                (Outcome::Failed, Outcome::Alive) => {
                     self.decided = true;
                     self.switch(other, SwitchReason::Failover);
                     return;
                 }
-                (Outcome::Failed(_), Outcome::Failed(_)) => {
+                (Outcome::Failed, Outcome::Failed) => {
                     self.decided = true;
                     self.events.push(Event::NoServerReachable);
                 }
@@ -825,7 +923,6 @@ impl Agent {
         let planned = self
             .windows
             .iter()
-            .flatten()
             .filter(|w| w.side == target && w.start.saturating_sub(lead) <= now && now < w.end)
             .map(|w| w.start)
             .min();
@@ -869,10 +966,10 @@ impl Agent {
             }
             source_known = true;
             let p = &self.probes[side.index()];
-            if p.outcome == Outcome::None || !hex_eq(&p.call_id, resp.call_id) {
+            if p.outcome == Outcome::None || !hex_eq(&p.call_id(&self.rng), resp.call_id) {
                 continue;
             }
-            let Some((attempt_now, _)) = p.waiting else { return Err(IgnoreReason::NotWaiting) };
+            let Some((attempt_now, _)) = p.waiting() else { return Err(IgnoreReason::NotWaiting) };
             if resp.cseq_method != b"OPTIONS" {
                 return Err(IgnoreReason::MethodMismatch);
             }
@@ -881,8 +978,8 @@ impl Agent {
                 return Err(IgnoreReason::CSeqMismatch);
             }
             let branch = resp.branch.strip_prefix(BRANCH_COOKIE.as_bytes()).ok_or(IgnoreReason::BranchMismatch)?;
-            let sent = p.branches.get(offset as usize).ok_or(IgnoreReason::CSeqMismatch)?;
-            if !hex_eq(sent, branch) {
+            let sent = p.branch(&self.rng, offset as usize).ok_or(IgnoreReason::CSeqMismatch)?;
+            if !hex_eq(&sent, branch) {
                 return Err(IgnoreReason::BranchMismatch);
             }
             if resp.status < 200 {

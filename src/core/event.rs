@@ -239,35 +239,373 @@ impl SwitchReason {
     }
 }
 
-/// A fixed-capacity queue of events; the oldest is dropped (and counted) if the caller does not drain.
+/// The longest packed event: length, kind, flags, attempt, status, round-trip time, Retry-After.
+const MAX_RECORD: usize = 18;
+
+/// A fixed-capacity queue of events packed into `N` bytes, each event taking 1 to 18 bytes plus a
+/// length byte; when a new event does not fit, the oldest are dropped (and counted) to make room.
 #[derive(Debug, Clone)]
 pub(crate) struct EventQueue<const N: usize> {
-    items: [Option<Event>; N],
-    head: u8,
-    len: u8,
+    buf: [u8; N],
+    /// Where the oldest record starts.
+    head: u16,
+    /// Bytes in use.
+    used: u16,
     pub(crate) dropped: u32,
 }
 
 impl<const N: usize> EventQueue<N> {
+    const FITS: () = assert!(N >= MAX_RECORD && N <= u16::MAX as usize);
+
     pub(crate) const fn new() -> Self {
-        EventQueue { items: [None; N], head: 0, len: 0, dropped: 0 }
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        EventQueue { buf: [0; N], head: 0, used: 0, dropped: 0 }
     }
+
     pub(crate) fn push(&mut self, e: Event) {
-        if self.len as usize == N {
-            self.pop();
+        let (record, len) = encode(&e);
+        while N - usize::from(self.used) < len {
+            if self.skip().is_none() {
+                return;
+            }
             self.dropped = self.dropped.saturating_add(1);
         }
-        let i = (self.head as usize + self.len as usize) % N;
-        self.items[i] = Some(e);
-        self.len += 1;
+        let mut at = (usize::from(self.head) + usize::from(self.used)) % N;
+        for b in record.iter().take(len) {
+            if let Some(slot) = self.buf.get_mut(at) {
+                *slot = *b;
+            }
+            at = (at + 1) % N;
+        }
+        self.used += len as u16;
     }
+
     pub(crate) fn pop(&mut self) -> Option<Event> {
-        if self.len == 0 {
+        let mut record = [0u8; MAX_RECORD];
+        let len = self.peek_len()?;
+        for (i, b) in record.iter_mut().take(len).enumerate() {
+            *b = self.buf.get((usize::from(self.head) + i) % N).copied().unwrap_or(0);
+        }
+        self.skip()?;
+        decode(record.get(1..len)?)
+    }
+
+    fn peek_len(&self) -> Option<usize> {
+        if self.used == 0 {
             return None;
         }
-        let e = self.items[self.head as usize].take();
-        self.head = ((self.head as usize + 1) % N) as u8;
-        self.len -= 1;
-        e
+        let len = usize::from(*self.buf.get(usize::from(self.head))?);
+        (len > 0 && len <= usize::from(self.used) && len <= MAX_RECORD).then_some(len)
+    }
+
+    /// Drops the oldest record.
+    fn skip(&mut self) -> Option<()> {
+        let Some(len) = self.peek_len() else {
+            // Nothing stored, or (never, by construction) a broken record: start afresh.
+            self.head = 0;
+            self.used = 0;
+            return None;
+        };
+        self.head = ((usize::from(self.head) + len) % N) as u16;
+        self.used -= len as u16;
+        Some(())
+    }
+}
+
+struct Writer {
+    buf: [u8; MAX_RECORD],
+    len: usize,
+}
+
+impl Writer {
+    fn put(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = *b;
+                self.len += 1;
+            }
+        }
+    }
+    fn u8(&mut self, v: u8) {
+        self.put(&[v]);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take<const K: usize>(&mut self) -> Option<[u8; K]> {
+        let (head, rest) = self.bytes.split_first_chunk::<K>()?;
+        self.bytes = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+}
+
+fn side(bits: u8) -> Side {
+    if bits & 1 == 0 {
+        Side::Primary
+    } else {
+        Side::Backup
+    }
+}
+
+const SWITCH_REASONS: [SwitchReason; 6] = [
+    SwitchReason::Failover,
+    SwitchReason::Failback,
+    SwitchReason::ManualFailback,
+    SwitchReason::Forced,
+    SwitchReason::Planned,
+    SwitchReason::Reconfigured,
+];
+
+const PARSE_ERRORS: [ParseError; 11] = [
+    ParseError::TooLarge,
+    ParseError::Truncated,
+    ParseError::NotAResponse,
+    ParseError::BadStatusLine,
+    ParseError::BadHeader,
+    ParseError::MissingVia,
+    ParseError::MissingBranch,
+    ParseError::MissingCallId,
+    ParseError::MissingCSeq,
+    ParseError::BadCSeq,
+    ParseError::BadContentLength,
+];
+
+const IGNORE_REASONS: [IgnoreReason; IgnoreReason::COUNT] = [
+    IgnoreReason::Malformed(ParseError::TooLarge),
+    IgnoreReason::UnknownSource,
+    IgnoreReason::CallIdMismatch,
+    IgnoreReason::CSeqMismatch,
+    IgnoreReason::MethodMismatch,
+    IgnoreReason::BranchMismatch,
+    IgnoreReason::NotWaiting,
+    IgnoreReason::Provisional,
+];
+
+/// The event as a record: its length, then the event.
+fn encode(e: &Event) -> ([u8; MAX_RECORD], usize) {
+    let mut w = Writer { buf: [0; MAX_RECORD], len: 1 };
+    let retry = |w: &mut Writer, r: Option<u32>| {
+        if let Some(r) = r {
+            w.put(&r.to_le_bytes());
+        }
+    };
+    match *e {
+        Event::ProbeSent { server, attempt, cseq } => {
+            w.put(&[0, server as u8, attempt]);
+            w.put(&cseq.to_le_bytes());
+        }
+        Event::Reply { server, attempt, status, rtt, retry_after } => {
+            w.put(&[1, server as u8 | (u8::from(retry_after.is_some()) << 1), attempt]);
+            w.put(&status.to_le_bytes());
+            w.put(&rtt.as_micros().to_le_bytes());
+            retry(&mut w, retry_after);
+        }
+        Event::AttemptTimedOut { server, attempt } => w.put(&[2, server as u8, attempt]),
+        Event::AttemptRefused { server, attempt } => w.put(&[3, server as u8, attempt]),
+        Event::ServerUp { server } => w.put(&[4, server as u8]),
+        Event::ServerDown { server, reason } => match reason {
+            DownReason::Timeout => w.put(&[5, server as u8, 0]),
+            DownReason::Refused => w.put(&[5, server as u8, 1]),
+            DownReason::Status { code, retry_after } => {
+                w.put(&[5, server as u8, 2 | (u8::from(retry_after.is_some()) << 4)]);
+                w.put(&code.to_le_bytes());
+                retry(&mut w, retry_after);
+            }
+        },
+        Event::Switch { from, to, reason, generation } => {
+            let r = SWITCH_REASONS.iter().position(|x| *x == reason).unwrap_or(0) as u8;
+            w.put(&[6, from as u8 | ((to as u8) << 1), r]);
+            w.put(&generation.to_le_bytes());
+        }
+        Event::Applied { side, generation } => {
+            w.put(&[7, side as u8]);
+            w.put(&generation.to_le_bytes());
+        }
+        Event::ApplyFailed { side, generation, kept } => {
+            w.put(&[8, side as u8 | ((kept as u8) << 1)]);
+            w.put(&generation.to_le_bytes());
+        }
+        Event::NoServerReachable => w.u8(9),
+        Event::Held { to, reason: HoldReason::CallInProgress } => w.put(&[10, to as u8, 0]),
+        Event::ProbingPaused => w.u8(11),
+        Event::ProbingResumed => w.u8(12),
+        Event::Ignored { reason } => {
+            w.put(&[13, reason.index() as u8]);
+            if let IgnoreReason::Malformed(p) = reason {
+                w.u8(PARSE_ERRORS.iter().position(|x| *x == p).unwrap_or(0) as u8);
+            }
+        }
+    }
+    let len = w.len;
+    w.buf[0] = len as u8;
+    (w.buf, len)
+}
+
+/// The event of a record (without its length byte).
+fn decode(bytes: &[u8]) -> Option<Event> {
+    let mut r = Reader { bytes };
+    let retry = |r: &mut Reader<'_>, present: bool| if present { r.u32().map(Some) } else { Some(None) };
+    Some(match r.u8()? {
+        0 => Event::ProbeSent { server: side(r.u8()?), attempt: r.u8()?, cseq: r.u32()? },
+        1 => {
+            let flags = r.u8()?;
+            let attempt = r.u8()?;
+            let status = r.u16()?;
+            let rtt = Duration::from_micros(r.u64()?);
+            let retry_after = retry(&mut r, flags & 2 != 0)?;
+            Event::Reply { server: side(flags), attempt, status, rtt, retry_after }
+        }
+        2 => Event::AttemptTimedOut { server: side(r.u8()?), attempt: r.u8()? },
+        3 => Event::AttemptRefused { server: side(r.u8()?), attempt: r.u8()? },
+        4 => Event::ServerUp { server: side(r.u8()?) },
+        5 => {
+            let server = side(r.u8()?);
+            let kind = r.u8()?;
+            let reason = match kind & 0x0f {
+                0 => DownReason::Timeout,
+                1 => DownReason::Refused,
+                _ => DownReason::Status { code: r.u16()?, retry_after: retry(&mut r, kind & 0x10 != 0)? },
+            };
+            Event::ServerDown { server, reason }
+        }
+        6 => {
+            let sides = r.u8()?;
+            let reason = *SWITCH_REASONS.get(usize::from(r.u8()?))?;
+            Event::Switch { from: side(sides), to: side(sides >> 1), reason, generation: r.u32()? }
+        }
+        7 => Event::Applied { side: side(r.u8()?), generation: r.u32()? },
+        8 => {
+            let sides = r.u8()?;
+            Event::ApplyFailed { side: side(sides), generation: r.u32()?, kept: side(sides >> 1) }
+        }
+        9 => Event::NoServerReachable,
+        10 => Event::Held { to: side(r.u8()?), reason: HoldReason::CallInProgress },
+        11 => Event::ProbingPaused,
+        12 => Event::ProbingResumed,
+        13 => {
+            let reason = match *IGNORE_REASONS.get(usize::from(r.u8()?))? {
+                IgnoreReason::Malformed(_) => IgnoreReason::Malformed(*PARSE_ERRORS.get(usize::from(r.u8()?))?),
+                other => other,
+            };
+            Event::Ignored { reason }
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    fn samples() -> [Event; 20] {
+        [
+            Event::ProbeSent { server: Side::Backup, attempt: 3, cseq: 0x7fff_fff0 },
+            Event::Reply {
+                server: Side::Primary,
+                attempt: 2,
+                status: 503,
+                rtt: Duration::from_micros(u64::MAX),
+                retry_after: Some(u32::MAX),
+            },
+            Event::Reply {
+                server: Side::Backup,
+                attempt: 1,
+                status: 200,
+                rtt: Duration::from_millis(20),
+                retry_after: None,
+            },
+            Event::AttemptTimedOut { server: Side::Backup, attempt: 5 },
+            Event::AttemptRefused { server: Side::Primary, attempt: 1 },
+            Event::ServerUp { server: Side::Backup },
+            Event::ServerDown { server: Side::Primary, reason: DownReason::Timeout },
+            Event::ServerDown { server: Side::Backup, reason: DownReason::Refused },
+            Event::ServerDown {
+                server: Side::Backup,
+                reason: DownReason::Status { code: 503, retry_after: Some(120) },
+            },
+            Event::ServerDown { server: Side::Primary, reason: DownReason::Status { code: 408, retry_after: None } },
+            Event::Switch { from: Side::Primary, to: Side::Backup, reason: SwitchReason::Reconfigured, generation: 9 },
+            Event::Switch {
+                from: Side::Backup,
+                to: Side::Primary,
+                reason: SwitchReason::Failover,
+                generation: u32::MAX,
+            },
+            Event::Applied { side: Side::Backup, generation: 7 },
+            Event::ApplyFailed { side: Side::Backup, generation: 2, kept: Side::Primary },
+            Event::NoServerReachable,
+            Event::Held { to: Side::Primary, reason: HoldReason::CallInProgress },
+            Event::ProbingPaused,
+            Event::ProbingResumed,
+            Event::Ignored { reason: IgnoreReason::Malformed(ParseError::BadContentLength) },
+            Event::Ignored { reason: IgnoreReason::Provisional },
+        ]
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        for e in samples() {
+            let (record, len) = encode(&e);
+            assert!(len <= MAX_RECORD);
+            assert_eq!(usize::from(record[0]), len);
+            assert_eq!(decode(&record[1..len]), Some(e));
+        }
+        for r in SWITCH_REASONS {
+            let e = Event::Switch { from: Side::Primary, to: Side::Backup, reason: r, generation: 1 };
+            assert_eq!(decode(&encode(&e).0[1..]), Some(e));
+        }
+        for p in PARSE_ERRORS {
+            let e = Event::Ignored { reason: IgnoreReason::Malformed(p) };
+            assert_eq!(decode(&encode(&e).0[1..]), Some(e));
+        }
+        for (i, r) in IGNORE_REASONS.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn the_queue_keeps_order_wraps_and_drops_the_oldest() {
+        let mut q = EventQueue::<40>::new();
+        let all = samples();
+        let mut expected = std::collections::VecDeque::new();
+        let mut dropped = 0u32;
+        for round in 0..50 {
+            for e in all.iter().skip(round % 7).take(1 + round % 4) {
+                q.push(*e);
+                expected.push_back(*e);
+                // Mirror the queue: drop the oldest until the bytes fit.
+                while expected.iter().map(|x| encode(x).1).sum::<usize>() > 40 {
+                    expected.pop_front();
+                    dropped += 1;
+                }
+            }
+            for _ in 0..(round % 3) {
+                assert_eq!(q.pop(), expected.pop_front());
+            }
+            assert_eq!(q.dropped, dropped);
+        }
+        while let Some(e) = expected.pop_front() {
+            assert_eq!(q.pop(), Some(e));
+        }
+        assert_eq!(q.pop(), None);
     }
 }

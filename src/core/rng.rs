@@ -5,12 +5,15 @@
 //! off-path attacker cannot forge a reply that matches.
 
 /// A ChaCha8 keystream used as a random-number generator.
+///
+/// The state is the key and a position in the keystream (in 32-bit words); blocks are computed when
+/// needed, not cached, which keeps the agent small. Any past output can be recomputed from its position
+/// with [`Rng::fill_at`].
 #[derive(Clone)]
 pub struct Rng {
     key: [u32; 8],
-    counter: u64,
-    block: [u32; 16],
-    used: usize,
+    /// The keystream word the next draw starts at.
+    pos: u64,
 }
 
 impl core::fmt::Debug for Rng {
@@ -40,7 +43,7 @@ impl Rng {
         for (word, chunk) in k.iter_mut().zip(key.chunks_exact(4)) {
             *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
-        Rng { key: k, counter: 0, block: [0; 16], used: 16 }
+        Rng { key: k, pos: 0 }
     }
 
     /// A generator keyed from a 64-bit seed (expanded with SplitMix64).
@@ -58,13 +61,14 @@ impl Rng {
         Self::from_key(key)
     }
 
-    fn refill(&mut self) {
+    /// Keystream block number `counter`.
+    fn block(&self, counter: u64) -> [u32; 16] {
         const C: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
         let mut input = [0u32; 16];
         input[..4].copy_from_slice(&C);
         input[4..12].copy_from_slice(&self.key);
-        input[12] = self.counter as u32;
-        input[13] = (self.counter >> 32) as u32;
+        input[12] = counter as u32;
+        input[13] = (counter >> 32) as u32;
         let mut s = input;
         for _ in 0..ROUNDS / 2 {
             quarter(&mut s, 0, 4, 8, 12);
@@ -79,18 +83,39 @@ impl Rng {
         for (o, i) in s.iter_mut().zip(input.iter()) {
             *o = o.wrapping_add(*i);
         }
-        self.block = s;
-        self.counter = self.counter.wrapping_add(1);
-        self.used = 0;
+        s
+    }
+
+    /// The keystream word the next draw starts at.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Fills `out` with the bytes [`Rng::fill`] wrote (or will write) when at word position `pos`,
+    /// without moving this generator.
+    pub fn fill_at(&self, pos: u64, out: &mut [u8]) {
+        let mut cached: Option<(u64, [u32; 16])> = None;
+        let mut pos = pos;
+        for chunk in out.chunks_mut(4) {
+            let counter = pos / 16;
+            let block = match cached {
+                Some((c, b)) if c == counter => b,
+                _ => {
+                    let b = self.block(counter);
+                    cached = Some((counter, b));
+                    b
+                }
+            };
+            let v = block[(pos % 16) as usize].to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+            pos = pos.wrapping_add(1);
+        }
     }
 
     /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
-        if self.used >= self.block.len() {
-            self.refill();
-        }
-        let v = self.block[self.used];
-        self.used += 1;
+        let v = self.block(self.pos / 16)[(self.pos % 16) as usize];
+        self.pos = self.pos.wrapping_add(1);
         v
     }
 
@@ -99,12 +124,10 @@ impl Rng {
         (u64::from(self.next_u32()) << 32) | u64::from(self.next_u32())
     }
 
-    /// Fills `out` with random bytes.
+    /// Fills `out` with random bytes: one keystream word per 4 bytes or part of them.
     pub fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(4) {
-            let v = self.next_u32().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
+        self.fill_at(self.pos, out);
+        self.pos = self.pos.wrapping_add(out.len().div_ceil(4) as u64);
     }
 
     /// A value in `0..=max`, without modulo bias worth noticing for the spans used here.
@@ -140,6 +163,32 @@ mod tests {
         let mut r = Rng::from_key([0; 32]);
         assert_eq!(r.next_u32().to_le_bytes(), [0x3e, 0x00, 0xef, 0x2f]);
         assert_eq!(r.next_u32().to_le_bytes(), [0x89, 0x5f, 0x40, 0xd6]);
+    }
+
+    #[test]
+    fn fill_at_recomputes_past_output() {
+        let mut r = Rng::from_seed(9);
+        let _ = r.next_u32();
+        let mut past = [[0u8; 12]; 5];
+        let mut at = [0u64; 5];
+        for (i, buf) in past.iter_mut().enumerate() {
+            at[i] = r.position();
+            r.fill(&mut buf[..4 + 2 * i]);
+        }
+        for (i, buf) in past.iter().enumerate() {
+            let mut again = [0u8; 12];
+            r.fill_at(at[i], &mut again[..4 + 2 * i]);
+            assert_eq!(again, *buf);
+        }
+        // Crossing a block boundary draws the same words as one at a time.
+        let mut a = Rng::from_seed(5);
+        let mut b = a.clone();
+        let mut big = [0u8; 80];
+        a.fill(&mut big);
+        for chunk in big.chunks(4) {
+            assert_eq!(chunk, b.next_u32().to_le_bytes());
+        }
+        assert_eq!(a.position(), 20);
     }
 
     #[test]
