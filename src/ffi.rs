@@ -45,7 +45,6 @@
 #![allow(non_camel_case_types)]
 
 use core::ffi::c_char;
-use core::fmt::Write as _;
 use core::mem::{align_of, size_of};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use core::ptr;
@@ -1258,21 +1257,9 @@ unsafe fn to_server(s: &sf_server) -> Result<ServerConfig, sf_status> {
 
 /// The address written as a host name, as the core does for a host that does not fit.
 fn ip_literal(ip: IpAddr) -> Option<HostName> {
-    struct W {
-        buf: [u8; 48],
-        len: usize,
-    }
-    impl core::fmt::Write for W {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-            self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?.copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
-    let mut w = W { buf: [0; 48], len: 0 };
-    write!(w, "{ip}").ok()?;
-    core::str::from_utf8(w.buf.get(..w.len)?).ok().and_then(HostName::new)
+    let mut buf = [0u8; 48];
+    let len = crate::core::wire::write_ip(ip, &mut buf);
+    core::str::from_utf8(buf.get(..len)?).ok().and_then(HostName::new)
 }
 
 fn to_socket_addr(a: &sf_addr) -> Option<SocketAddr> {

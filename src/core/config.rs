@@ -121,25 +121,11 @@ impl ServerConfig {
 }
 
 fn ip_host(addr: SocketAddr) -> HostName {
-    use core::fmt::Write;
-    struct W {
-        buf: [u8; 48],
-        len: usize,
-    }
-    impl Write for W {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-            self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
-    let mut w = W { buf: [0; 48], len: 0 };
-    let _ = write!(w, "{}", addr.ip());
-    core::str::from_utf8(w.buf.get(..w.len).unwrap_or(&[]))
-        .ok()
-        .and_then(HostName::new)
-        .unwrap_or(HostName::EMPTY)
+    // The wire encoder's formatter writes the same text as `Display` without pulling in `core::fmt`
+    // (about 3 KiB of code on a Cortex-M).
+    let mut buf = [0u8; 48];
+    let len = super::wire::write_ip(addr.ip(), &mut buf);
+    core::str::from_utf8(buf.get(..len).unwrap_or(&[])).ok().and_then(HostName::new).unwrap_or(HostName::EMPTY)
 }
 
 /// The retry ladder of one probe cycle: how long to wait after each attempt.
@@ -418,6 +404,36 @@ impl fmt::Display for ConfigError {
             ConfigError::FailbackAfterZero => f.write_str("failback after_cycles must be at least 1"),
             ConfigError::ZeroPort(s) => write!(f, "{s} server port must not be 0"),
             ConfigError::EmptyHost(s) => write!(f, "{s} server host must not be empty"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn a_host_that_does_not_fit_falls_back_to_the_address_as_display_writes_it() {
+        let long = "h".repeat(MAX_HOST_LEN + 1);
+        for addr in [
+            "192.0.2.10:5060",
+            "0.0.0.0:1",
+            "255.255.255.255:65535",
+            "[::1]:5060",
+            "[::]:5060",
+            "[2001:db8::7]:5060",
+            "[2001:db8:0:0:1:0:0:1]:5060",
+            "[fe80::1:2:3:4]:5060",
+            "[1:2:3:4:5:6:7:8]:5060",
+            "[::ffff:192.0.2.1]:5060",
+            "[64:ff9b::c000:201]:5060",
+        ] {
+            let a: SocketAddr = addr.parse().unwrap();
+            assert_eq!(ServerConfig::new(a, &long).uri_host.as_str(), a.ip().to_string(), "{addr}");
+            assert_eq!(ServerConfig::new(a, "with space").uri_host.as_str(), a.ip().to_string(), "{addr}");
         }
     }
 }

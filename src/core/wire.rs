@@ -352,6 +352,24 @@ impl<const N: usize> Stack<N> {
     }
 }
 
+/// `ip` as text (IPv6 in RFC 5952 form, without brackets), the same as its `Display`, written at the
+/// start of `out`; returns the length (at most 45), or 0 if `out` is too short.
+pub(crate) fn write_ip(ip: core::net::IpAddr, out: &mut [u8]) -> usize {
+    let mut s: Stack<48> = Stack::new();
+    match ip {
+        core::net::IpAddr::V4(v4) => s.push_ipv4(v4),
+        core::net::IpAddr::V6(v6) => s.push_ipv6(v6),
+    }
+    let text = s.as_bytes();
+    match out.get_mut(..text.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(text);
+            text.len()
+        }
+        None => 0,
+    }
+}
+
 /// A socket address as `host:port`, IPv6 in brackets (longest: `[` + 39 + `]:65535` = 47 bytes).
 /// The IPv6 scope id is not part of a SIP host and is left out.
 fn host_port(addr: &SocketAddr) -> Stack<48> {
