@@ -9,10 +9,10 @@
 
 
 // Bytes of storage that always hold an agent: the size of [`sf_agent_storage`].
-#define SF_AGENT_STORAGE_SIZE 2048
+#define SF_AGENT_STORAGE_SIZE 1024
 
 // The same in 64-bit words.
-#define SF_AGENT_STORAGE_WORDS 256
+#define SF_AGENT_STORAGE_WORDS 128
 
 // The most attempts a probe ladder may have.
 #define SF_MAX_ATTEMPTS 5

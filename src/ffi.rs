@@ -58,9 +58,9 @@ use crate::core::{
 };
 
 /// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`].
-pub const SF_AGENT_STORAGE_SIZE: usize = 2048;
+pub const SF_AGENT_STORAGE_SIZE: usize = 1024;
 /// The same in 64-bit words.
-pub const SF_AGENT_STORAGE_WORDS: usize = 256;
+pub const SF_AGENT_STORAGE_WORDS: usize = 128;
 /// The most attempts a probe ladder may have.
 pub const SF_MAX_ATTEMPTS: usize = 5;
 /// The most alive-code ranges and excluded codes in an [`sf_config`].
