@@ -311,7 +311,8 @@ pub struct Agent {
     applied: Side,
     applied_generation: u32,
     pending: Option<(Side, u32)>,
-    generation: u32,
+    /// The last generation handed out (applied or not): never reused.
+    issued: u32,
     forced: Option<Side>,
     in_call: bool,
     failback_due: Option<Instant>,
@@ -339,6 +340,16 @@ impl Agent {
         Self::build(config, now, Rng::from_seed(seed), Some(snapshot))
     }
 
+    /// As [`Agent::resume`], keyed with 32 bytes of entropy.
+    pub fn resume_with_key(
+        config: Config,
+        now: Instant,
+        key: [u8; 32],
+        snapshot: Snapshot,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, now, Rng::from_key(key), Some(snapshot))
+    }
+
     fn build(config: Config, now: Instant, mut rng: Rng, snap: Option<Snapshot>) -> Result<Self, ConfigError> {
         config.validate()?;
         let spread = Duration::from_micros(rng.below_or_equal(config.failback.spread.as_micros()));
@@ -354,7 +365,7 @@ impl Agent {
             applied: Side::Primary,
             applied_generation: 0,
             pending: None,
-            generation: 0,
+            issued: 0,
             forced: None,
             in_call: false,
             failback_due: None,
@@ -367,7 +378,7 @@ impl Agent {
         if let Some(s) = snap {
             let backup_ok = agent.config.backup.is_some();
             agent.applied = if backup_ok { s.active } else { Side::Primary };
-            agent.generation = s.generation;
+            agent.issued = s.generation;
             agent.applied_generation = s.generation;
             agent.forced = s.forced.filter(|f| backup_ok || *f == Side::Primary);
             if s.failback_pending {
@@ -438,7 +449,7 @@ impl Agent {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             active: self.applied,
-            generation: self.generation,
+            generation: self.issued,
             forced: self.forced,
             failback_pending: self.failback_due.is_some(),
         }
@@ -882,11 +893,11 @@ impl Agent {
 
     fn switch(&mut self, to: Side, reason: SwitchReason) {
         let from = self.target();
-        self.generation = self.generation.saturating_add(1);
-        self.pending = Some((to, self.generation));
+        self.issued = self.issued.saturating_add(1);
+        self.pending = Some((to, self.issued));
         self.failback_due = None;
         self.held_reported = false;
-        self.events.push(Event::Switch { from, to, reason, generation: self.generation });
+        self.events.push(Event::Switch { from, to, reason, generation: self.issued });
     }
 
     fn hold(&mut self, to: Side) {
@@ -1020,6 +1031,7 @@ fn hex(src: &[u8], dst: &mut [u8]) {
 fn hex_eq(raw: &[u8], text: &[u8]) -> bool {
     text.len() == raw.len() * 2
         && raw.iter().zip(text.chunks_exact(2)).all(|(b, t)| {
-            t[0].eq_ignore_ascii_case(&HEX[usize::from(b >> 4)]) && t[1].eq_ignore_ascii_case(&HEX[usize::from(b & 0xf)])
+            t[0].eq_ignore_ascii_case(&HEX[usize::from(b >> 4)])
+                && t[1].eq_ignore_ascii_case(&HEX[usize::from(b & 0xf)])
         })
 }

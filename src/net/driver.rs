@@ -273,7 +273,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     };
     let now = to_core(start, TInstant::now());
     let agent = match (snapshot, opts.seed) {
-        (Some(s), seed) => Agent::resume(core_cfg, now, seed.unwrap_or_else(super::entropy::seed), s),
+        (Some(s), Some(seed)) => Agent::resume(core_cfg, now, seed, s),
+        (Some(s), None) => Agent::resume_with_key(core_cfg, now, super::entropy::key(), s),
         (None, Some(seed)) => Agent::new(core_cfg, now, seed),
         (None, None) => Agent::with_key(core_cfg, now, super::entropy::key()),
     }

@@ -22,9 +22,3 @@ pub(crate) fn key() -> [u8; 32] {
     }
     key
 }
-
-/// A 64-bit seed from [`key`].
-pub(crate) fn seed() -> u64 {
-    let k = key();
-    u64::from_le_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]])
-}
