@@ -55,7 +55,7 @@ fn forged_replies_are_ignored_and_the_switch_still_happens() {
     let cseq: u32 = req.lines().find(|l| l.starts_with("CSeq:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     let forged = [
         // A guessed branch.
-        with_header(&good, "Via", &via.replace("branch=z9hG4bK", "branch=z9hG4bKff").trim_start_matches("Via: ").to_string()),
+        with_header(&good, "Via", via.replace("branch=z9hG4bK", "branch=z9hG4bKff").trim_start_matches("Via: ")),
         // Another Call-ID.
         with_header(&good, "Call-ID", "deadbeefdeadbeefdeadbeefdeadbeef"),
         // A CSeq of an attempt not sent.
