@@ -130,7 +130,8 @@ fn a_transaction_failure_starts_a_cycle_at_once_with_fast_detection() {
 
 #[test]
 fn a_transaction_failure_changes_nothing_by_default() {
-    let mut lab = Lab::new(config(), |ms, side, _| if side == Side::Primary && ms >= 5_000 { Answer::Drop } else { OK });
+    let mut lab =
+        Lab::new(config(), |ms, side, _| if side == Side::Primary && ms >= 5_000 { Answer::Drop } else { OK });
     lab.run_until(5_000);
     lab.command(Command::TransactionFailed);
     lab.run_until(14_999);

@@ -106,7 +106,11 @@ fn a_restart_in_the_middle_of_a_window_resumes_on_the_backup() {
     agent
         .handle_command(
             Instant::ZERO,
-            Command::PlannedWindow { side: Side::Primary, start: Instant::ZERO, end: Instant::from_millis(END - 4_000 * S) },
+            Command::PlannedWindow {
+                side: Side::Primary,
+                start: Instant::ZERO,
+                end: Instant::from_millis(END - 4_000 * S),
+            },
         )
         .unwrap();
     lab.agent = agent;

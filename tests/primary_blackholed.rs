@@ -33,18 +33,14 @@ fn three_attempts_at_0_800_1200_and_switch_at_1600() {
 fn each_attempt_is_a_new_transaction() {
     let mut lab = blackholed_primary();
     lab.run_until(1600);
-    let header = |text: &str, name: &str| {
-        text.lines().find(|l| l.starts_with(name)).unwrap().to_string()
-    };
+    let header = |text: &str, name: &str| text.lines().find(|l| l.starts_with(name)).unwrap().to_string();
     let p: Vec<_> = lab.sent.iter().filter(|s| s.server == Side::Primary).collect();
     assert_eq!(p.len(), 3);
     let branches: Vec<_> = p.iter().map(|s| header(&s.text, "Via:")).collect();
     assert_ne!(branches[0], branches[1]);
     assert_ne!(branches[1], branches[2]);
-    let cseqs: Vec<u32> = p
-        .iter()
-        .map(|s| header(&s.text, "CSeq:").split_whitespace().nth(1).unwrap().parse().unwrap())
-        .collect();
+    let cseqs: Vec<u32> =
+        p.iter().map(|s| header(&s.text, "CSeq:").split_whitespace().nth(1).unwrap().parse().unwrap()).collect();
     assert_eq!(cseqs[1], cseqs[0] + 1);
     assert_eq!(cseqs[2], cseqs[0] + 2);
     // One cycle, one Call-ID.
@@ -108,7 +104,8 @@ fn a_long_sleep_skips_missed_cycles_and_keeps_the_grid() {
 fn configured_waits_move_the_ladder() {
     let mut c = config();
     use sip_failover::core::{Duration, Ladder};
-    c.ladder = Ladder::new(&[Duration::from_millis(500), Duration::from_millis(300), Duration::from_millis(700)]).unwrap();
+    c.ladder =
+        Ladder::new(&[Duration::from_millis(500), Duration::from_millis(300), Duration::from_millis(700)]).unwrap();
     let mut lab = Lab::new(c, |_, side, _| if side == Side::Primary { Answer::Drop } else { OK });
     lab.run_until(5_000);
     assert_eq!(lab.probes_to(Side::Primary), vec![(0, 1), (500, 2), (800, 3)]);

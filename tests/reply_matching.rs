@@ -26,7 +26,9 @@ fn a_late_reply_to_attempt_1_at_1000_ms_counts() {
     // Attempt 2 went out at 800; the reply to attempt 1 arrived at 1000 and stopped the ladder.
     assert_eq!(lab.probes_to(Side::Primary), vec![(0, 1), (800, 2)]);
     let reply = lab.events.iter().find_map(|(t, e)| match e {
-        Event::Reply { server: Side::Primary, attempt, rtt, status, .. } => Some((*t, *attempt, rtt.as_millis(), *status)),
+        Event::Reply { server: Side::Primary, attempt, rtt, status, .. } => {
+            Some((*t, *attempt, rtt.as_millis(), *status))
+        }
         _ => None,
     });
     assert_eq!(reply, Some((1000, 1, 1000, 200)));
@@ -52,7 +54,8 @@ fn forged_replies_are_ignored_and_the_switch_still_happens() {
     let req = lab.sent.iter().find(|s| s.server == Side::Primary).unwrap().text.clone();
     let good = response_to(&req, 200);
     let via = req.lines().find(|l| l.starts_with("Via:")).unwrap().trim_end().to_string();
-    let cseq: u32 = req.lines().find(|l| l.starts_with("CSeq:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let cseq: u32 =
+        req.lines().find(|l| l.starts_with("CSeq:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     let forged = [
         // A guessed branch.
         with_header(&good, "Via", via.replace("branch=z9hG4bK", "branch=z9hG4bKff").trim_start_matches("Via: ")),
