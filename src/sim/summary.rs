@@ -303,7 +303,7 @@ impl Hist {
     fn record(&mut self, d: Duration) {
         self.1 += 1;
         if let Some(h) = self.0.as_mut() {
-            h.saturating_record(d.as_micros().max(1));
+            h.saturating_record(d.as_micros());
         }
     }
     fn stats(&self) -> Option<Dist> {
