@@ -1,5 +1,5 @@
 //! One phone against the UDP pair on real timers: a thin tokio loop around the core
-//! [`Agent`](crate::core::Agent), with one connected socket per server (so an ICMP port-unreachable
+//! [`Agent`], with one connected socket per server (so an ICMP port-unreachable
 //! comes back as `ECONNREFUSED`). Switches are applied at once.
 
 use std::io;
