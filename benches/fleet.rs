@@ -47,6 +47,7 @@ fn main() {
         out.phones_busy.as_secs_f64() * 1e6 / sum.probes.max(1) as f64,
         100.0 * out.phones_busy.as_secs_f64() / wall.as_secs_f64()
     );
+    println!("  longest single pass of the phones' loop: {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3);
     println!(
         "  pair busy {:.3} s: {:.2} µs per request (rsip parse + build + send)",
         out.pair.busy.as_secs_f64(),

@@ -192,6 +192,7 @@ async fn run_async(
     let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
     let end = Instant::ZERO + scenario.duration + opts.extend;
     let mut busy = StdDuration::ZERO;
+    let mut longest = StdDuration::ZERO;
     let mut next_tick = Instant::ZERO;
     // Bounded: the loop ends at the run's end.
     loop {
@@ -231,7 +232,9 @@ async fn run_async(
                 fleet.timeline.records.push(r);
             }
         }
-        busy += t0.elapsed();
+        let pass = t0.elapsed();
+        busy += pass;
+        longest = longest.max(pass);
         if now >= next_tick {
             live(Live::Tick(now));
             next_tick = now + Duration::from_millis(100);
@@ -246,5 +249,12 @@ async fn run_async(
     }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
-    Ok(RunOutput { timeline: fleet.timeline, tracker: fleet.tracker, pair: pair_stats, end, phones_busy: busy })
+    Ok(RunOutput {
+        timeline: fleet.timeline,
+        tracker: fleet.tracker,
+        pair: pair_stats,
+        end,
+        phones_busy: busy,
+        phones_longest_pass: longest,
+    })
 }

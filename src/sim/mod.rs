@@ -107,6 +107,8 @@ pub struct RunOutput {
     pub end: Instant,
     /// Wall-clock time the phones' loop spent working, waits excluded (fleets in real time).
     pub phones_busy: std::time::Duration,
+    /// The longest single pass of the phones' loop (fleets in real time): a stall shows here.
+    pub phones_longest_pass: std::time::Duration,
 }
 
 /// What a real-time run shows while it goes.

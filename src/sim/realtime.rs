@@ -79,7 +79,14 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
-    Ok(RunOutput { timeline: st.timeline, tracker: st.tracker, pair: pair_stats, end, phones_busy: StdDuration::ZERO })
+    Ok(RunOutput {
+        timeline: st.timeline,
+        tracker: st.tracker,
+        pair: pair_stats,
+        end,
+        phones_busy: StdDuration::ZERO,
+        phones_longest_pass: StdDuration::ZERO,
+    })
 }
 
 struct State {

@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use std::sync::Arc;
+
 use hdrhistogram::Histogram;
 
 use super::model::{FaultChange, Health};
@@ -20,8 +22,8 @@ pub struct Outage {
     pub phone: u32,
     /// The server that went down.
     pub server: Side,
-    /// What the fault was.
-    pub label: String,
+    /// What the fault was (shared by every phone's record of the same fault).
+    pub label: Arc<str>,
     /// When the fault began.
     pub fault_at: Instant,
     /// When the fault ended, if it did during the run.
@@ -147,12 +149,16 @@ impl Tracker {
         let s = f.server.index();
         let now_down = f.health == Health::Down;
         if now_down && !self.down[s] {
+            // One record per phone: this runs inside the fleet's loop, so it must stay cheap (a
+            // shared label, room reserved up front).
+            let label: Arc<str> = Arc::from(f.label.as_str());
+            self.outages.reserve(self.phones.len());
             for (i, p) in self.phones.iter_mut().enumerate() {
                 p.open[s] = Some(self.outages.len());
                 self.outages.push(Outage {
                     phone: i as u32,
                     server: f.server,
-                    label: f.label.clone(),
+                    label: Arc::clone(&label),
                     fault_at: f.at,
                     fault_end: None,
                     detected_at: None,

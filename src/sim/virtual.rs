@@ -231,5 +231,6 @@ pub fn run(
         pair: w.stats,
         end,
         phones_busy: std::time::Duration::ZERO,
+        phones_longest_pass: std::time::Duration::ZERO,
     })
 }
