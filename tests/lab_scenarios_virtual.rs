@@ -192,3 +192,12 @@ fn a_virtual_fleet_keeps_every_switch_on_the_ladder() {
     assert_eq!(lag.count, 1000);
     assert_eq!(lag.max.as_micros(), 0, "virtual time: every switch exactly at the deadline");
 }
+
+#[test]
+fn the_built_in_copies_are_the_shipped_files() {
+    use sip_failover::sim::scenario::{shipped, SHIPPED};
+    assert_eq!(SHIPPED.len(), 9);
+    for (name, _) in SHIPPED {
+        assert_eq!(shipped(name).unwrap().unwrap(), scenario(name), "{name}");
+    }
+}

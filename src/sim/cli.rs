@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::scenario::{Scenario, StepAction, Target};
+use super::scenario::{shipped, Scenario, StepAction, Target, SHIPPED};
 use super::summary::{render, secs};
 use super::timeline::{is_shown, live_line, Record, What};
 use super::{fleet, r#virtual, realtime, udp, RunOutput};
@@ -26,9 +26,12 @@ pub enum Lines {
 /// `sip-failover lab`: run the agent against a simulated PBX pair under a fault scenario.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LabArgs {
-    /// A scenario file (TOML, see `firmware-config/scenarios/`); the built-in primary-blackholed
-    /// scenario when omitted.
+    /// A scenario file (TOML), or the name of a shipped one (`lab --list`); the built-in
+    /// primary-blackholed scenario when omitted.
     pub scenario: Option<PathBuf>,
+    /// List the shipped scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
     /// Run on virtual time: as fast as the CPU allows, seeded and exact.
     #[arg(long = "virtual")]
     pub virtual_time: bool,
@@ -67,14 +70,37 @@ pub struct PbxSimArgs {
     pub verbose: bool,
 }
 
+/// `println!` that ignores a closed stdout (`lab | head` must not panic).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 fn load(path: Option<&Path>) -> Result<Scenario, ExitCode> {
+    let fail = |e: super::scenario::ScenarioError| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    };
     match path {
         None => Ok(Scenario::builtin()),
-        Some(p) => Scenario::load(p).map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }),
+        Some(p) if !p.exists() => match p.to_str().and_then(shipped) {
+            Some(r) => r.map_err(fail),
+            None => Scenario::load(p).map_err(fail),
+        },
+        Some(p) => Scenario::load(p).map_err(fail),
     }
+}
+
+fn list() -> ExitCode {
+    say!("shipped scenarios (run one with `lab NAME`, or give a file):");
+    for (name, _) in SHIPPED {
+        match shipped(name) {
+            Some(Ok(s)) => say!("  {name:<27} {:>10}  {}", secs(s.duration), s.description),
+            _ => say!("  {name}"),
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints live lines, with a progress status line on stderr when it is a terminal.
@@ -118,7 +144,8 @@ impl Printer {
         }
         let total = self.duration.as_micros().max(1);
         let done = (now.as_micros().min(total) * 30 / total) as usize;
-        eprint!(
+        let _ = write!(
+            std::io::stderr(),
             "\r[{}{}] {:>6.1}s / {}s   active: {}   ",
             "#".repeat(done),
             ".".repeat(30 - done),
@@ -132,7 +159,7 @@ impl Printer {
 
     fn clear(&mut self) {
         if self.shown {
-            eprint!("\r\x1b[K");
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
             self.shown = false;
         }
     }
@@ -169,6 +196,9 @@ fn describe(s: &Scenario) -> String {
 /// `lab`: runs the scenario, prints the live timeline and the summary, writes the picture and the
 /// JSON lines. Exit code 0, or 2 for a bad scenario, 1 for a failed run.
 pub fn lab(args: &LabArgs) -> ExitCode {
+    if args.list {
+        return list();
+    }
     let scenario = match load(args.scenario.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
@@ -177,8 +207,8 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let fleet_extend = if phones > 1 { scenario.phone.interval } else { Duration::ZERO };
     let duration = scenario.duration + fleet_extend;
     let mode = if args.virtual_time { "virtual time" } else { "real time over loopback UDP" };
-    println!("{}", describe(&scenario));
-    println!("running {} phone{} on {mode}, seed {}\n", phones, if phones == 1 { "" } else { "s" }, args.seed);
+    say!("{}", describe(&scenario));
+    say!("running {} phone{} on {mode}, seed {}\n", phones, if phones == 1 { "" } else { "s" }, args.seed);
     let lines = args.lines.unwrap_or(if phones > 1 { Lines::Changes } else { Lines::All });
     let mut printer = Printer {
         duration,
@@ -218,8 +248,8 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let summary = out.tracker.summary(out.pair.peak());
     let text = render(&out.tracker, &summary);
     let text = format!("{text}{}", pair_line(&out));
-    println!("\n{text}");
-    println!(
+    say!("\n{text}");
+    say!(
         "ran {} of {} in {:.2} s of wall-clock time",
         secs(out.end - Instant::ZERO),
         if args.virtual_time { "virtual time" } else { "real time" },
@@ -227,7 +257,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     );
     match write_outputs(&args.out, &out, &text) {
         Ok(()) => {
-            println!(
+            say!(
                 "wrote {}, {} and {}",
                 args.out.join("timeline.svg").display(),
                 args.out.join("timeline.jsonl").display(),

@@ -38,6 +38,25 @@ use crate::core::{Duration, FailbackMode, Ladder, Side};
 /// The built-in default scenario (`firmware-config/scenarios/primary-blackholed.toml`).
 pub const DEFAULT_SCENARIO: &str = include_str!("../../firmware-config/scenarios/primary-blackholed.toml");
 
+/// The scenarios shipped in `firmware-config/scenarios/`, built in: (name, file text).
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("primary-blackholed", include_str!("../../firmware-config/scenarios/primary-blackholed.toml")),
+    ("primary-refused", include_str!("../../firmware-config/scenarios/primary-refused.toml")),
+    ("primary-503", include_str!("../../firmware-config/scenarios/primary-503.toml")),
+    ("flapping-primary", include_str!("../../firmware-config/scenarios/flapping-primary.toml")),
+    ("lossy-link", include_str!("../../firmware-config/scenarios/lossy-link.toml")),
+    ("both-down", include_str!("../../firmware-config/scenarios/both-down.toml")),
+    ("backup-fails-while-active", include_str!("../../firmware-config/scenarios/backup-fails-while-active.toml")),
+    ("rolling-restart", include_str!("../../firmware-config/scenarios/rolling-restart.toml")),
+    ("slow-primary", include_str!("../../firmware-config/scenarios/slow-primary.toml")),
+];
+
+/// A shipped scenario by name (`rolling-restart`), validated.
+pub fn shipped(name: &str) -> Option<Result<Scenario, ScenarioError>> {
+    let (n, text) = SHIPPED.iter().find(|(n, _)| *n == name)?;
+    Some(Scenario::parse(text, Path::new(&format!("<built-in {n}>"))))
+}
+
 /// A scenario file that cannot be used, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {

@@ -43,6 +43,14 @@ pub enum PairNote {
     },
 }
 
+/// `println!` that ignores a closed stdout.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 /// The run's clock: microseconds since `origin`.
 pub fn since(origin: TInstant) -> Instant {
     Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX))
@@ -264,9 +272,9 @@ pub fn serve_until_ctrl_c(
         let steps = scenario.map(|s| s.expanded()).unwrap_or_default();
         let pair = UdpPair::bind(primary, backup, &steps, seed)?;
         let [p, b] = pair.local_addrs();
-        println!("pbx-sim: primary on udp {p}, backup on udp {b}; Ctrl-C to stop");
+        say!("pbx-sim: primary on udp {p}, backup on udp {b}; Ctrl-C to stop");
         if let Some(s) = scenario {
-            println!("playing scenario {} ({} steps), clock starts now", s.name, steps.len());
+            say!("playing scenario {} ({} steps), clock starts now", s.name, steps.len());
         }
         let origin = TInstant::now();
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -281,7 +289,7 @@ pub fn serve_until_ctrl_c(
             tokio::select! {
                 _ = &mut ctrl_c => break,
                 n = rx.recv() => match n {
-                    Some(PairNote::Fault(f)) => println!(
+                    Some(PairNote::Fault(f)) => say!(
                         "{:>9.3}s {:<7} {}",
                         f.at.as_micros() as f64 / 1e6,
                         f.server,
@@ -290,14 +298,14 @@ pub fn serve_until_ctrl_c(
                     Some(PairNote::Request { at, server, from, outcome }) => {
                         counts[server.index()] += 1;
                         if verbose {
-                            println!("{:>9.3}s {:<7} OPTIONS from {from}: {outcome}", at.as_micros() as f64 / 1e6, server);
+                            say!("{:>9.3}s {:<7} OPTIONS from {from}: {outcome}", at.as_micros() as f64 / 1e6, server);
                         }
                     }
                     Some(PairNote::RebindFailed { server, error }) => eprintln!("{server}: cannot reopen the port: {error}"),
                     None => break,
                 },
                 _ = tick.tick() => {
-                    println!(
+                    say!(
                         "{:>9.3}s requests so far: primary {}, backup {}",
                         since(origin).as_micros() as f64 / 1e6,
                         counts[0],
@@ -308,7 +316,7 @@ pub fn serve_until_ctrl_c(
         }
         let _ = stop_tx.send(true);
         if let Ok(stats) = task.await {
-            println!(
+            say!(
                 "stopped: primary {} requests ({} answered), backup {} requests ({} answered)",
                 stats.servers[0].requests, stats.servers[0].answered, stats.servers[1].requests, stats.servers[1].answered
             );
