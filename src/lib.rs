@@ -45,12 +45,10 @@
 
 pub mod core;
 
-/// The C interface over the core (header `include/sip_failover.h`).
 #[cfg(feature = "ffi")]
 #[allow(unsafe_code)]
 pub mod ffi;
 
-/// A status LED for phone hardware on the embedded-hal 1.0 traits.
 #[cfg(feature = "indicator")]
 pub mod indicator;
 
