@@ -28,6 +28,15 @@ period = "4s"
 "#;
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then this real-time run is skipped.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "{}: a real-time benchmark, run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME"),
+            env!("CARGO_CRATE_NAME")
+        );
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     if !args.is_empty() && !args.iter().any(|a| "failover_latency".contains(a.as_str())) {
         return;

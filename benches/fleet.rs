@@ -23,7 +23,16 @@ action = "blackhole"
 "#;
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter that does not name this bench skips it.
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then this real-time run is skipped.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "{}: a real-time benchmark, run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME"),
+            env!("CARGO_CRATE_NAME")
+        );
+        return;
+    }
+    // A filter that does not name this bench skips it.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     if !args.is_empty() && !args.iter().any(|a| "fleet".contains(a.as_str())) {
         return;
