@@ -56,7 +56,7 @@ EOF
 }
 
 echo "== agent size and host stack (tests/footprint.rs, release)"
-cargo test --release --features ffi --test footprint -- --nocapture --test-threads=1 2>&1 | grep -o 'footprint: .*' \
+cargo test --release --no-default-features --features ffi --test footprint -- --nocapture --test-threads=1 2>&1 | grep -o 'footprint: .*' \
     | sed 's/^footprint: /footprint: host: /'
 
 echo "== code size for thumbv7em-none-eabihf (release, opt-level \"s\", LTO, panic=abort)"
