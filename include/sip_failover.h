@@ -592,6 +592,12 @@ sf_status sf_agent_init_keyed(void *storage, size_t len, const sf_config *config
 // As [`sf_agent_init`]; `snapshot` must be null or valid for reading one `sf_snapshot`.
 sf_status sf_agent_resume(void *storage, size_t len, const sf_config *config, uint64_t now_us, uint64_t seed, const sf_snapshot *snapshot, sf_agent **out);
 
+// As [`sf_agent_resume`], keyed with 32 bytes of entropy.
+//
+// # Safety
+// As [`sf_agent_resume`]; `key` must be null or valid for reading 32 bytes.
+sf_status sf_agent_resume_keyed(void *storage, size_t len, const sf_config *config, uint64_t now_us, const uint8_t *key, const sf_snapshot *snapshot, sf_agent **out);
+
 // Marks the storage as holding no agent; later calls with it return `SF_ERR_NOT_INITIALIZED`. The agent
 // owns no other resource, so this is optional before reusing or freeing the storage.
 //

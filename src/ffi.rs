@@ -765,13 +765,40 @@ pub unsafe extern "C" fn sf_agent_resume(
         return sf_status::SF_ERR_NULL;
     }
     // SAFETY: `snapshot` is non-null and, by the contract, valid for reading.
-    let s = unsafe { snapshot.read_unaligned() };
-    let (Some(active), Some(forced)) = (side(s.active), optional_side(s.forced)) else {
+    let Some(snap) = to_snapshot(unsafe { snapshot.read_unaligned() }) else {
         return sf_status::SF_ERR_INVALID_ARGUMENT;
     };
-    let snap = Snapshot { active, generation: s.generation, forced, failback_pending: s.failback_pending != 0 };
     // SAFETY: forwarded contract.
     unsafe { init_with(storage, len, config, out, |c| Agent::resume(c, Instant::from_micros(now_us), seed, snap)) }
+}
+
+/// As [`sf_agent_resume`], keyed with 32 bytes of entropy.
+///
+/// # Safety
+/// As [`sf_agent_resume`]; `key` must be null or valid for reading 32 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sf_agent_resume_keyed(
+    storage: *mut core::ffi::c_void,
+    len: usize,
+    config: *const sf_config,
+    now_us: u64,
+    key: *const u8,
+    snapshot: *const sf_snapshot,
+    out: *mut *mut sf_agent,
+) -> sf_status {
+    if key.is_null() || snapshot.is_null() {
+        return sf_status::SF_ERR_NULL;
+    }
+    // SAFETY: `key` is non-null and, by the contract, valid for reading 32 bytes.
+    let key = unsafe { key.cast::<[u8; 32]>().read_unaligned() };
+    // SAFETY: `snapshot` is non-null and, by the contract, valid for reading.
+    let Some(snap) = to_snapshot(unsafe { snapshot.read_unaligned() }) else {
+        return sf_status::SF_ERR_INVALID_ARGUMENT;
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        init_with(storage, len, config, out, |c| Agent::resume_with_key(c, Instant::from_micros(now_us), key, snap))
+    }
 }
 
 /// Marks the storage as holding no agent; later calls with it return `SF_ERR_NOT_INITIALIZED`. The agent
@@ -1313,6 +1340,11 @@ fn optional_side(v: u8) -> Option<Option<Side>> {
     } else {
         side(v).map(Some)
     }
+}
+
+fn to_snapshot(s: sf_snapshot) -> Option<Snapshot> {
+    let (Some(active), Some(forced)) = (side(s.active), optional_side(s.forced)) else { return None };
+    Some(Snapshot { active, generation: s.generation, forced, failback_pending: s.failback_pending != 0 })
 }
 
 fn c_side(s: Side) -> sf_side {

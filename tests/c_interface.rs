@@ -103,6 +103,7 @@ fn c_example_runs_a_failover_through_the_c_interface() {
         "t=1600 switch primary->backup reason=failover generation=1",
         "t=1600 applied backup generation=1",
         "state active=backup generation=1 pending=0",
+        "resumed active=backup generation=1",
         "bad-arguments ok",
         "OK failover at 1600 ms",
     ] {
