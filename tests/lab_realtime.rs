@@ -56,3 +56,39 @@ fn a_small_fleet_shares_one_socket_per_side() {
     let lag = sum.switch_after_deadline.unwrap();
     assert!(lag.max.as_millis() < 500, "{lag:?}");
 }
+
+#[test]
+fn a_closed_port_is_refused_by_the_kernel_and_ends_the_ladder_at_once() {
+    let text = r#"
+name = "short-refused"
+duration = "5s"
+interval = "2s"
+[phone]
+fast_refused = true
+[[at]]
+t = "1s"
+server = "primary"
+action = "refuse"
+[[at]]
+t = "4.5s"
+server = "primary"
+action = "answer"
+"#;
+    let s = Scenario::parse(text, Path::new("short-refused.toml")).unwrap();
+    let out = realtime::run(&s, 3, &mut |_| {}).unwrap();
+    use sip_failover::core::Event;
+    use sip_failover::sim::timeline::What;
+    let refused = out
+        .timeline
+        .records
+        .iter()
+        .filter(|r| matches!(r.what, What::Agent(Event::AttemptRefused { server: Side::Primary, .. })))
+        .count();
+    // Every attempt of the cycles at 2 s and 4 s came back as ICMP port unreachable.
+    assert_eq!(refused, 6);
+    let sw: Vec<_> = out.tracker.switches.iter().map(|w| (w.at.as_millis(), w.to)).collect();
+    // The cycle at 2 s ends within milliseconds, long before its 3.6 s ladder deadline.
+    assert_eq!(sw.len(), 1, "{sw:?}");
+    assert_eq!(sw[0].1, Side::Backup);
+    assert!((2_000..3_000).contains(&sw[0].0), "{sw:?}");
+}
