@@ -201,3 +201,55 @@ fn the_built_in_copies_are_the_shipped_files() {
         assert_eq!(shipped(name).unwrap().unwrap(), scenario(name), "{name}");
     }
 }
+
+mod never_panics {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use sip_failover::sim::r#virtual::{run, VirtualOptions};
+    use sip_failover::sim::scenario::Scenario;
+
+    /// Every action with valid parameters.
+    const ACTIONS: [(&str, &str); 10] = [
+        ("answer", ""),
+        ("blackhole", ""),
+        ("refuse", ""),
+        ("delay", "ms = 900\n"),
+        ("loss", "share = 0.5\n"),
+        ("status", "code = 503\nretry_after = 60\n"),
+        ("flap", "period = \"3s\"\n"),
+        ("rolling_restart", "down_for = \"4s\"\ngap = \"1s\"\n"),
+        ("headers", "form = \"folded\"\n"),
+        ("headers", "form = \"compact\"\n"),
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text is either a scenario or an error with a place, never a panic.
+        #[test]
+        fn any_text_parses_or_errs(text in "\\PC{0,300}") {
+            let _ = Scenario::parse(&text, Path::new("fuzz.toml"));
+        }
+
+        /// Any script of valid steps runs on virtual time to its end.
+        #[test]
+        fn any_valid_script_runs(
+            steps in proptest::collection::vec((0u64..60, 0usize..3, 0usize..10), 0..12),
+            seed in any::<u64>(),
+        ) {
+            let mut text = String::from("name = \"fuzz\"\nduration = \"60s\"\ninterval = \"5s\"\n");
+            for (t, server, action) in steps {
+                let server = ["primary", "backup", "both"][server];
+                let (name, params) = ACTIONS[action];
+                text.push_str(&format!("[[at]]\nt = \"{t}s\"\nserver = \"{server}\"\naction = \"{name}\"\n{params}"));
+            }
+            let s = Scenario::parse(&text, Path::new("fuzz.toml"))
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let out = run(&s, &VirtualOptions { seed, ..Default::default() }, &mut |_| {}).unwrap();
+            prop_assert_eq!(out.end.as_millis(), 60_000);
+            // At least one probe per server and cycle.
+            prop_assert!(out.tracker.probes >= 24);
+        }
+    }
+}

@@ -221,6 +221,9 @@ struct RawStep {
     form: Option<Spanned<String>>,
 }
 
+/// The most changes one `flap` step may expand to.
+pub const MAX_FLAPS: u64 = 100_000;
+
 /// The longest run a scenario may script.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -504,6 +507,15 @@ fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step,
             let period = cx.duration(v, &f("period"))?;
             if period < Duration::from_millis(100) {
                 return Err(cx.err(v.span(), &f("period"), "must be at least 100ms"));
+            }
+            // Each period is one scripted change; keep the script to a size a run can hold.
+            let remaining = duration.as_micros().saturating_sub(at.as_micros());
+            if remaining / period.as_micros() > MAX_FLAPS {
+                return Err(cx.err(
+                    v.span(),
+                    &f("period"),
+                    format!("flaps more than {MAX_FLAPS} times before the end"),
+                ));
             }
             StepAction::Flap { period }
         }
