@@ -65,7 +65,7 @@ pub struct PbxSimArgs {
     /// Seed of the pair's random losses.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print every request received, not only faults and a per-second count.
+    /// Print every request received, not only the faults and a count every 10 s.
     #[arg(long)]
     pub verbose: bool,
 }
@@ -86,7 +86,10 @@ fn load(path: Option<&Path>) -> Result<Scenario, ExitCode> {
         None => Ok(Scenario::builtin()),
         Some(p) if !p.exists() => match p.to_str().and_then(shipped) {
             Some(r) => r.map_err(fail),
-            None => Scenario::load(p).map_err(fail),
+            None => {
+                eprintln!("error: {}: no such file, nor a shipped scenario (see `lab --list`)", p.display());
+                Err(ExitCode::from(2))
+            }
         },
         Some(p) => Scenario::load(p).map_err(fail),
     }
