@@ -41,7 +41,7 @@ pub struct LabArgs {
     /// Seed of every random source (agents' branches and tags, the pair's losses).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Where to write `timeline.svg`, `timeline.jsonl` and `summary.txt`.
+    /// Where to write `timeline.svg`, `timeline.jsonl`, `summary.txt` and `summary.json`.
     #[arg(long, default_value = "target/lab")]
     pub out: PathBuf,
     /// Which live lines to print (default: all for one phone, changes for fleets).
@@ -258,13 +258,18 @@ pub fn lab(args: &LabArgs) -> ExitCode {
         if args.virtual_time { "virtual time" } else { "real time" },
         wall.as_secs_f64()
     );
-    match write_outputs(&args.out, &out, &text) {
+    let mut json = super::summary::to_json(&out.tracker, &summary);
+    json["scenario"] = serde_json::json!(scenario.name);
+    json["seed"] = serde_json::json!(args.seed);
+    json["virtual"] = serde_json::json!(args.virtual_time);
+    match write_outputs(&args.out, &out, &text, &json) {
         Ok(()) => {
             say!(
-                "wrote {}, {} and {}",
+                "wrote {}, {}, {} and {}",
                 args.out.join("timeline.svg").display(),
                 args.out.join("timeline.jsonl").display(),
-                args.out.join("summary.txt").display()
+                args.out.join("summary.txt").display(),
+                args.out.join("summary.json").display()
             );
             ExitCode::SUCCESS
         }
@@ -297,13 +302,14 @@ fn pair_line(out: &RunOutput) -> String {
     s
 }
 
-fn write_outputs(dir: &Path, out: &RunOutput, summary: &str) -> std::io::Result<()> {
+fn write_outputs(dir: &Path, out: &RunOutput, summary: &str, json: &serde_json::Value) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("timeline.svg"), out.timeline.svg())?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("timeline.jsonl"))?);
     out.timeline.write_jsonl(&mut f)?;
     f.flush()?;
-    std::fs::write(dir.join("summary.txt"), summary)
+    std::fs::write(dir.join("summary.txt"), summary)?;
+    std::fs::write(dir.join("summary.json"), format!("{json:#}\n"))
 }
 
 /// `pbx-sim`: runs the pair on `--primary` and `--backup` until Ctrl-C.

@@ -299,27 +299,41 @@ impl SatSub for Duration {
     }
 }
 
-struct Hist(Option<Histogram<u64>>, u64);
+/// Percentiles from hdrhistogram (3 significant digits); count, min and max kept exactly, so a
+/// bound check on the max is not blurred by the histogram's buckets.
+struct Hist {
+    h: Option<Histogram<u64>>,
+    count: u64,
+    min: u64,
+    max: u64,
+}
 
 impl Hist {
     fn new() -> Self {
-        // 1 µs to 1 day at 3 significant digits.
-        Hist(Histogram::new_with_bounds(1, 86_400_000_000, 3).ok(), 0)
+        // 1 µs to 1 day.
+        Hist { h: Histogram::new_with_bounds(1, 86_400_000_000, 3).ok(), count: 0, min: u64::MAX, max: 0 }
     }
     fn record(&mut self, d: Duration) {
-        self.1 += 1;
-        if let Some(h) = self.0.as_mut() {
-            h.saturating_record(d.as_micros());
+        let v = d.as_micros();
+        self.count += 1;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if let Some(h) = self.h.as_mut() {
+            h.saturating_record(v);
         }
     }
+    fn quantile(&self, h: &Histogram<u64>, q: f64) -> Duration {
+        // The middle of the value's bucket, within the exact range.
+        Duration::from_micros(h.median_equivalent(h.value_at_quantile(q)).clamp(self.min, self.max))
+    }
     fn stats(&self) -> Option<Dist> {
-        let h = self.0.as_ref().filter(|_| self.1 > 0)?;
+        let h = self.h.as_ref().filter(|_| self.count > 0)?;
         Some(Dist {
-            count: self.1,
-            min: Duration::from_micros(h.min()),
-            p50: Duration::from_micros(h.value_at_quantile(0.5)),
-            p99: Duration::from_micros(h.value_at_quantile(0.99)),
-            max: Duration::from_micros(h.max()),
+            count: self.count,
+            min: Duration::from_micros(self.min),
+            p50: self.quantile(h, 0.5),
+            p99: self.quantile(h, 0.99),
+            max: Duration::from_micros(self.max),
         })
     }
 }
@@ -346,7 +360,8 @@ impl Hists {
     }
 }
 
-/// A distribution of durations (recorded with hdrhistogram at 3 significant digits).
+/// A distribution of durations: exact count, min and max; p50 and p99 from hdrhistogram (3
+/// significant digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dist {
     /// How many values.
@@ -392,6 +407,53 @@ pub struct Summary {
     pub replies: u64,
     /// The busiest second at the pair: (second from the start, requests in it).
     pub peak_probe_rate: Option<(u64, u32)>,
+}
+
+/// The summary as JSON (durations in microseconds): the counts, the distributions, and phone 0's
+/// outages and switches.
+pub fn to_json(tracker: &Tracker, summary: &Summary) -> serde_json::Value {
+    use serde_json::json;
+    let us = |d: Option<Duration>| d.map(|d| d.as_micros());
+    let at = |t: Option<Instant>| t.map(|t| t.as_micros());
+    let dist = |d: &Option<Dist>| {
+        d.map(|d| {
+            json!({"count": d.count, "min_us": d.min.as_micros(), "p50_us": d.p50.as_micros(),
+                   "p99_us": d.p99.as_micros(), "max_us": d.max.as_micros()})
+        })
+    };
+    let outages: Vec<_> = tracker
+        .outages_of(0)
+        .map(|o| {
+            json!({
+                "server": o.server.as_str(), "fault": &*o.label, "fault_at_us": o.fault_at.as_micros(),
+                "fault_end_us": at(o.fault_end), "detected_at_us": at(o.detected_at),
+                "detection_from_fault_us": us(o.detection_from_fault()),
+                "detection_from_last_answer_us": us(o.detection_from_last_answer()),
+                "switch_at_us": at(o.switch_at), "fault_to_switch_us": us(o.fault_to_switch()),
+                "cycle_to_switch_us": us(o.cycle_to_switch()), "up_at_us": at(o.up_at),
+                "failback_at_us": at(o.failback_at), "failback_us": us(o.failback_time()),
+            })
+        })
+        .collect();
+    let switches: Vec<_> = tracker
+        .switches
+        .iter()
+        .filter(|s| s.phone == 0)
+        .map(|s| json!({"t_us": s.at.as_micros(), "from": s.from.as_str(), "to": s.to.as_str(), "reason": s.reason.as_str()}))
+        .collect();
+    json!({
+        "phones": summary.phones, "probes": summary.probes, "replies": summary.replies,
+        "switches": summary.switches, "failovers": summary.failovers, "failbacks": summary.failbacks,
+        "no_server_reachable": summary.no_server,
+        "peak_probe_rate": summary.peak_probe_rate.map(|(s, n)| json!({"second": s, "requests": n})),
+        "detection_from_fault": dist(&summary.detection_from_fault),
+        "detection_from_last_answer": dist(&summary.detection_from_last_answer),
+        "fault_to_switch": dist(&summary.fault_to_switch),
+        "cycle_to_switch": dist(&summary.cycle_to_switch),
+        "switch_after_deadline": dist(&summary.switch_after_deadline),
+        "failback": dist(&summary.failback),
+        "phone0": {"outages": outages, "switches": switches},
+    })
 }
 
 /// Seconds with millisecond precision, e.g. `16.600 s`.
