@@ -86,7 +86,13 @@ impl Lab {
                     let at = self.now.as_micros() + delay_ms * 1000;
                     self.inflight.push((at, t.destination, response_to(&text, status).into_bytes()));
                 }
-                self.sent.push(Sent { t_ms: ms, server: t.server, attempt: t.attempt, destination: t.destination, text });
+                self.sent.push(Sent {
+                    t_ms: ms,
+                    server: t.server,
+                    attempt: t.attempt,
+                    destination: t.destination,
+                    text,
+                });
             }
             let mut acks = vec![];
             while let Some(e) = self.agent.poll_event() {
