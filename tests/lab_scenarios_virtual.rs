@@ -53,6 +53,7 @@ fn every_shipped_scenario_is_valid_and_tested_here() {
             "primary-refused",
             "rolling-restart",
             "slow-primary",
+            "weekly-maintenance",
         ]
     );
 }
@@ -159,6 +160,28 @@ fn rolling_restart_is_followed_server_by_server() {
 }
 
 #[test]
+fn weekly_maintenance_sends_nothing_to_the_primary_inside_its_window() {
+    let s = scenario("weekly-maintenance");
+    // Saturday 17:00-22:00 in Paris, read from a 16:00 start: one window from 1 h to 6 h.
+    assert_eq!(s.windows.len(), 1);
+    assert_eq!(
+        (s.windows[0].side, s.windows[0].start.as_millis(), s.windows[0].end.as_millis()),
+        (P, 3_600_000, 21_600_000)
+    );
+    let out = run_it("weekly-maintenance", 1);
+    // Leaves at 16:45 (the 15 min lead), stays through both restarts although the primary answers
+    // between them, returns after the window on the second alive cycle (22:00:15 plus the reply's
+    // 0.2 ms).
+    assert_eq!(
+        switches(&out),
+        [(2_700_000_000, P, B, SwitchReason::Planned), (21_615_000_200, B, P, SwitchReason::Failback)]
+    );
+    assert_eq!(sip_failover::sim::summary::in_force_inside(&out.tracker, &s.windows[0]).as_micros(), 0);
+    // The restarts happened and the phone saw them.
+    assert!(out.pair.servers[0].dropped >= 3, "{:?}", out.pair.servers[0]);
+}
+
+#[test]
 fn primary_503_fails_over_on_the_first_reply() {
     let out = run_it("primary-503", 1);
     assert_eq!(switches(&out), [(15_000_200, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
@@ -196,7 +219,7 @@ fn a_virtual_fleet_keeps_every_switch_on_the_ladder() {
 #[test]
 fn the_built_in_copies_are_the_shipped_files() {
     use sip_failover::sim::scenario::{shipped, SHIPPED};
-    assert_eq!(SHIPPED.len(), 9);
+    assert_eq!(SHIPPED.len(), 10);
     for (name, _) in SHIPPED {
         assert_eq!(shipped(name).unwrap().unwrap(), scenario(name), "{name}");
     }

@@ -179,6 +179,15 @@ fn describe(s: &Scenario) -> String {
         s.phone.failback_after,
         if s.phone.fast_refused { ", refusals end attempts at once" } else { "" }
     );
+    for w in &s.windows {
+        out.push_str(&format!(
+            "  planned window on the {} from {} to {} (the phone may leave {} before)\n",
+            w.side,
+            secs(w.start),
+            secs(w.end),
+            secs(s.phone.planned_lead)
+        ));
+    }
     for st in &s.steps {
         let who = match st.target {
             Target::One(side) => side.as_str().to_string(),
@@ -250,7 +259,19 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let wall = started.elapsed();
     let summary = out.tracker.summary(out.pair.peak());
     let text = render(&out.tracker, &summary);
-    let text = format!("{text}{}", pair_line(&out));
+    let mut text = format!("{text}{}", pair_line(&out));
+    for w in &scenario.windows {
+        let inside = super::summary::in_force_inside(&out.tracker, w);
+        text.push_str(&format!(
+            "planned window on the {} from {} to {}: the {} was in force inside it for {}{}\n",
+            w.side,
+            secs(w.start),
+            secs(w.end),
+            w.side,
+            secs(inside),
+            if inside == Duration::ZERO { " (no call traffic went to it)" } else { "" }
+        ));
+    }
     say!("\n{text}");
     say!(
         "ran {} of {} in {:.2} s of wall-clock time",

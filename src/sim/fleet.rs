@@ -215,7 +215,9 @@ async fn run_async(
                 None => {
                     // The phone boots now: its first cycle starts at the real time, not the planned one.
                     if let Some((cfg, seed)) = fleet.boot[p as usize].take() {
-                        fleet.agents[p as usize] = Some(Agent::new(cfg, now, seed).map_err(SimError::Config)?);
+                        let mut agent = Agent::new(cfg, now, seed).map_err(SimError::Config)?;
+                        super::plan_windows(&mut agent, scenario, Instant::ZERO, now);
+                        fleet.agents[p as usize] = Some(agent);
                     }
                 }
             }

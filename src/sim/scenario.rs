@@ -33,7 +33,9 @@ use toml::Spanned;
 
 use super::model::{Action, HeaderForm};
 use crate::config::line_col;
-use crate::core::{Duration, FailbackMode, Ladder, Side};
+use crate::core::{Duration, FailbackMode, Instant, Ladder, Side};
+use crate::maintenance::schedule::Schedule;
+use crate::maintenance::RecurringWindow;
 
 /// The built-in default scenario (`firmware-config/scenarios/primary-blackholed.toml`).
 pub const DEFAULT_SCENARIO: &str = include_str!("../../firmware-config/scenarios/primary-blackholed.toml");
@@ -49,6 +51,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("backup-fails-while-active", include_str!("../../firmware-config/scenarios/backup-fails-while-active.toml")),
     ("rolling-restart", include_str!("../../firmware-config/scenarios/rolling-restart.toml")),
     ("slow-primary", include_str!("../../firmware-config/scenarios/slow-primary.toml")),
+    ("weekly-maintenance", include_str!("../../firmware-config/scenarios/weekly-maintenance.toml")),
 ];
 
 /// A shipped scenario by name (`rolling-restart`), validated.
@@ -108,6 +111,8 @@ pub struct PhoneSettings {
     pub failback_after: u8,
     /// ICMP port-unreachable ends an attempt at once.
     pub fast_refused: bool,
+    /// How long before a planned window the phone may leave the affected server.
+    pub planned_lead: Duration,
 }
 
 impl Default for PhoneSettings {
@@ -118,6 +123,7 @@ impl Default for PhoneSettings {
             failback: FailbackMode::Auto,
             failback_after: 2,
             fast_refused: false,
+            planned_lead: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -166,6 +172,19 @@ pub struct Scenario {
     pub phone: PhoneSettings,
     /// The steps as written, in time order.
     pub steps: Vec<Step>,
+    /// Planned maintenance windows, from the run's start.
+    pub windows: Vec<PlannedSpan>,
+}
+
+/// A planned maintenance window on one server, in run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedSpan {
+    /// The affected server.
+    pub side: Side,
+    /// Its start, from the run's start.
+    pub start: Duration,
+    /// Its end, from the run's start.
+    pub end: Duration,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +200,22 @@ struct RawScenario {
     phone: Option<RawPhone>,
     #[serde(default)]
     at: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    maintenance: Option<Spanned<RawMaintenance>>,
+}
+
+/// Planned maintenance in a scenario: recurring windows in a time zone, read from a wall-clock start.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    starts_at: Spanned<String>,
+    time_zone: Spanned<String>,
+    #[serde(default)]
+    primary_windows: Vec<String>,
+    #[serde(default)]
+    backup_windows: Vec<String>,
+    #[serde(default)]
+    planned_lead: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +254,47 @@ struct RawStep {
     gap: Option<Spanned<String>>,
     #[serde(default)]
     form: Option<Spanned<String>>,
+}
+
+/// The windows of a scenario's `[maintenance]` section that fall in the run, converted the way the
+/// running agent converts them (through [`Schedule`]), from the wall-clock instant `starts_at`.
+fn maintenance_windows(
+    cx: &Ctx<'_>,
+    m: &Spanned<RawMaintenance>,
+    duration: Duration,
+    phone: &mut PhoneSettings,
+) -> Result<Vec<PlannedSpan>, ScenarioError> {
+    let m_span = m.span();
+    let m = m.get_ref();
+    let start: jiff::Timestamp =
+        m.starts_at.get_ref().parse().map_err(|e| {
+            cx.err(m.starts_at.span(), "maintenance.starts_at", format!("not an RFC 3339 instant: {e}"))
+        })?;
+    let tz = m.time_zone.get_ref();
+    let parse = |list: &[String], field: &str| -> Result<Vec<RecurringWindow>, ScenarioError> {
+        list.iter()
+            .map(|w| RecurringWindow::parse(w, tz).map_err(|e| cx.err(m_span.clone(), field, format!("`{w}`: {e}"))))
+            .collect()
+    };
+    if let Some(l) = &m.planned_lead {
+        phone.planned_lead = cx.duration(l, "maintenance.planned_lead")?;
+    }
+    let schedule = Schedule {
+        primary_windows: parse(&m.primary_windows, "maintenance.primary_windows")?,
+        backup_windows: parse(&m.backup_windows, "maintenance.backup_windows")?,
+        ..Schedule::default()
+    };
+    let run_end = Instant::ZERO + duration;
+    Ok(schedule
+        .core_windows(start, Instant::ZERO)
+        .into_iter()
+        .filter(|w| w.start < run_end)
+        .map(|w| PlannedSpan {
+            side: w.side,
+            start: w.start.saturating_duration_since(Instant::ZERO),
+            end: w.end.saturating_duration_since(Instant::ZERO),
+        })
+        .collect())
 }
 
 /// The most changes one `flap` step may expand to.
@@ -366,7 +442,11 @@ impl Scenario {
         }
         steps.sort_by_key(|s| s.at);
         let description = raw.description.map(|d| d.into_inner().trim().to_string()).unwrap_or_default();
-        Ok(Scenario { name, description, duration, phone, steps })
+        let windows = match &raw.maintenance {
+            Some(m) => maintenance_windows(&cx, m, duration, &mut phone)?,
+            None => Vec::new(),
+        };
+        Ok(Scenario { name, description, duration, phone, steps, windows })
     }
 
     /// The script as primitive changes per server, in time order: `both` split, `flap` and

@@ -6,6 +6,7 @@
 //! A [`Tracker`] is fed online (fault changes of the pair, every phone's events), so a fleet of
 //! 10 000 phones or hours of virtual time need no stored event log.
 
+use super::scenario::PlannedSpan;
 use std::fmt::Write as _;
 
 use std::sync::Arc;
@@ -472,6 +473,28 @@ fn at(t: Instant) -> String {
 
 fn opt(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_string(), secs)
+}
+
+/// How long phone 0 had `window`'s server in force inside the window (zero is what a planned switch
+/// is for): the side in force starts as the primary and follows phone 0's switches.
+pub fn in_force_inside(tracker: &Tracker, window: &PlannedSpan) -> Duration {
+    let (start, end) = (Instant::ZERO + window.start, Instant::ZERO + window.end);
+    let mut side = Side::Primary;
+    let mut since = Instant::ZERO;
+    let mut total = Duration::ZERO;
+    let mut add = |side: Side, from: Instant, to: Instant| {
+        let (a, b) = (from.max(start), to.min(end));
+        if side == window.side && b > a {
+            total = total + (b - a);
+        }
+    };
+    for sw in tracker.switches.iter().filter(|s| s.phone == 0) {
+        add(side, since, sw.at);
+        side = sw.to;
+        since = sw.at;
+    }
+    add(side, since, Instant::MAX);
+    total
 }
 
 /// The summary as text: outages of phone 0, switches, and for fleets the distributions.

@@ -174,8 +174,9 @@ pub fn run(
         // A fleet boots spread over one interval, as real phones do; phone 0 starts at 0.
         let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
         let cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
-        let agent = Agent::new(cfg, start, opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64))
+        let mut agent = Agent::new(cfg, start, opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64))
             .map_err(SimError::Config)?;
+        super::plan_windows(&mut agent, scenario, Instant::ZERO, start);
         w.agents.push(agent);
         w.scheduled[i] = Some(start);
         w.push(start, Item::Timer(i as u32));
