@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The firmware footprint report (docs/firmware.md explains it):
+# The firmware footprint report (the README's "Firmware footprint" section explains it):
 #   1. size_of::<Agent>() and the C storage, and a stack high-water mark on this host (tests/footprint.rs,
 #      release build);
 #   2. the .text of the core for thumbv7em-none-eabihf, release, opt-level "s": examples/bare-metal built

@@ -2,7 +2,7 @@
 //!
 //! Every line is one JSON object with at least `event` (a snake_case name), `t_ms` (whole milliseconds
 //! since the agent started, on the monotonic clock) and `utc` (RFC 3339 wall-clock time), plus the
-//! fields of its kind. The schema is documented in `docs/run.md`.
+//! fields of its kind. The schema is documented in the README.
 
 use std::io::Write;
 use std::net::SocketAddr;
