@@ -6,6 +6,8 @@
 //! brings it back (failback after one alive cycle). About 1 100 outages in 90 s.
 //! `LATENCY_PHONES=N` changes the number of phones.
 
+mod common;
+
 use std::path::Path;
 
 use sip_failover::core::{Duration, Instant};
@@ -28,17 +30,7 @@ period = "4s"
 "#;
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then this real-time run is skipped.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "{}: a real-time benchmark, run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME"),
-            env!("CARGO_CRATE_NAME")
-        );
-        return;
-    }
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    if !args.is_empty() && !args.iter().any(|a| "failover_latency".contains(a.as_str())) {
+    if !common::should_run(env!("CARGO_CRATE_NAME")) {
         return;
     }
     let phones: usize = std::env::var("LATENCY_PHONES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);

@@ -5,6 +5,8 @@
 //!
 //! `FLEET_PHONES=N cargo bench --bench fleet` changes the fleet size. Takes about 20 s.
 
+mod common;
+
 use std::path::Path;
 
 use sip_failover::core::Duration;
@@ -23,18 +25,7 @@ action = "blackhole"
 "#;
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then this real-time run is skipped.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "{}: a real-time benchmark, run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME"),
-            env!("CARGO_CRATE_NAME")
-        );
-        return;
-    }
-    // A filter that does not name this bench skips it.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    if !args.is_empty() && !args.iter().any(|a| "fleet".contains(a.as_str())) {
+    if !common::should_run(env!("CARGO_CRATE_NAME")) {
         return;
     }
     let phones: usize = std::env::var("FLEET_PHONES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);

@@ -5,9 +5,9 @@
 //! and the directory flushed, so a crash at any point leaves either the old file or the new one.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
@@ -69,19 +69,8 @@ impl StateFile {
 
     /// Writes `snap` crash-safely: temporary file, fsync, rename, fsync of the directory.
     pub fn save(&self, snap: &Snapshot) -> Result<(), StateError> {
-        let io_err = |p: &Path, e| StateError::Io(p.to_path_buf(), e);
-        fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         let path = self.path();
-        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
-        let mut f =
-            OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(encode(snap).as_bytes()).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        // The rename is durable only once the directory entry is.
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io_err(&self.dir, e))?;
-        Ok(())
+        crate::config::apply::write_atomic(&path, encode(snap).as_bytes()).map_err(|e| StateError::Io(path, e))
     }
 }
 
