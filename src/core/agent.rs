@@ -698,8 +698,7 @@ impl Agent {
             let mut call_id = [0u8; CALL_ID_BYTES * 2];
             let mut tag = [0u8; TAG_BYTES * 2];
             let (raw_call_id, raw_tag, first_branch) = p.ids(&self.rng);
-            let raw_branch =
-                if i == 0 { first_branch } else { p.branch(&self.rng, i).unwrap_or([0; BRANCH_BYTES]) };
+            let raw_branch = if i == 0 { first_branch } else { p.branch(&self.rng, i).unwrap_or([0; BRANCH_BYTES]) };
             hex(&raw_branch, &mut branch);
             hex(&raw_call_id, &mut call_id);
             hex(&raw_tag, &mut tag);
