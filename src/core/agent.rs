@@ -8,7 +8,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 
-use super::config::{Config, ConfigError, FailbackMode, Side, MAX_ATTEMPTS};
+use super::config::{Config, ConfigError, FailbackMode, ServerConfig, Side, MAX_ATTEMPTS};
 use super::event::{DownReason, Event, EventQueue, HoldReason, IgnoreReason, SwitchReason};
 use super::rng::Rng;
 use super::time::{Duration, Instant};
@@ -640,11 +640,11 @@ impl Agent {
         config.validate()?;
         let now = self.advance(now);
         // Keep the bound local addresses unless the new configuration names its own.
-        if config.primary.local == Config::new(config.primary.next_hop, "x").primary.local {
+        if config.primary.local == ServerConfig::UNBOUND {
             config.primary.local = self.config.primary.local;
         }
         if let (Some(new), Some(old)) = (config.backup.as_mut(), self.config.backup.as_ref()) {
-            if new.local == Config::new(new.next_hop, "x").primary.local {
+            if new.local == ServerConfig::UNBOUND {
                 new.local = old.local;
             }
         }

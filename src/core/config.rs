@@ -107,6 +107,9 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The local address before the driver has bound a socket (`0.0.0.0:5060`).
+    pub const UNBOUND: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5060));
+
     /// A server reached directly at `addr`, named `host` in the Request-URI.
     ///
     /// A host that does not fit [`HostName`] falls back to the address literal.
@@ -115,7 +118,7 @@ impl ServerConfig {
             next_hop: addr,
             uri_host: HostName::new(host).unwrap_or_else(|| ip_host(addr)),
             uri_port: Some(addr.port()),
-            local: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5060)),
+            local: ServerConfig::UNBOUND,
         }
     }
 }
