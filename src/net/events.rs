@@ -79,9 +79,16 @@ pub fn line(name: &str, t: Instant, utc: jiff::Timestamp, fields: Map<String, Va
     let mut m = Map::with_capacity(fields.len() + 3);
     m.insert("event".into(), json!(name));
     m.insert("t_ms".into(), json!(t.as_millis()));
-    m.insert("utc".into(), json!(utc.round(jiff::Unit::Millisecond).unwrap_or(utc).to_string()));
+    m.insert("utc".into(), json!(utc_millis(utc)));
     m.extend(fields);
     Value::Object(m).to_string()
+}
+
+/// `utc` in the one format of the event lines: RFC 3339 in UTC, always with three digits of
+/// milliseconds (`2026-11-21T06:03:11.070Z`), rounded to the nearest millisecond.
+pub fn utc_millis(utc: jiff::Timestamp) -> String {
+    let rounded = utc.round(jiff::Unit::Millisecond).unwrap_or(utc);
+    format!("{rounded:.3}")
 }
 
 /// Where events go: JSON lines on stdout when asked, and always `tracing`.
@@ -160,11 +167,26 @@ mod tests {
         let v: Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v["event"], "switch");
         assert_eq!(v["t_ms"], 1600);
-        assert_eq!(v["utc"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["utc"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["from"], "primary");
         assert_eq!(v["to"], "backup");
         assert_eq!(v["reason"], "failover");
         assert_eq!(v["generation"], 3);
+    }
+
+    #[test]
+    fn utc_always_has_three_digits_of_milliseconds() {
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(utc_millis(at("2026-11-21T06:03:11.07Z")), "2026-11-21T06:03:11.070Z");
+        assert_eq!(utc_millis(at("2026-11-21T06:03:11Z")), "2026-11-21T06:03:11.000Z");
+        assert_eq!(utc_millis(at("2026-11-21T06:03:11.266Z")), "2026-11-21T06:03:11.266Z");
+        // Rounded to the nearest millisecond, carrying into the second.
+        assert_eq!(utc_millis(at("2026-11-21T06:03:11.9996Z")), "2026-11-21T06:03:12.000Z");
+        assert_eq!(utc_millis(at("2026-11-21T06:03:11.2664999Z")), "2026-11-21T06:03:11.266Z");
+        for ms in [0u32, 1, 10, 100, 999] {
+            let l = utc_millis(jiff::Timestamp::from_millisecond(i64::from(ms)).unwrap());
+            assert_eq!(l.len(), "1970-01-01T00:00:00.000Z".len(), "{l}");
+        }
     }
 
     #[test]
