@@ -35,6 +35,9 @@
 // [`sf_addr::family`]: IPv6.
 #define SF_AF_INET6 6
 
+// How many planned windows the agent holds at once.
+#define SF_MAX_WINDOWS 4
+
 // [`sf_snapshot::forced`] and [`sf_state::forced`]: no side is forced.
 #define SF_SIDE_NONE 255
 
@@ -436,12 +439,15 @@ typedef struct {
 typedef struct {
   // The side in force (`sf_side`).
   uint8_t active;
-  // The generation in force.
+  // The generation in force (applied and acknowledged).
   uint32_t generation;
   // The forced side (`sf_side`), or `SF_SIDE_NONE`.
   uint8_t forced;
   // Nonzero: a failback was earned and waiting.
   uint8_t failback_pending;
+  // The last generation handed out, applied or not; a resumed agent numbers its next switch
+  // after it. A switch not acknowledged before the snapshot is not in force after a resume.
+  uint32_t issued;
 } sf_snapshot;
 
 // A command for [`sf_agent_handle_command`]; the comment of each kind names the fields it reads.
@@ -461,6 +467,16 @@ typedef struct {
   // An end time, in microseconds on the agent's clock.
   uint64_t end_us;
 } sf_command;
+
+// A planned maintenance window, for [`sf_agent_set_planned_windows`].
+typedef struct {
+  // The affected server (`sf_side`).
+  uint8_t side;
+  // When it starts, in microseconds on the agent's clock.
+  uint64_t start_us;
+  // When it ends, in microseconds on the agent's clock.
+  uint64_t end_us;
+} sf_window;
 
 // A datagram written by [`sf_agent_poll_transmit`].
 typedef struct {
@@ -636,6 +652,15 @@ sf_status sf_agent_handle_refused(sf_agent *agent, uint64_t now_us, uint8_t side
 // # Safety
 // `agent` as in [`sf_agent_release`]; `command` null or valid for reading one `sf_command`.
 sf_status sf_agent_handle_command(sf_agent *agent, uint64_t now_us, const sf_command *command);
+
+// Replaces every planned window with the `count` windows at `windows`, in one step, and decides
+// once: a refreshed feed that gives the same windows again changes nothing. At most
+// `SF_MAX_WINDOWS` windows; on error nothing changed.
+//
+// # Safety
+// `agent` as in [`sf_agent_release`]; `windows` valid for reading `count` `sf_window`s (it may be null
+// when `count` is 0).
+sf_status sf_agent_set_planned_windows(sf_agent *agent, uint64_t now_us, const sf_window *windows, size_t count);
 
 // Writes the next datagram into `buf` (`cap` bytes) and describes it in `out`: `SF_OK`, or `SF_NONE` when
 // nothing is to be sent. With `SF_ERR_BUFFER_TOO_SMALL` the buffer is untouched, `out->len` is the size

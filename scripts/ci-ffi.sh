@@ -11,7 +11,7 @@ cargo build --features ffi,indicator
 cargo build --no-default-features --features ffi,indicator
 
 echo "== the C header is current; the C example (gcc) runs a failover; the indicator; the footprint asserts"
-cargo test --features ffi,indicator --test c_interface --test indicator --test footprint
+cargo test --features ffi,indicator --lib --test c_interface --test indicator --test footprint
 
 echo "== thumbv7em-none-eabihf: the library with ffi and indicator, and the bare-metal example"
 if ! rustup target list --installed 2>/dev/null | grep -qx thumbv7em-none-eabihf; then

@@ -53,8 +53,8 @@ use crate::core::config::MAX_USER_LEN;
 use crate::core::wire::ParseError;
 use crate::core::{
     Agent, AliveCodes, Command, CommandError, Config, ConfigError, DownReason, Duration, Event, FailbackMode,
-    HoldReason, HostName, IgnoreReason, InlineStr, Instant, Ladder, ServerConfig, Side, Snapshot, SwitchReason,
-    MAX_ATTEMPTS,
+    HoldReason, HostName, IgnoreReason, InlineStr, Instant, Ladder, PlannedWindow, ServerConfig, Side, Snapshot,
+    SwitchReason, MAX_ATTEMPTS, MAX_WINDOWS,
 };
 
 /// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`].
@@ -75,6 +75,8 @@ pub const SF_AF_NONE: u8 = 0;
 pub const SF_AF_INET: u8 = 4;
 /// [`sf_addr::family`]: IPv6.
 pub const SF_AF_INET6: u8 = 6;
+/// How many planned windows the agent holds at once.
+pub const SF_MAX_WINDOWS: usize = 4;
 /// [`sf_snapshot::forced`] and [`sf_state::forced`]: no side is forced.
 pub const SF_SIDE_NONE: u8 = 0xff;
 
@@ -104,6 +106,7 @@ const _: () = assert!(SF_AGENT_STORAGE_WORDS * 8 == SF_AGENT_STORAGE_SIZE);
 const _: () = assert!(size_of::<Slot>() <= SF_AGENT_STORAGE_SIZE);
 const _: () = assert!(align_of::<Slot>() <= align_of::<sf_agent_storage>());
 const _: () = assert!(SF_MAX_ATTEMPTS == MAX_ATTEMPTS);
+const _: () = assert!(SF_MAX_WINDOWS == MAX_WINDOWS);
 const _: () = assert!(SF_MAX_USER_LEN == MAX_USER_LEN);
 const _: () = assert!(SF_MAX_HOST_LEN == crate::core::MAX_HOST_LEN);
 // Storage is reused and abandoned without running destructors.
@@ -493,18 +496,33 @@ pub struct sf_event {
     pub rtt_us: u64,
 }
 
+/// A planned maintenance window, for [`sf_agent_set_planned_windows`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct sf_window {
+    /// The affected server (`sf_side`).
+    pub side: u8,
+    /// When it starts, in microseconds on the agent's clock.
+    pub start_us: u64,
+    /// When it ends, in microseconds on the agent's clock.
+    pub end_us: u64,
+}
+
 /// What must survive a reboot; see [`sf_agent_snapshot`] and [`sf_agent_resume`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct sf_snapshot {
     /// The side in force (`sf_side`).
     pub active: u8,
-    /// The generation in force.
+    /// The generation in force (applied and acknowledged).
     pub generation: u32,
     /// The forced side (`sf_side`), or `SF_SIDE_NONE`.
     pub forced: u8,
     /// Nonzero: a failback was earned and waiting.
     pub failback_pending: u8,
+    /// The last generation handed out, applied or not; a resumed agent numbers its next switch
+    /// after it. A switch not acknowledged before the snapshot is not in force after a resume.
+    pub issued: u32,
 }
 
 /// A status query's answer, from [`sf_agent_state`].
@@ -945,6 +963,44 @@ pub unsafe extern "C" fn sf_agent_handle_command(
     }
 }
 
+/// Replaces every planned window with the `count` windows at `windows`, in one step, and decides
+/// once: a refreshed feed that gives the same windows again changes nothing. At most
+/// `SF_MAX_WINDOWS` windows; on error nothing changed.
+///
+/// # Safety
+/// `agent` as in [`sf_agent_release`]; `windows` valid for reading `count` `sf_window`s (it may be null
+/// when `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn sf_agent_set_planned_windows(
+    agent: *mut sf_agent,
+    now_us: u64,
+    windows: *const sf_window,
+    count: usize,
+) -> sf_status {
+    // SAFETY: forwarded contract.
+    let a = match unsafe { agent_mut(agent) } {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    if windows.is_null() && count != 0 {
+        return sf_status::SF_ERR_NULL;
+    }
+    let mut set = [PlannedWindow { side: Side::Primary, start: Instant::ZERO, end: Instant::ZERO }; SF_MAX_WINDOWS];
+    if count > SF_MAX_WINDOWS {
+        return sf_status::SF_ERR_TOO_MANY_WINDOWS;
+    }
+    for (i, slot) in set.iter_mut().enumerate().take(count) {
+        // SAFETY: `i < count` and, by the contract, `windows` is valid for reading `count` elements.
+        let w = unsafe { windows.add(i).read_unaligned() };
+        let Some(side) = side(w.side) else { return sf_status::SF_ERR_INVALID_ARGUMENT };
+        *slot = PlannedWindow { side, start: Instant::from_micros(w.start_us), end: Instant::from_micros(w.end_us) };
+    }
+    match a.set_planned_windows(Instant::from_micros(now_us), set.get(..count).unwrap_or(&[])) {
+        Ok(()) => sf_status::SF_OK,
+        Err(e) => command_error(e),
+    }
+}
+
 // ---- outputs ----
 
 /// Writes the next datagram into `buf` (`cap` bytes) and describes it in `out`: `SF_OK`, or `SF_NONE` when
@@ -1110,6 +1166,7 @@ pub unsafe extern "C" fn sf_agent_snapshot(agent: *const sf_agent, out: *mut sf_
         generation: s.generation,
         forced: s.forced.map_or(SF_SIDE_NONE, |f| f as u8),
         failback_pending: u8::from(s.failback_pending),
+        issued: s.issued,
     };
     // SAFETY: `out` is non-null and, by the contract, valid for one write.
     unsafe { out.write_unaligned(snap) };
@@ -1344,7 +1401,13 @@ fn optional_side(v: u8) -> Option<Option<Side>> {
 
 fn to_snapshot(s: sf_snapshot) -> Option<Snapshot> {
     let (Some(active), Some(forced)) = (side(s.active), optional_side(s.forced)) else { return None };
-    Some(Snapshot { active, generation: s.generation, forced, failback_pending: s.failback_pending != 0 })
+    Some(Snapshot {
+        active,
+        generation: s.generation,
+        issued: s.issued,
+        forced,
+        failback_pending: s.failback_pending != 0,
+    })
 }
 
 fn c_side(s: Side) -> sf_side {
@@ -1545,4 +1608,125 @@ fn to_c_event(e: &Event) -> sf_event {
         _ => out.kind = SF_EVENT_OTHER,
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn command(kind: u8, side: u8, generation: u32) -> sf_command {
+        sf_command { kind, side, flag: 0, generation, addr: NO_ADDR, start_us: 0, end_us: 0 }
+    }
+
+    /// An agent with a backup in `storage`, made by `sf_agent_resume` from `snap` when given.
+    fn agent(storage: &mut sf_agent_storage, snap: Option<&sf_snapshot>) -> *mut sf_agent {
+        let mut c = core::mem::MaybeUninit::<sf_config>::uninit();
+        // SAFETY: `c` is valid for one write; the strings are NUL-terminated and outlive the call.
+        unsafe {
+            assert_eq!(sf_config_init(c.as_mut_ptr()), sf_status::SF_OK);
+            let mut c = c.assume_init();
+            assert_eq!(sf_addr_parse(c"127.0.0.1:5060".as_ptr(), &mut c.primary.next_hop), sf_status::SF_OK);
+            assert_eq!(sf_addr_parse(c"127.0.0.2:5060".as_ptr(), &mut c.backup.next_hop), sf_status::SF_OK);
+            c.primary.uri_host = c"pbx-a.example".as_ptr();
+            c.backup.uri_host = c"pbx-b.example".as_ptr();
+            c.backup_enabled = 1;
+            let mut out = ptr::null_mut();
+            let len = size_of::<sf_agent_storage>();
+            let at = ptr::from_mut(storage).cast();
+            let status = match snap {
+                Some(s) => sf_agent_resume(at, len, &c, 0, 7, s, &mut out),
+                None => sf_agent_init(at, len, &c, 0, 7, &mut out),
+            };
+            assert_eq!(status, sf_status::SF_OK);
+            out
+        }
+    }
+
+    fn run(a: *mut sf_agent, kind: u8, side: u8, generation: u32) -> sf_status {
+        // SAFETY: `a` is an initialised agent; the command lives for the call.
+        unsafe { sf_agent_handle_command(a, 0, &command(kind, side, generation)) }
+    }
+
+    /// The generations of the switches among the events waiting.
+    fn switches(a: *mut sf_agent) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut ev = core::mem::MaybeUninit::<sf_event>::uninit();
+        // SAFETY: `a` is an initialised agent; `ev` is valid for one write and read only after SF_OK.
+        while unsafe { sf_agent_poll_event(a, ev.as_mut_ptr()) } == sf_status::SF_OK {
+            let ev = unsafe { ev.assume_init_read() };
+            if ev.kind == sf_event_kind::SF_EVENT_SWITCH {
+                out.push(ev.generation);
+            }
+        }
+        out
+    }
+
+    fn snapshot(a: *mut sf_agent) -> sf_snapshot {
+        let mut s = core::mem::MaybeUninit::<sf_snapshot>::uninit();
+        // SAFETY: `a` is an initialised agent; `s` is valid for one write.
+        unsafe {
+            assert_eq!(sf_agent_snapshot(a, s.as_mut_ptr()), sf_status::SF_OK);
+            s.assume_init()
+        }
+    }
+
+    const FORCE: u8 = 1;
+    const APPLIED: u8 = 7;
+
+    #[test]
+    fn a_switch_not_acknowledged_before_the_snapshot_is_not_in_force_after_the_resume() {
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        let a = agent(&mut storage, None);
+        assert_eq!(run(a, FORCE, 1, 0), sf_status::SF_OK);
+        assert_eq!(switches(a), [1]);
+        let snap = snapshot(a);
+        assert_eq!(snap, sf_snapshot { active: 0, generation: 0, forced: 1, failback_pending: 0, issued: 1 });
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        let b = agent(&mut storage, Some(&snap));
+        // Still forced to the backup, not on it yet: the switch is handed out again, as generation 2.
+        assert_eq!(switches(b), [2]);
+        assert_eq!(run(b, APPLIED, 0, 1), sf_status::SF_ERR_STALE_GENERATION);
+        assert_eq!(run(b, APPLIED, 0, 2), sf_status::SF_OK);
+        assert_eq!((snapshot(b).active, snapshot(b).generation, snapshot(b).issued), (1, 2, 2));
+    }
+
+    #[test]
+    fn generations_wrap_to_one_through_the_c_interface() {
+        let snap = sf_snapshot {
+            active: 0,
+            generation: u32::MAX,
+            forced: SF_SIDE_NONE,
+            failback_pending: 0,
+            issued: u32::MAX,
+        };
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        let a = agent(&mut storage, Some(&snap));
+        assert_eq!(run(a, FORCE, 1, 0), sf_status::SF_OK);
+        assert_eq!(switches(a), [1]);
+    }
+
+    #[test]
+    fn planned_windows_are_replaced_in_one_step() {
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        let a = agent(&mut storage, None);
+        let w = sf_window { side: 0, start_us: 3_600_000_000, end_us: 7_200_000_000 };
+        // SAFETY: `a` is an initialised agent; the arrays live for the calls.
+        unsafe {
+            assert_eq!(sf_agent_set_planned_windows(a, 0, &w, 1), sf_status::SF_OK);
+            assert_eq!(sf_agent_set_planned_windows(a, 0, ptr::null(), 1), sf_status::SF_ERR_NULL);
+            let five = [w; SF_MAX_WINDOWS + 1];
+            assert_eq!(
+                sf_agent_set_planned_windows(a, 0, five.as_ptr(), five.len()),
+                sf_status::SF_ERR_TOO_MANY_WINDOWS
+            );
+            let bad = sf_window { side: 7, ..w };
+            assert_eq!(sf_agent_set_planned_windows(a, 0, &bad, 1), sf_status::SF_ERR_INVALID_ARGUMENT);
+            let empty = sf_window { start_us: 5, end_us: 5, ..w };
+            assert_eq!(sf_agent_set_planned_windows(a, 0, &empty, 1), sf_status::SF_ERR_EMPTY_WINDOW);
+            assert_eq!(sf_agent_set_planned_windows(a, 0, ptr::null(), 0), sf_status::SF_OK);
+        }
+    }
 }

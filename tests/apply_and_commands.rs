@@ -145,7 +145,10 @@ fn a_resumed_agent_continues_on_its_side_and_generation() {
     let mut lab = Lab::new(config(), primary_down);
     lab.run_until(2_000);
     let snap = lab.agent.snapshot();
-    assert_eq!(snap, Snapshot { active: Side::Backup, generation: 1, forced: None, failback_pending: false });
+    assert_eq!(
+        snap,
+        Snapshot { active: Side::Backup, generation: 1, issued: 1, forced: None, failback_pending: false }
+    );
     let agent = Agent::resume(config(), Instant::ZERO, 9, snap).unwrap();
     assert_eq!(agent.active(), Side::Backup);
     assert_eq!(agent.generation(), 1);

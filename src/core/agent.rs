@@ -75,7 +75,9 @@ pub enum Command {
         /// Its local address.
         addr: SocketAddr,
     },
-    /// A planned maintenance window on `side`'s server, on the agent's clock.
+    /// Adds a planned maintenance window on `side`'s server, on the agent's clock. To replace the
+    /// whole set (a refreshed feed), use [`Agent::set_planned_windows`], which decides once on the
+    /// new set instead of on each step.
     PlannedWindow {
         /// The affected server.
         side: Side,
@@ -121,12 +123,20 @@ impl fmt::Display for CommandError {
 
 /// What must survive a reboot: written by the std side after every change, handed to
 /// [`Agent::resume`].
+///
+/// Generations after a restart: the agent resumes on `active` with `generation`, the bundle that was
+/// applied and acknowledged. A switch that was handed out but not acknowledged when the snapshot was
+/// taken is not in force: the resumed agent decides again and, if the reason still holds, issues a
+/// new switch numbered after `issued`, so a generation is never handed out twice. Generations count
+/// up from 1 (0 is the bundle the phone starts with) and wrap from `u32::MAX` to 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The side in force.
+    /// The side in force (applied and acknowledged).
     pub active: Side,
-    /// The generation in force (the last one issued is never reused: resumes count on from it).
+    /// The generation in force.
     pub generation: u32,
+    /// The last generation handed out, applied or not; at least `generation` unless it wrapped.
+    pub issued: u32,
     /// A side pinned by [`Command::Force`], if any.
     pub forced: Option<Side>,
     /// The primary had earned its failback and was waiting (for idle or its spread).
@@ -247,11 +257,16 @@ impl Probe {
     }
 }
 
+/// A planned maintenance window on one server, on the agent's clock; see
+/// [`Agent::set_planned_windows`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
-    side: Side,
-    start: Instant,
-    end: Instant,
+pub struct PlannedWindow {
+    /// The affected server.
+    pub side: Side,
+    /// When it starts.
+    pub start: Instant,
+    /// When it ends.
+    pub end: Instant,
 }
 
 /// The planned windows, stored as parallel arrays (an array of `Option<Window>` would pad each entry
@@ -267,15 +282,15 @@ impl Windows {
     const EMPTY: Windows =
         Windows { side: [None; MAX_WINDOWS], start: [Instant::ZERO; MAX_WINDOWS], end: [Instant::ZERO; MAX_WINDOWS] };
 
-    fn iter(&self) -> impl Iterator<Item = Window> + '_ {
+    fn iter(&self) -> impl Iterator<Item = PlannedWindow> + '_ {
         self.side
             .iter()
             .zip(self.start.iter().zip(self.end.iter()))
-            .filter_map(|(side, (start, end))| side.map(|side| Window { side, start: *start, end: *end }))
+            .filter_map(|(side, (start, end))| side.map(|side| PlannedWindow { side, start: *start, end: *end }))
     }
 
     /// Adds `w` unless it is already there.
-    fn insert(&mut self, w: Window) -> Result<(), CommandError> {
+    fn insert(&mut self, w: PlannedWindow) -> Result<(), CommandError> {
         if self.iter().any(|x| x == w) {
             return Ok(());
         }
@@ -287,6 +302,19 @@ impl Windows {
             *end = w.end;
         }
         Ok(())
+    }
+
+    /// The set of `windows`, duplicates counted once; nothing is built if one is empty or they do
+    /// not fit.
+    fn from_slice(windows: &[PlannedWindow]) -> Result<Windows, CommandError> {
+        let mut set = Windows::EMPTY;
+        for w in windows {
+            if w.end <= w.start {
+                return Err(CommandError::EmptyWindow);
+            }
+            set.insert(*w)?;
+        }
+        Ok(set)
     }
 
     /// Forgets the windows that ended at or before `now`.
@@ -380,11 +408,15 @@ impl Agent {
         if let Some(s) = snap {
             let backup_ok = agent.config.backup.is_some();
             agent.applied = if backup_ok { s.active } else { Side::Primary };
-            agent.issued = s.generation;
+            agent.issued = s.issued;
             agent.applied_generation = s.generation;
             agent.forced = s.forced.filter(|f| backup_ok || *f == Side::Primary);
             if s.failback_pending {
                 agent.probes[0].streak = agent.config.failback.after_cycles.saturating_sub(1);
+            }
+            // A forced switch that was not acknowledged before the snapshot: hand it out again.
+            if let Some(f) = agent.forced.filter(|f| *f != agent.applied) {
+                agent.switch(f, SwitchReason::Forced);
             }
         }
         if agent.config.keep_alive {
@@ -451,7 +483,8 @@ impl Agent {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             active: self.applied,
-            generation: self.issued,
+            generation: self.applied_generation,
+            issued: self.issued,
             forced: self.forced,
             failback_pending: self.failback_due.is_some(),
         }
@@ -626,10 +659,22 @@ impl Agent {
                 if end <= start {
                     return Err(CommandError::EmptyWindow);
                 }
-                self.windows.insert(Window { side, start, end })?;
+                self.windows.insert(PlannedWindow { side, start, end })?;
             }
             Command::ClearPlannedWindows => self.windows = Windows::EMPTY,
         }
+        self.decide(now);
+        Ok(())
+    }
+
+    /// Replaces every planned window with `windows` in one step, then decides once: a refresh that
+    /// gives the same windows (or windows that moved a little) changes nothing, where clearing and
+    /// re-adding them one by one would fail back in between and leave again. On error (a window that
+    /// ends before it starts, more than [`MAX_WINDOWS`] distinct windows) nothing changed.
+    pub fn set_planned_windows(&mut self, now: Instant, windows: &[PlannedWindow]) -> Result<(), CommandError> {
+        let set = Windows::from_slice(windows)?;
+        let now = self.advance(now);
+        self.windows = set;
         self.decide(now);
         Ok(())
     }
@@ -897,7 +942,7 @@ impl Agent {
 
     fn switch(&mut self, to: Side, reason: SwitchReason) {
         let from = self.target();
-        self.issued = self.issued.saturating_add(1);
+        self.issued = next_generation(self.issued);
         self.pending = Some((to, self.issued));
         self.failback_due = None;
         self.held_reported = false;
@@ -1019,6 +1064,12 @@ enum Timer {
     Attempt(Side),
     Cycle,
     Policy,
+}
+
+/// The generation after `g`: counts up and wraps from `u32::MAX` to 1 (0 is the phone's starting
+/// bundle, never handed out).
+fn next_generation(g: u32) -> u32 {
+    g.checked_add(1).unwrap_or(1)
 }
 
 /// CSeq numbers stay below 2^31 (RFC 3261 8.1.1.5).

@@ -16,7 +16,7 @@ pub mod rng;
 pub mod time;
 pub mod wire;
 
-pub use agent::{Agent, Command, CommandError, Snapshot, Stats, Transmit, MAX_WINDOWS};
+pub use agent::{Agent, Command, CommandError, PlannedWindow, Snapshot, Stats, Transmit, MAX_WINDOWS};
 pub use config::{
     AliveCodes, Config, ConfigError, Failback, FailbackMode, FastDetection, HostName, InlineStr, Ladder, ServerConfig,
     Side, MAX_ATTEMPTS, MAX_HOST_LEN,

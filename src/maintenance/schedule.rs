@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::calendar::{RecurringWindow, Window};
 use super::notice::{Impact, NoticeFeed};
-use crate::core::{Duration, Instant, Side, MAX_WINDOWS};
+use crate::core::{Duration, Instant, PlannedWindow, Side, MAX_WINDOWS};
 
 /// How far ahead windows are handed to the core.
 pub const HORIZON: SignedDuration = SignedDuration::from_hours(8 * 24);
@@ -24,18 +24,6 @@ pub struct SideWindow {
     pub window: Window,
     /// The notice id, or `None` for a recurring window of the configuration.
     pub notice: Option<String>,
-}
-
-/// A planned window on the agent's clock, ready for
-/// [`Command::PlannedWindow`](crate::core::Command::PlannedWindow).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoreWindow {
-    /// The affected server.
-    pub side: Side,
-    /// Start on the agent's clock (clamped to zero for a window already running).
-    pub start: Instant,
-    /// End on the agent's clock.
-    pub end: Instant,
 }
 
 /// What the phone knows of planned maintenance: its servers' clusters, the operator's notices and
@@ -102,13 +90,13 @@ impl Schedule {
         out
     }
 
-    /// The windows to hand the core (at most [`MAX_WINDOWS`], the earliest), converted through one
-    /// reading of the wall clock (`wall_now`) and the agent's clock (`mono_now`).
-    pub fn core_windows(&self, wall_now: Timestamp, mono_now: Instant) -> Vec<CoreWindow> {
+    /// The windows to hand the core (at most [`MAX_WINDOWS`], the earliest; a window already running
+    /// starts at the agent's clock zero at the latest), converted through one reading of the wall clock (`wall_now`) and the agent's clock (`mono_now`).
+    pub fn core_windows(&self, wall_now: Timestamp, mono_now: Instant) -> Vec<PlannedWindow> {
         self.windows(wall_now)
             .into_iter()
             .take(MAX_WINDOWS)
-            .map(|w| CoreWindow {
+            .map(|w| PlannedWindow {
                 side: w.side,
                 start: to_instant(w.window.start, wall_now, mono_now),
                 end: to_instant(w.window.end, wall_now, mono_now),

@@ -715,17 +715,14 @@ impl Driver {
             self.log.driver(now, "notice_feed_error", json!({"error": e}));
         }
         if let Some(windows) = &update.windows {
-            let _ = self.agent.handle_command(now, Command::ClearPlannedWindows);
-            let mut listed = Vec::new();
-            for w in windows {
-                let cmd = Command::PlannedWindow { side: w.side, start: w.start, end: w.end };
-                if let Err(e) = self.agent.handle_command(now, cmd) {
-                    tracing::warn!("planned window not taken: {e}");
-                }
-                listed.push(
-                    json!({"server": w.side.as_str(), "start_ms": w.start.as_millis(), "end_ms": w.end.as_millis()}),
-                );
+            // One step: clearing and re-adding would fail back and leave again during a lead time.
+            if let Err(e) = self.agent.set_planned_windows(now, windows) {
+                tracing::warn!("planned windows not taken: {e}");
             }
+            let listed: Vec<_> = windows
+                .iter()
+                .map(|w| json!({"server": w.side.as_str(), "start_ms": w.start.as_millis(), "end_ms": w.end.as_millis()}))
+                .collect();
             self.log.driver(now, "maintenance_windows", json!({"reason": update.reason, "windows": listed}));
         }
         if let Some(count) = update.bell {

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 
 use crate::config::apply::{PendingRebuild, Store};
 use crate::config::PhoneConfig;
-use crate::core::{Duration, Instant};
-use crate::maintenance::schedule::{ClockWatch, CoreWindow, Schedule};
+use crate::core::{Duration, Instant, PlannedWindow};
+use crate::maintenance::schedule::{ClockWatch, Schedule};
 
 /// How often the feed file and the wall clock are looked at.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -20,7 +20,7 @@ pub const POLL: Duration = Duration::from_secs(2);
 #[derive(Debug, Default)]
 pub struct Update {
     /// The windows to hand the core (all of them, replacing the previous set), when they changed.
-    pub windows: Option<Vec<CoreWindow>>,
+    pub windows: Option<Vec<PlannedWindow>>,
     /// The new bell count, when it changed.
     pub bell: Option<usize>,
     /// Why the refresh happened: `"start"`, `"feed_changed"`, `"clock_jump"`, `"schedule"`.
@@ -37,7 +37,7 @@ pub struct Planner {
     feed_stamp: Option<SystemTime>,
     watch: ClockWatch,
     bell: Option<usize>,
-    windows: Vec<CoreWindow>,
+    windows: Vec<PlannedWindow>,
     next_change: Option<Timestamp>,
     store: Option<Store>,
 }

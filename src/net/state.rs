@@ -80,6 +80,7 @@ pub fn encode(snap: &Snapshot) -> String {
         "version": VERSION,
         "active": snap.active.as_str(),
         "generation": snap.generation,
+        "issued": snap.issued,
         "forced": snap.forced.map(Side::as_str),
         "failback_pending": snap.failback_pending,
         "saved_utc": jiff::Timestamp::now().to_string(),
@@ -96,12 +97,17 @@ pub fn decode(text: &str) -> Result<Snapshot, &'static str> {
     let active = v.get("active").and_then(Value::as_str).and_then(parse_side).ok_or("bad `active`")?;
     let generation =
         v.get("generation").and_then(Value::as_u64).and_then(|g| u32::try_from(g).ok()).ok_or("bad `generation`")?;
+    // Files written before `issued` was saved: the generation in force was the last one issued.
+    let issued = match v.get("issued") {
+        None => generation,
+        Some(i) => i.as_u64().and_then(|g| u32::try_from(g).ok()).ok_or("bad `issued`")?,
+    };
     let forced = match v.get("forced") {
         None | Some(Value::Null) => None,
         Some(s) => Some(s.as_str().and_then(parse_side).ok_or("bad `forced`")?),
     };
     let failback_pending = v.get("failback_pending").and_then(Value::as_bool).ok_or("bad `failback_pending`")?;
-    Ok(Snapshot { active, generation, forced, failback_pending })
+    Ok(Snapshot { active, generation, issued, forced, failback_pending })
 }
 
 #[cfg(test)]
@@ -110,10 +116,25 @@ mod tests {
 
     #[test]
     fn a_snapshot_survives_the_round_trip() {
-        let s = Snapshot { active: Side::Backup, generation: 7, forced: Some(Side::Backup), failback_pending: true };
+        let s = Snapshot {
+            active: Side::Backup,
+            generation: 7,
+            issued: 8,
+            forced: Some(Side::Backup),
+            failback_pending: true,
+        };
         assert_eq!(decode(&encode(&s)), Ok(s));
-        let s = Snapshot { active: Side::Primary, generation: 0, forced: None, failback_pending: false };
+        let s = Snapshot { active: Side::Primary, generation: 0, issued: 0, forced: None, failback_pending: false };
         assert_eq!(decode(&encode(&s)), Ok(s));
+    }
+
+    #[test]
+    fn a_file_without_issued_takes_the_generation_in_force() {
+        let old = r#"{"version":1,"active":"backup","generation":3,"forced":null,"failback_pending":false}"#;
+        let s = decode(old).unwrap();
+        assert_eq!((s.generation, s.issued), (3, 3));
+        let bad = r#"{"version":1,"active":"backup","generation":3,"issued":-1,"failback_pending":false}"#;
+        assert_eq!(decode(bad), Err("bad `issued`"));
     }
 
     #[test]
@@ -128,7 +149,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sf-state-{}", std::process::id()));
         let f = StateFile::new(&dir);
         assert!(f.load().unwrap().is_none());
-        let s = Snapshot { active: Side::Backup, generation: 2, forced: None, failback_pending: false };
+        let s = Snapshot { active: Side::Backup, generation: 2, issued: 2, forced: None, failback_pending: false };
         f.save(&s).unwrap();
         assert_eq!(f.load().unwrap(), Some(s));
         assert!(!dir.join("state.json.tmp").exists());

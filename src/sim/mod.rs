@@ -16,7 +16,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::core::{Agent, Command, Config, ConfigError, InlineStr, Instant, Side};
+use crate::core::{Agent, Config, ConfigError, InlineStr, Instant, PlannedWindow, Side};
 
 pub mod cli;
 pub mod fleet;
@@ -137,11 +137,13 @@ pub fn phone_config(settings: &PhoneSettings, primary: SocketAddr, backup: Socke
 
 /// Hands a scenario's planned windows to an agent whose run started at `run_start` on its clock.
 pub fn plan_windows(agent: &mut Agent, scenario: &scenario::Scenario, run_start: Instant, now: Instant) {
-    for w in &scenario.windows {
-        let cmd = Command::PlannedWindow { side: w.side, start: run_start + w.start, end: run_start + w.end };
-        // The scenario holds at most as many windows as the core does; a refusal would be a bug there.
-        let _ = agent.handle_command(now, cmd);
-    }
+    let windows: Vec<PlannedWindow> = scenario
+        .windows
+        .iter()
+        .map(|w| PlannedWindow { side: w.side, start: run_start + w.start, end: run_start + w.end })
+        .collect();
+    // The scenario holds at most as many windows as the core does; a refusal would be a bug there.
+    let _ = agent.set_planned_windows(now, &windows);
 }
 
 /// The phone a response is for, from the `p<index>` user of its From URI.

@@ -56,7 +56,11 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(config: Config, script: impl FnMut(u64, Side, u8) -> Answer + 'static) -> Lab {
-        let agent = Agent::new(config, Instant::ZERO, 7).unwrap();
+        Lab::with_agent(Agent::new(config, Instant::ZERO, 7).unwrap(), script)
+    }
+
+    /// A lab around an agent made elsewhere (resumed from a snapshot, say), its clock at zero.
+    pub fn with_agent(agent: Agent, script: impl FnMut(u64, Side, u8) -> Answer + 'static) -> Lab {
         let mut lab = Lab {
             agent,
             now: Instant::ZERO,
