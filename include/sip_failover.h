@@ -148,6 +148,10 @@ enum sf_event_kind
   // A datagram was not taken as a reply: `reason` (`sf_ignore_reason`), and for `SF_IGNORE_MALFORMED`
   // `detail` (`sf_parse_error`).
   SF_EVENT_IGNORED = 14,
+  // A server's result in this probe cycle (once per server and cycle): `side`; `detail` nonzero when it
+  // answered alive, else `reason` (`sf_down_reason`) and for `SF_DOWN_STATUS` `status`,
+  // `has_retry_after`, `retry_after_s`.
+  SF_EVENT_CYCLE_RESULT = 15,
   // An event this interface does not know by name (from a newer core).
   SF_EVENT_OTHER = 255,
 };

@@ -52,9 +52,9 @@ use core::ptr;
 use crate::core::config::MAX_USER_LEN;
 use crate::core::wire::ParseError;
 use crate::core::{
-    Agent, AliveCodes, Command, CommandError, Config, ConfigError, DownReason, Duration, Event, FailbackMode,
-    HoldReason, HostName, IgnoreReason, InlineStr, Instant, Ladder, PlannedWindow, ServerConfig, Side, Snapshot,
-    SwitchReason, MAX_ATTEMPTS, MAX_WINDOWS,
+    Agent, AliveCodes, Command, CommandError, Config, ConfigError, CycleResult, DownReason, Duration, Event,
+    FailbackMode, HoldReason, HostName, IgnoreReason, InlineStr, Instant, Ladder, PlannedWindow, ServerConfig, Side,
+    Snapshot, SwitchReason, MAX_ATTEMPTS, MAX_WINDOWS,
 };
 
 /// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`].
@@ -222,6 +222,10 @@ pub enum sf_event_kind {
     /// A datagram was not taken as a reply: `reason` (`sf_ignore_reason`), and for `SF_IGNORE_MALFORMED`
     /// `detail` (`sf_parse_error`).
     SF_EVENT_IGNORED = 14,
+    /// A server's result in this probe cycle (once per server and cycle): `side`; `detail` nonzero when it
+    /// answered alive, else `reason` (`sf_down_reason`) and for `SF_DOWN_STATUS` `status`,
+    /// `has_retry_after`, `retry_after_s`.
+    SF_EVENT_CYCLE_RESULT = 15,
     /// An event this interface does not know by name (from a newer core).
     SF_EVENT_OTHER = 255,
 }
@@ -648,6 +652,7 @@ pub extern "C" fn sf_event_kind_name(kind: u8) -> *const c_char {
         12 => c"paused",
         13 => c"resumed",
         14 => c"ignored",
+        15 => c"cycle_result",
         _ => c"unknown",
     };
     s.as_ptr()
@@ -1447,8 +1452,6 @@ fn config_error(e: ConfigError) -> sf_status {
         ConfigError::FailbackAfterZero => sf_status::SF_ERR_FAILBACK_AFTER_ZERO,
         ConfigError::ZeroPort(_) => sf_status::SF_ERR_ZERO_PORT,
         ConfigError::EmptyHost(_) => sf_status::SF_ERR_EMPTY_HOST,
-        #[allow(unreachable_patterns)]
-        _ => sf_status::SF_ERR_OTHER,
     }
 }
 
@@ -1460,8 +1463,6 @@ fn command_error(e: CommandError) -> sf_status {
         CommandError::AlreadyOnPrimary => sf_status::SF_ERR_ALREADY_ON_PRIMARY,
         CommandError::EmptyWindow => sf_status::SF_ERR_EMPTY_WINDOW,
         CommandError::TooManyWindows => sf_status::SF_ERR_TOO_MANY_WINDOWS,
-        #[allow(unreachable_patterns)]
-        _ => sf_status::SF_ERR_OTHER,
     }
 }
 
@@ -1479,8 +1480,6 @@ fn parse_error(e: ParseError) -> sf_parse_error {
         ParseError::MissingCSeq => SF_PARSE_MISSING_CSEQ,
         ParseError::BadCSeq => SF_PARSE_BAD_CSEQ,
         ParseError::BadContentLength => SF_PARSE_BAD_CONTENT_LENGTH,
-        #[allow(unreachable_patterns)]
-        _ => SF_PARSE_OTHER,
     }
 }
 
@@ -1503,6 +1502,17 @@ fn to_c_event(e: &Event) -> sf_event {
     let retry = |out: &mut sf_event, r: Option<u32>| {
         out.has_retry_after = u8::from(r.is_some());
         out.retry_after_s = r.unwrap_or(0);
+    };
+    let down = |out: &mut sf_event, reason: DownReason| {
+        out.reason = match reason {
+            DownReason::Timeout => sf_down_reason::SF_DOWN_TIMEOUT as u8,
+            DownReason::Status { code, retry_after } => {
+                out.status = code;
+                retry(out, retry_after);
+                sf_down_reason::SF_DOWN_STATUS as u8
+            }
+            DownReason::Refused => sf_down_reason::SF_DOWN_REFUSED as u8,
+        };
     };
     match *e {
         Event::ProbeSent { server, attempt, cseq } => {
@@ -1535,17 +1545,15 @@ fn to_c_event(e: &Event) -> sf_event {
         Event::ServerDown { server, reason } => {
             out.kind = SF_EVENT_SERVER_DOWN;
             out.side = c_side(server);
-            out.reason = match reason {
-                DownReason::Timeout => sf_down_reason::SF_DOWN_TIMEOUT as u8,
-                DownReason::Status { code, retry_after } => {
-                    out.status = code;
-                    retry(&mut out, retry_after);
-                    sf_down_reason::SF_DOWN_STATUS as u8
-                }
-                DownReason::Refused => sf_down_reason::SF_DOWN_REFUSED as u8,
-                #[allow(unreachable_patterns)]
-                _ => return sf_event { kind: SF_EVENT_OTHER, ..out },
-            };
+            down(&mut out, reason);
+        }
+        Event::CycleResult { server, result } => {
+            out.kind = SF_EVENT_CYCLE_RESULT;
+            out.side = c_side(server);
+            match result {
+                CycleResult::Alive => out.detail = 1,
+                CycleResult::Failed(reason) => down(&mut out, reason),
+            }
         }
         Event::Switch { from, to, reason, generation } => {
             out.kind = SF_EVENT_SWITCH;
@@ -1559,8 +1567,6 @@ fn to_c_event(e: &Event) -> sf_event {
                 SwitchReason::Forced => sf_switch_reason::SF_SWITCH_FORCED,
                 SwitchReason::Planned => sf_switch_reason::SF_SWITCH_PLANNED,
                 SwitchReason::Reconfigured => sf_switch_reason::SF_SWITCH_RECONFIGURED,
-                #[allow(unreachable_patterns)]
-                _ => return sf_event { kind: SF_EVENT_OTHER, ..out },
             } as u8;
         }
         Event::Applied { side, generation } => {
@@ -1580,8 +1586,6 @@ fn to_c_event(e: &Event) -> sf_event {
             out.other = c_side(to);
             out.reason = match reason {
                 HoldReason::CallInProgress => sf_hold_reason::SF_HOLD_CALL_IN_PROGRESS as u8,
-                #[allow(unreachable_patterns)]
-                _ => return sf_event { kind: SF_EVENT_OTHER, ..out },
             };
         }
         Event::ProbingPaused => out.kind = SF_EVENT_PROBING_PAUSED,
@@ -1600,12 +1604,8 @@ fn to_c_event(e: &Event) -> sf_event {
                 IgnoreReason::BranchMismatch => sf_ignore_reason::SF_IGNORE_BRANCH_MISMATCH,
                 IgnoreReason::NotWaiting => sf_ignore_reason::SF_IGNORE_NOT_WAITING,
                 IgnoreReason::Provisional => sf_ignore_reason::SF_IGNORE_PROVISIONAL,
-                #[allow(unreachable_patterns)]
-                _ => return sf_event { kind: SF_EVENT_OTHER, ..out },
             } as u8;
         }
-        #[allow(unreachable_patterns)]
-        _ => out.kind = SF_EVENT_OTHER,
     }
     out
 }

@@ -9,7 +9,7 @@ use core::fmt;
 use core::net::SocketAddr;
 
 use super::config::{Config, ConfigError, FailbackMode, ServerConfig, Side, MAX_ATTEMPTS};
-use super::event::{DownReason, Event, EventQueue, HoldReason, IgnoreReason, SwitchReason};
+use super::event::{CycleResult, DownReason, Event, EventQueue, HoldReason, IgnoreReason, SwitchReason};
 use super::rng::Rng;
 use super::time::{Duration, Instant};
 use super::wire::{self, BufferTooSmall, OptionsRequest, BRANCH_COOKIE};
@@ -152,8 +152,11 @@ pub struct Stats {
     pub replies: u32,
     /// Datagrams ignored, by [`IgnoreReason::index`].
     pub ignored: [u32; IgnoreReason::COUNT],
-    /// Events dropped because the caller did not drain them.
+    /// Events dropped because the caller did not drain them (traffic first; see [`Agent::poll_event`]).
     pub events_dropped: u32,
+    /// Of those, events that carried state: only a caller that does not drain for several probe cycles
+    /// loses one.
+    pub state_events_dropped: u32,
     /// Probe cycles started.
     pub cycles: u32,
 }
@@ -465,7 +468,7 @@ impl Agent {
     }
     /// Counters.
     pub fn stats(&self) -> Stats {
-        Stats { events_dropped: self.events.dropped, ..self.stats }
+        Stats { events_dropped: self.events.dropped, state_events_dropped: self.events.state_dropped, ..self.stats }
     }
     /// This device's failback delay, drawn once in `0..=failback.spread`.
     pub fn failback_spread(&self) -> Duration {
@@ -905,6 +908,7 @@ impl Agent {
         let p = &mut self.probes[side.index()];
         p.outcome = Outcome::Alive;
         p.streak = if in_window { 0 } else { p.streak.saturating_add(1) };
+        self.events.push(Event::CycleResult { server: side, result: CycleResult::Alive });
         if p.up != Some(true) {
             p.up = Some(true);
             self.events.push(Event::ServerUp { server: side });
@@ -915,6 +919,7 @@ impl Agent {
         let p = &mut self.probes[side.index()];
         p.outcome = Outcome::Failed;
         p.streak = 0;
+        self.events.push(Event::CycleResult { server: side, result: CycleResult::Failed(reason) });
         if p.up != Some(false) {
             p.up = Some(false);
             self.events.push(Event::ServerDown { server: side, reason });

@@ -23,6 +23,16 @@ pub enum DownReason {
     Refused,
 }
 
+/// A server's result in one probe cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CycleResult {
+    /// It answered with a status the alive policy counts as alive.
+    Alive,
+    /// It failed the cycle.
+    Failed(DownReason),
+}
+
 /// Why the bundle moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -142,6 +152,14 @@ pub enum Event {
         /// Which attempt.
         attempt: u8,
     },
+    /// A server's result in this probe cycle, once per server and cycle: alive, or failed and why.
+    /// [`Event::ServerUp`] and [`Event::ServerDown`] follow when it changes the server's state.
+    CycleResult {
+        /// Which server.
+        server: Side,
+        /// Its result.
+        result: CycleResult,
+    },
     /// A server answered after being down or unknown.
     ServerUp {
         /// Which server.
@@ -211,6 +229,7 @@ impl Event {
             Event::Reply { .. } => "reply",
             Event::AttemptTimedOut { .. } => "timeout",
             Event::AttemptRefused { .. } => "refused",
+            Event::CycleResult { .. } => "cycle_result",
             Event::ServerUp { .. } => "server_up",
             Event::ServerDown { .. } => "server_down",
             Event::Switch { .. } => "switch",
@@ -242,8 +261,28 @@ impl SwitchReason {
 /// The longest packed event: length, kind, flags, attempt, status, round-trip time, Retry-After.
 const MAX_RECORD: usize = 18;
 
+/// Whether the event in a record of this kind only reports traffic (a probe sent, a reply, a timeout,
+/// a refusal, an ignored datagram) and may give way to one that carries state.
+fn is_traffic(kind: u8) -> bool {
+    matches!(kind, KIND_PROBE | KIND_REPLY | KIND_TIMEOUT | KIND_REFUSED | KIND_IGNORED)
+}
+
+const KIND_PROBE: u8 = 0;
+const KIND_REPLY: u8 = 1;
+const KIND_TIMEOUT: u8 = 2;
+const KIND_REFUSED: u8 = 3;
+const KIND_IGNORED: u8 = 13;
+
 /// A fixed-capacity queue of events packed into `N` bytes, each event taking 1 to 18 bytes plus a
-/// length byte; when a new event does not fit, the oldest are dropped (and counted) to make room.
+/// length byte, in order.
+///
+/// Events that carry state (a cycle's result, a server up or down, a switch, applied, apply failed,
+/// no server reachable, held, paused, resumed) come before traffic (probes, replies, timeouts,
+/// refusals, ignored datagrams): when a new event does not fit, the oldest traffic record is removed
+/// to make room, and a new traffic record that could only fit by removing state is not stored. A
+/// flood of forged datagrams between two drains therefore never pushes out a switch. State records
+/// give way, oldest first, only to newer state once the queue holds nothing else (many probe cycles
+/// without a drain). Every removal is counted.
 #[derive(Debug, Clone)]
 pub(crate) struct EventQueue<const N: usize> {
     buf: [u8; N],
@@ -251,7 +290,10 @@ pub(crate) struct EventQueue<const N: usize> {
     head: u16,
     /// Bytes in use.
     used: u16,
+    /// Events not delivered: removed or refused for room.
     pub(crate) dropped: u32,
+    /// Of those, events that carried state.
+    pub(crate) state_dropped: u32,
 }
 
 impl<const N: usize> EventQueue<N> {
@@ -260,13 +302,21 @@ impl<const N: usize> EventQueue<N> {
     pub(crate) const fn new() -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::FITS;
-        EventQueue { buf: [0; N], head: 0, used: 0, dropped: 0 }
+        EventQueue { buf: [0; N], head: 0, used: 0, dropped: 0, state_dropped: 0 }
     }
 
     pub(crate) fn push(&mut self, e: Event) {
         let (record, len) = encode(&e);
+        let traffic = is_traffic(record[1]);
         while N - usize::from(self.used) < len {
-            if self.skip().is_none() {
+            if let Some((offset, old)) = self.first_traffic() {
+                self.remove(offset, old);
+            } else if traffic {
+                self.dropped = self.dropped.saturating_add(1);
+                return;
+            } else if self.skip().is_some() {
+                self.state_dropped = self.state_dropped.saturating_add(1);
+            } else {
                 return;
             }
             self.dropped = self.dropped.saturating_add(1);
@@ -297,6 +347,39 @@ impl<const N: usize> EventQueue<N> {
         }
         let len = usize::from(*self.buf.get(usize::from(self.head))?);
         (len > 0 && len <= usize::from(self.used) && len <= MAX_RECORD).then_some(len)
+    }
+
+    /// The byte at `offset` from the oldest record.
+    fn at(&self, offset: usize) -> u8 {
+        self.buf.get((usize::from(self.head) + offset) % N).copied().unwrap_or(0)
+    }
+
+    /// Where the oldest traffic record starts (bytes from the head) and its length.
+    fn first_traffic(&self) -> Option<(usize, usize)> {
+        let mut offset = 0;
+        while offset < usize::from(self.used) {
+            let len = usize::from(self.at(offset));
+            if len == 0 {
+                return None;
+            }
+            if is_traffic(self.at(offset + 1)) {
+                return Some((offset, len));
+            }
+            offset += len;
+        }
+        None
+    }
+
+    /// Removes the record of `len` bytes at `offset`, moving the newer ones up to close the gap.
+    fn remove(&mut self, offset: usize, len: usize) {
+        let used = usize::from(self.used);
+        for i in offset..used.saturating_sub(len) {
+            let b = self.at(i + len);
+            if let Some(slot) = self.buf.get_mut((usize::from(self.head) + i) % N) {
+                *slot = b;
+            }
+        }
+        self.used = used.saturating_sub(len) as u16;
     }
 
     /// Drops the oldest record.
@@ -373,6 +456,35 @@ const SWITCH_REASONS: [SwitchReason; 6] = [
     SwitchReason::Reconfigured,
 ];
 
+/// The index of `r` in [`SWITCH_REASONS`]; exhaustive, so a new reason must be given its place.
+const fn switch_reason_index(r: SwitchReason) -> u8 {
+    match r {
+        SwitchReason::Failover => 0,
+        SwitchReason::Failback => 1,
+        SwitchReason::ManualFailback => 2,
+        SwitchReason::Forced => 3,
+        SwitchReason::Planned => 4,
+        SwitchReason::Reconfigured => 5,
+    }
+}
+
+/// The index of `p` in [`PARSE_ERRORS`]; exhaustive, so a new error must be given its place.
+const fn parse_error_index(p: ParseError) -> u8 {
+    match p {
+        ParseError::TooLarge => 0,
+        ParseError::Truncated => 1,
+        ParseError::NotAResponse => 2,
+        ParseError::BadStatusLine => 3,
+        ParseError::BadHeader => 4,
+        ParseError::MissingVia => 5,
+        ParseError::MissingBranch => 6,
+        ParseError::MissingCallId => 7,
+        ParseError::MissingCSeq => 8,
+        ParseError::BadCSeq => 9,
+        ParseError::BadContentLength => 10,
+    }
+}
+
 const PARSE_ERRORS: [ParseError; 11] = [
     ParseError::TooLarge,
     ParseError::Truncated,
@@ -408,29 +520,29 @@ fn encode(e: &Event) -> ([u8; MAX_RECORD], usize) {
     };
     match *e {
         Event::ProbeSent { server, attempt, cseq } => {
-            w.put(&[0, server as u8, attempt]);
+            w.put(&[KIND_PROBE, server as u8, attempt]);
             w.put(&cseq.to_le_bytes());
         }
         Event::Reply { server, attempt, status, rtt, retry_after } => {
-            w.put(&[1, server as u8 | (u8::from(retry_after.is_some()) << 1), attempt]);
+            w.put(&[KIND_REPLY, server as u8 | (u8::from(retry_after.is_some()) << 1), attempt]);
             w.put(&status.to_le_bytes());
             w.put(&rtt.as_micros().to_le_bytes());
             retry(&mut w, retry_after);
         }
-        Event::AttemptTimedOut { server, attempt } => w.put(&[2, server as u8, attempt]),
-        Event::AttemptRefused { server, attempt } => w.put(&[3, server as u8, attempt]),
+        Event::AttemptTimedOut { server, attempt } => w.put(&[KIND_TIMEOUT, server as u8, attempt]),
+        Event::AttemptRefused { server, attempt } => w.put(&[KIND_REFUSED, server as u8, attempt]),
         Event::ServerUp { server } => w.put(&[4, server as u8]),
-        Event::ServerDown { server, reason } => match reason {
-            DownReason::Timeout => w.put(&[5, server as u8, 0]),
-            DownReason::Refused => w.put(&[5, server as u8, 1]),
-            DownReason::Status { code, retry_after } => {
-                w.put(&[5, server as u8, 2 | (u8::from(retry_after.is_some()) << 4)]);
-                w.put(&code.to_le_bytes());
-                retry(&mut w, retry_after);
-            }
-        },
+        Event::ServerDown { server, reason } => {
+            w.put(&[5, server as u8]);
+            put_down_reason(&mut w, reason);
+        }
+        Event::CycleResult { server, result: CycleResult::Alive } => w.put(&[14, server as u8 | 2]),
+        Event::CycleResult { server, result: CycleResult::Failed(reason) } => {
+            w.put(&[14, server as u8]);
+            put_down_reason(&mut w, reason);
+        }
         Event::Switch { from, to, reason, generation } => {
-            let r = SWITCH_REASONS.iter().position(|x| *x == reason).unwrap_or(0) as u8;
+            let r = switch_reason_index(reason);
             w.put(&[6, from as u8 | ((to as u8) << 1), r]);
             w.put(&generation.to_le_bytes());
         }
@@ -447,9 +559,9 @@ fn encode(e: &Event) -> ([u8; MAX_RECORD], usize) {
         Event::ProbingPaused => w.u8(11),
         Event::ProbingResumed => w.u8(12),
         Event::Ignored { reason } => {
-            w.put(&[13, reason.index() as u8]);
+            w.put(&[KIND_IGNORED, reason.index() as u8]);
             if let IgnoreReason::Malformed(p) = reason {
-                w.u8(PARSE_ERRORS.iter().position(|x| *x == p).unwrap_or(0) as u8);
+                w.u8(parse_error_index(p));
             }
         }
     }
@@ -458,13 +570,36 @@ fn encode(e: &Event) -> ([u8; MAX_RECORD], usize) {
     (w.buf, len)
 }
 
+fn put_down_reason(w: &mut Writer, reason: DownReason) {
+    match reason {
+        DownReason::Timeout => w.u8(0),
+        DownReason::Refused => w.u8(1),
+        DownReason::Status { code, retry_after } => {
+            w.u8(2 | (u8::from(retry_after.is_some()) << 4));
+            w.put(&code.to_le_bytes());
+            if let Some(r) = retry_after {
+                w.put(&r.to_le_bytes());
+            }
+        }
+    }
+}
+
+fn down_reason(r: &mut Reader<'_>) -> Option<DownReason> {
+    let kind = r.u8()?;
+    Some(match kind & 0x0f {
+        0 => DownReason::Timeout,
+        1 => DownReason::Refused,
+        _ => DownReason::Status { code: r.u16()?, retry_after: if kind & 0x10 != 0 { Some(r.u32()?) } else { None } },
+    })
+}
+
 /// The event of a record (without its length byte).
 fn decode(bytes: &[u8]) -> Option<Event> {
     let mut r = Reader { bytes };
     let retry = |r: &mut Reader<'_>, present: bool| if present { r.u32().map(Some) } else { Some(None) };
     Some(match r.u8()? {
-        0 => Event::ProbeSent { server: side(r.u8()?), attempt: r.u8()?, cseq: r.u32()? },
-        1 => {
+        KIND_PROBE => Event::ProbeSent { server: side(r.u8()?), attempt: r.u8()?, cseq: r.u32()? },
+        KIND_REPLY => {
             let flags = r.u8()?;
             let attempt = r.u8()?;
             let status = r.u16()?;
@@ -472,18 +607,17 @@ fn decode(bytes: &[u8]) -> Option<Event> {
             let retry_after = retry(&mut r, flags & 2 != 0)?;
             Event::Reply { server: side(flags), attempt, status, rtt, retry_after }
         }
-        2 => Event::AttemptTimedOut { server: side(r.u8()?), attempt: r.u8()? },
-        3 => Event::AttemptRefused { server: side(r.u8()?), attempt: r.u8()? },
+        KIND_TIMEOUT => Event::AttemptTimedOut { server: side(r.u8()?), attempt: r.u8()? },
+        KIND_REFUSED => Event::AttemptRefused { server: side(r.u8()?), attempt: r.u8()? },
         4 => Event::ServerUp { server: side(r.u8()?) },
         5 => {
             let server = side(r.u8()?);
-            let kind = r.u8()?;
-            let reason = match kind & 0x0f {
-                0 => DownReason::Timeout,
-                1 => DownReason::Refused,
-                _ => DownReason::Status { code: r.u16()?, retry_after: retry(&mut r, kind & 0x10 != 0)? },
-            };
-            Event::ServerDown { server, reason }
+            Event::ServerDown { server, reason: down_reason(&mut r)? }
+        }
+        14 => {
+            let flags = r.u8()?;
+            let result = if flags & 2 != 0 { CycleResult::Alive } else { CycleResult::Failed(down_reason(&mut r)?) };
+            Event::CycleResult { server: side(flags), result }
         }
         6 => {
             let sides = r.u8()?;
@@ -499,7 +633,7 @@ fn decode(bytes: &[u8]) -> Option<Event> {
         10 => Event::Held { to: side(r.u8()?), reason: HoldReason::CallInProgress },
         11 => Event::ProbingPaused,
         12 => Event::ProbingResumed,
-        13 => {
+        KIND_IGNORED => {
             let reason = match *IGNORE_REASONS.get(usize::from(r.u8()?))? {
                 IgnoreReason::Malformed(_) => IgnoreReason::Malformed(*PARSE_ERRORS.get(usize::from(r.u8()?))?),
                 other => other,
@@ -516,8 +650,14 @@ mod tests {
 
     use super::*;
 
-    fn samples() -> [Event; 20] {
+    fn samples() -> [Event; 23] {
         [
+            Event::CycleResult { server: Side::Backup, result: CycleResult::Alive },
+            Event::CycleResult { server: Side::Primary, result: CycleResult::Failed(DownReason::Timeout) },
+            Event::CycleResult {
+                server: Side::Backup,
+                result: CycleResult::Failed(DownReason::Status { code: 503, retry_after: Some(300) }),
+            },
             Event::ProbeSent { server: Side::Backup, attempt: 3, cseq: 0x7fff_fff0 },
             Event::Reply {
                 server: Side::Primary,
@@ -569,6 +709,12 @@ mod tests {
             assert_eq!(usize::from(record[0]), len);
             assert_eq!(decode(&record[1..len]), Some(e));
         }
+        for (i, r) in SWITCH_REASONS.iter().enumerate() {
+            assert_eq!(usize::from(switch_reason_index(*r)), i);
+        }
+        for (i, p) in PARSE_ERRORS.iter().enumerate() {
+            assert_eq!(usize::from(parse_error_index(*p)), i);
+        }
         for r in SWITCH_REASONS {
             let e = Event::Switch { from: Side::Primary, to: Side::Backup, reason: r, generation: 1 };
             assert_eq!(decode(&encode(&e).0[1..]), Some(e));
@@ -583,29 +729,64 @@ mod tests {
     }
 
     #[test]
-    fn the_queue_keeps_order_wraps_and_drops_the_oldest() {
+    fn the_queue_keeps_order_wraps_and_gives_traffic_way_first() {
         let mut q = EventQueue::<40>::new();
         let all = samples();
+        let traffic = |e: &Event| is_traffic(encode(e).0[1]);
+        let size = |v: &std::collections::VecDeque<Event>| v.iter().map(|x| encode(x).1).sum::<usize>();
         let mut expected = std::collections::VecDeque::new();
-        let mut dropped = 0u32;
-        for round in 0..50 {
-            for e in all.iter().skip(round % 7).take(1 + round % 4) {
+        let (mut dropped, mut state_dropped) = (0u32, 0u32);
+        for round in 0..200 {
+            for e in all.iter().skip(round * 3 % all.len()).take(1 + round % 4) {
                 q.push(*e);
-                expected.push_back(*e);
-                // Mirror the queue: drop the oldest until the bytes fit.
-                while expected.iter().map(|x| encode(x).1).sum::<usize>() > 40 {
-                    expected.pop_front();
+                // Mirror the queue: the oldest traffic gives way first; new traffic never pushes out
+                // state; state gives way to newer state, oldest first.
+                let len = encode(e).1;
+                let mut keep = true;
+                while size(&expected) + len > 40 {
                     dropped += 1;
+                    if let Some(i) = expected.iter().position(traffic) {
+                        expected.remove(i);
+                    } else if traffic(e) {
+                        keep = false;
+                        break;
+                    } else {
+                        expected.pop_front();
+                        state_dropped += 1;
+                    }
+                }
+                if keep {
+                    expected.push_back(*e);
                 }
             }
             for _ in 0..(round % 3) {
                 assert_eq!(q.pop(), expected.pop_front());
             }
-            assert_eq!(q.dropped, dropped);
+            assert_eq!((q.dropped, q.state_dropped), (dropped, state_dropped));
         }
+        assert!(state_dropped > 0 && dropped > state_dropped, "the mix exercises both rules");
         while let Some(e) = expected.pop_front() {
             assert_eq!(q.pop(), Some(e));
         }
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn a_flood_of_traffic_never_pushes_out_a_switch() {
+        let mut q = EventQueue::<116>::new();
+        let switch =
+            Event::Switch { from: Side::Primary, to: Side::Backup, reason: SwitchReason::Failover, generation: 1 };
+        let down = Event::ServerDown { server: Side::Primary, reason: DownReason::Timeout };
+        q.push(Event::AttemptTimedOut { server: Side::Primary, attempt: 3 });
+        q.push(down);
+        q.push(switch);
+        for _ in 0..10_000 {
+            q.push(Event::Ignored { reason: IgnoreReason::BranchMismatch });
+        }
+        let drained: std::vec::Vec<Event> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(drained.iter().filter(|e| **e == switch).count(), 1);
+        assert_eq!(drained.iter().position(|e| *e == down), Some(0), "the state comes in order: {drained:?}");
+        assert_eq!(drained.get(1), Some(&switch));
+        assert_eq!(q.state_dropped, 0);
     }
 }

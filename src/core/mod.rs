@@ -21,5 +21,5 @@ pub use config::{
     AliveCodes, Config, ConfigError, Failback, FailbackMode, FastDetection, HostName, InlineStr, Ladder, ServerConfig,
     Side, MAX_ATTEMPTS, MAX_HOST_LEN,
 };
-pub use event::{DownReason, Event, HoldReason, IgnoreReason, SwitchReason};
+pub use event::{CycleResult, DownReason, Event, HoldReason, IgnoreReason, SwitchReason};
 pub use time::{Duration, Instant};

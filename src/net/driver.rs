@@ -30,7 +30,7 @@ use super::maintenance::Planner;
 use super::socket::{self, SocketOptions};
 use super::state::StateFile;
 use crate::config::{Endpoint, PhoneConfig};
-use crate::core::{Agent, Command, Config, ConfigError, Event, Instant, Side, Snapshot};
+use crate::core::{Agent, Command, Config, ConfigError, CycleResult, Event, Instant, Side, Snapshot};
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_507;
@@ -513,14 +513,7 @@ impl Driver {
                 self.log.core(now, &ev, dest);
                 match ev {
                     Event::Switch { from, to, reason, generation } => switches.push((from, to, reason, generation)),
-                    Event::AttemptTimedOut { server, attempt } | Event::AttemptRefused { server, attempt }
-                        if attempt >= self.agent.config().ladder.attempts() =>
-                    {
-                        failed_sides.push(server)
-                    }
-                    Event::Reply { server, status, .. } if !self.agent.config().alive_codes.is_alive(status) => {
-                        failed_sides.push(server)
-                    }
+                    Event::CycleResult { server, result: CycleResult::Failed(_) } => failed_sides.push(server),
                     _ => {}
                 }
             }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Map, Value};
 
-use crate::core::{DownReason, Event, HoldReason, IgnoreReason, Instant, Side};
+use crate::core::{CycleResult, DownReason, Event, HoldReason, IgnoreReason, Instant, Side};
 
 /// The fields of a core event, without `event`, `t_ms` and `utc`.
 pub fn event_fields(ev: &Event) -> Map<String, Value> {
@@ -28,13 +28,12 @@ pub fn event_fields(ev: &Event) -> Map<String, Value> {
             json!({"server": server.as_str(), "attempt": attempt})
         }
         Event::ServerUp { server } => json!({"server": server.as_str()}),
-        Event::ServerDown { server, reason } => {
-            let mut m = json!({"server": server.as_str(), "reason": down_reason(&reason)});
-            if let DownReason::Status { code, retry_after } = reason {
-                m["status"] = json!(code);
-                m["retry_after"] = json!(retry_after);
-            }
-            m
+        Event::ServerDown { server, reason } => down_fields(json!({"server": server.as_str()}), reason),
+        Event::CycleResult { server, result: CycleResult::Alive } => {
+            json!({"server": server.as_str(), "alive": true})
+        }
+        Event::CycleResult { server, result: CycleResult::Failed(reason) } => {
+            down_fields(json!({"server": server.as_str(), "alive": false}), reason)
         }
         Event::Switch { from, to, reason, generation } => {
             json!({"from": from.as_str(), "to": to.as_str(), "reason": reason.as_str(), "generation": generation})
@@ -57,6 +56,16 @@ pub fn event_fields(ev: &Event) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
+}
+
+/// `reason`, and for a status its code and Retry-After, added to `m`.
+fn down_fields(mut m: Value, reason: DownReason) -> Value {
+    m["reason"] = json!(down_reason(&reason));
+    if let DownReason::Status { code, retry_after } = reason {
+        m["status"] = json!(code);
+        m["retry_after"] = json!(retry_after);
+    }
+    m
 }
 
 /// `"timeout"`, `"status"` or `"refused"`.
