@@ -1,10 +1,13 @@
-//! The tokio driver: one [`Agent`], one connected UDP socket per server, and the loop that feeds it.
+//! The tokio driver: one [`Agent`] and the loop that feeds it, over adapters with one job each.
 //!
-//! The loop holds no failover logic. It drains [`Agent::poll_transmit`] (sending each datagram on the
-//! server's socket) and [`Agent::poll_event`] (printing each event and acting on switches), saves the
-//! state file when the snapshot changed, then waits for whichever comes first: the agent's
-//! [`poll_timeout`](Agent::poll_timeout), a datagram or an ICMP refusal from a socket, a control
-//! request, a hook's exit, a DNS answer or a TTL running out; feeds it in, and repeats.
+//! The loop holds no failover logic and knows no transport, feed or sink. It drains
+//! [`Agent::poll_transmit`] into the [flows](super::flows) and [`Agent::poll_event`] into the
+//! [sinks](super::adapter::Sink) and the [adapters](super::adapter::Adapter) (the switch hook, name
+//! resolution), saves the [state file](super::state) when the snapshot changed, then waits for
+//! whichever comes first: the agent's [`poll_timeout`](Agent::poll_timeout) or an adapter's own
+//! wake-up (TTLs, the maintenance planner), a result from an adapter's task (a datagram, a refusal,
+//! a hook's exit, a lookup, a loaded configuration), a control request or a signal; feeds it in,
+//! and repeats.
 //!
 //! Time: `tokio::time::Instant` at start is the core's [`Instant::ZERO`]; the core sees microseconds
 //! since then.
@@ -13,27 +16,23 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use serde_json::{json, Value};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::Instant as TInstant;
 
+use super::adapter::{Action, Adapter, ConfigLoaded, Ctx, Input, Sink};
 use super::control::{self, ControlMsg, Request};
-use super::dns::{DnsError, Family, Resolved, Resolver};
-use super::events::EventLog;
-use super::hook::{self, HookOptions, HookOutcome, SwitchInfo};
-use super::maintenance::Planner;
-use super::socket::{self, SocketOptions};
-use super::state::StateFile;
+use super::events::{event_fields, EventLog};
+use super::flows::Flows;
+use super::hook::{HookOptions, Switcher};
+use super::maintenance::{Maintenance, Planner};
+use super::names::{resolver_for, Names};
+use super::socket::SocketOptions;
+use super::state::{StateFile, StateSaver};
 use crate::config::{Endpoint, PhoneConfig};
-use crate::core::{Agent, Command, Config, ConfigError, CycleResult, Event, Instant, Side, Snapshot};
-
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65_507;
+use crate::core::{Agent, Command, ConfigError, Event, Instant, Side};
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
@@ -156,61 +155,6 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Why a name is being looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refresh {
-    Startup,
-    Ttl,
-    ServerFailed,
-}
-
-impl Refresh {
-    fn as_str(self) -> &'static str {
-        match self {
-            Refresh::Startup => "startup",
-            Refresh::Ttl => "ttl",
-            Refresh::ServerFailed => "server_failed",
-        }
-    }
-}
-
-/// What the loop is woken by, other than timers and control requests.
-#[derive(Debug)]
-enum Input {
-    Datagram { side: Side, epoch: u64, at: TInstant, from: SocketAddr, bytes: Vec<u8> },
-    Refused { side: Side, epoch: u64, at: TInstant },
-    HookDone { generation: u32, outcome: HookOutcome, elapsed: StdDuration },
-    Resolved { side: Side, reason: Refresh, host: String, result: Result<Resolved, DnsError> },
-    ConfigLoaded { result: Result<(Box<PhoneConfig>, [Option<SocketAddr>; 2]), String>, reply: oneshot::Sender<Value> },
-}
-
-struct SideSocket {
-    sock: Arc<UdpSocket>,
-    peer: SocketAddr,
-    local: SocketAddr,
-    epoch: u64,
-    reader: JoinHandle<()>,
-}
-
-impl Drop for SideSocket {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
-#[derive(Default)]
-struct SideNet {
-    /// The resolved next hop.
-    addr: Option<SocketAddr>,
-    /// When its DNS records run out.
-    refresh_at: Option<TInstant>,
-    /// A lookup is running.
-    resolving: bool,
-    sock: Option<SideSocket>,
-    /// Where the latest probe went.
-    last_destination: Option<SocketAddr>,
-}
-
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let start = TInstant::now();
@@ -227,40 +171,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         Some(Err(e)) => tracing::error!("pending rebuild unusable, keeping the current configuration: {e}"),
         None => {}
     }
-    let resolver = make_resolver(&cfg)?;
-    let family = Family::for_bind(cfg.network.bind);
-
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(log)];
+    let resolver = resolver_for(&cfg).map_err(|_| RunError::NoResolver)?;
     // Resolve both next hops before the agent can start: the core needs an address for each.
-    let mut hops: [Option<SocketAddr>; 2] = [None, None];
-    let mut refresh_at: [Option<TInstant>; 2] = [None, None];
-    for side in Side::BOTH {
-        let Some(sc) = cfg.side(side) else { continue };
-        let ep = sc.next_hop().clone();
-        let mut backoff = StdDuration::from_secs(1);
-        loop {
-            let t = to_core(start, TInstant::now());
-            match resolve(resolver.as_ref(), &ep, family).await {
-                Ok(r) => {
-                    let chosen = choose(&r, None, Refresh::Startup);
-                    log.driver(t, "resolved", resolved_fields(side, &ep.host, chosen, &r, Refresh::Startup));
-                    hops[side.index()] = chosen;
-                    refresh_at[side.index()] = r.ttl.map(|d| TInstant::now() + d);
-                    break;
-                }
-                Err(e) => {
-                    log.driver(
-                        t,
-                        "resolve_failed",
-                        json!({"server": side.as_str(), "host": ep.host, "error": e.to_string(), "reason": "startup"}),
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(StdDuration::from_secs(30));
-                }
-            }
-        }
-    }
-    let Some(primary_hop) = hops[0] else { return Err(RunError::NoResolver) };
-    let core_cfg = cfg.core_config(primary_hop, hops[1]);
+    let names = Names::start(&cfg, resolver, &mut sinks, start).await;
+    let Some(primary_hop) = names.addr(Side::Primary) else { return Err(RunError::NoResolver) };
+    let core_cfg = cfg.core_config(primary_hop, names.addr(Side::Backup));
 
     let state = cfg.network.state_dir.as_ref().map(StateFile::new);
     let snapshot = match state.as_ref().map(StateFile::load) {
@@ -271,7 +187,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         }
         None => None,
     };
-    let now = to_core(start, TInstant::now());
+    let now = super::adapter::to_core(start, TInstant::now());
     let agent = match (snapshot, opts.seed) {
         (Some(s), Some(seed)) => Agent::resume(core_cfg, now, seed, s),
         (Some(s), None) => Agent::resume_with_key(core_cfg, now, super::entropy::key(), s),
@@ -282,31 +198,17 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlMsg>(16);
-    let planner = Planner::new(&cfg, jiff::Timestamp::now(), now);
     let mut d = Driver {
-        planner,
-        next_maintenance: TInstant::now(),
-        start,
-        log,
+        maintenance: Maintenance::new(&cfg, now),
+        flows: Flows::new(socket_options(&cfg)),
+        ctx: Ctx::new(agent, start, tx, sinks),
         cfg,
         overrides: opts.overrides,
-        agent,
-        net: [SideNet::default(), SideNet::default()],
-        tx,
-        hook: opts.hook,
-        hook_task: None,
-        state,
-        saved: snapshot,
-        resolver,
-        family,
-        epoch: 0,
-        buf: vec![0u8; 2048],
+        names,
+        switcher: Switcher::new(opts.hook),
+        state: StateSaver::new(state, snapshot),
     };
-    for side in Side::BOTH {
-        d.net[side.index()].addr = hops[side.index()];
-        d.net[side.index()].refresh_at = refresh_at[side.index()];
-    }
-    d.sync_sockets(true)?;
+    d.flows.sync(&mut d.ctx, true).map_err(|(side, hop, e)| RunError::Socket(side, hop, e))?;
 
     let control_path = d.cfg.network.control_socket.clone();
     let control_task = match &control_path {
@@ -321,13 +223,13 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
 
-    let t = d.now();
-    d.log.driver(t, "started", d.started_fields(snapshot.is_some()));
+    let fields = d.started_fields(snapshot.is_some());
+    d.ctx.report("started", fields);
     d.main_loop(rx, ctl_rx, &mut sigterm, &mut sigint).await;
 
-    let t = d.now();
-    d.save_state();
-    d.log.driver(t, "stopped", json!({"active": d.agent.active().as_str(), "generation": d.agent.generation()}));
+    d.state.save(d.ctx.agent.snapshot());
+    let fields = json!({"active": d.ctx.agent.active().as_str(), "generation": d.ctx.agent.generation()});
+    d.ctx.report("stopped", fields);
     if let Some(task) = control_task {
         task.abort();
     }
@@ -337,105 +239,36 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
-fn make_resolver(cfg: &PhoneConfig) -> Result<Option<Resolver>, RunError> {
-    let needs_dns = Side::BOTH.iter().filter_map(|s| cfg.side(*s)).any(|s| s.next_hop().ip().is_none());
-    match cfg.network.dns_server {
-        Some(addr) => Ok(Some(Resolver::new(addr))),
-        None if needs_dns => Resolver::from_system().map(Some).map_err(|_| RunError::NoResolver),
-        None => Ok(None),
+/// The server a probe went to.
+fn ev_server(ev: &Event) -> Option<Side> {
+    match ev {
+        Event::ProbeSent { server, .. } => Some(*server),
+        _ => None,
     }
 }
 
-async fn resolve(resolver: Option<&Resolver>, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
-    if let Some(a) = ep.socket_addr() {
-        return Ok(Resolved { candidates: vec![a], ttl: None, via_srv: false });
-    }
-    resolver.ok_or(DnsError::NoResolver)?.resolve(ep, family).await
-}
-
-/// The address to use from a lookup: after a failure, the next candidate; otherwise the current one
-/// while it is still listed (no needless moves), else the best.
-fn choose(r: &Resolved, current: Option<SocketAddr>, reason: Refresh) -> Option<SocketAddr> {
-    match reason {
-        Refresh::ServerFailed => r.candidates.iter().copied().find(|c| Some(*c) != current).or(current),
-        _ => current.filter(|c| r.candidates.contains(c)).or_else(|| r.candidates.first().copied()),
-    }
-}
-
-fn resolved_fields(side: Side, host: &str, chosen: Option<SocketAddr>, r: &Resolved, reason: Refresh) -> Value {
-    json!({
-        "server": side.as_str(),
-        "host": host,
-        "next_hop": chosen.map(|a| a.to_string()),
-        "candidates": r.candidates.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "ttl_s": r.ttl.map(|t| t.as_secs_f64()),
-        "via_srv": r.via_srv,
-        "reason": reason.as_str(),
-    })
-}
-
-fn to_core(start: TInstant, t: TInstant) -> Instant {
-    Instant::from_micros(u64::try_from(t.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX))
+fn socket_options(cfg: &PhoneConfig) -> SocketOptions {
+    SocketOptions { bind: cfg.network.bind, dscp: cfg.network.dscp }
 }
 
 struct Driver {
-    planner: Planner,
-    next_maintenance: TInstant,
-    start: TInstant,
-    log: EventLog,
+    ctx: Ctx,
     cfg: PhoneConfig,
     overrides: Overrides,
-    agent: Agent,
-    net: [SideNet; 2],
-    tx: mpsc::UnboundedSender<Input>,
-    hook: Option<HookOptions>,
-    hook_task: Option<JoinHandle<()>>,
-    state: Option<StateFile>,
-    saved: Option<Snapshot>,
-    resolver: Option<Resolver>,
-    family: Family,
-    epoch: u64,
-    buf: Vec<u8>,
+    flows: Flows,
+    names: Names,
+    switcher: Switcher,
+    maintenance: Maintenance,
+    state: StateSaver,
 }
 
 impl Driver {
-    fn now(&self) -> Instant {
-        to_core(self.start, TInstant::now())
+    /// The adapters that wake by themselves or act on core events.
+    fn adapters(&mut self) -> [&mut dyn Adapter; 3] {
+        [&mut self.maintenance, &mut self.names, &mut self.switcher]
     }
 
-    fn to_tokio(&self, i: Instant) -> TInstant {
-        let far = self.start + StdDuration::from_secs(365 * 24 * 3600);
-        self.start.checked_add(StdDuration::from_micros(i.as_micros())).map(|t| t.min(far)).unwrap_or(far)
-    }
-
-    fn socket_options(&self) -> SocketOptions {
-        SocketOptions { bind: self.cfg.network.bind, dscp: self.cfg.network.dscp }
-    }
-
-    /// Makes each configured side's socket match its next hop (all of them when `all`), and tells the
-    /// agent the local addresses.
-    fn sync_sockets(&mut self, all: bool) -> Result<(), RunError> {
-        for side in Side::BOTH {
-            let hop = self.agent.config().server(side).map(|s| s.next_hop);
-            let n = &mut self.net[side.index()];
-            let Some(hop) = hop else {
-                n.sock = None;
-                continue;
-            };
-            if !all && n.sock.as_ref().is_some_and(|s| s.peer == socket::canonical(hop)) {
-                continue;
-            }
-            self.epoch += 1;
-            let s = open_socket(side, hop, self.socket_options(), self.epoch, self.tx.clone())
-                .map_err(|e| RunError::Socket(side, hop, e))?;
-            let local = s.local;
-            self.net[side.index()].sock = Some(s);
-            let now = self.now();
-            let _ = self.agent.handle_command(now, Command::LocalAddr { side, addr: local });
-            tracing::debug!("{side} socket {local} -> {hop}");
-        }
-        Ok(())
-    }
+    // ---- the loop ----
 
     async fn main_loop(
         &mut self,
@@ -447,340 +280,157 @@ impl Driver {
         loop {
             self.flush().await;
             let far = TInstant::now() + StdDuration::from_secs(3600);
-            let wake = self.agent.poll_timeout().map(|t| self.to_tokio(t)).unwrap_or(far);
-            let dns_wake = self.net.iter().filter(|n| !n.resolving).filter_map(|n| n.refresh_at).min().unwrap_or(far);
-            let maintenance_wake = self.next_maintenance;
+            let agent_wake = self.ctx.agent.poll_timeout().map(|t| self.ctx.to_tokio(t));
+            let wake = self.adapters().iter().filter_map(|a| a.wake_at()).chain(agent_wake).min().unwrap_or(far);
             tokio::select! {
-                _ = tokio::time::sleep_until(maintenance_wake) => {
-                    let first = self.planner.bell_unknown();
-                    self.refresh_maintenance(first);
-                    self.next_maintenance = TInstant::now() + StdDuration::from(super::maintenance::POLL);
-                }
-                _ = tokio::time::sleep_until(wake) => {
-                    let now = self.now();
-                    self.agent.handle_timeout(now);
-                }
-                _ = tokio::time::sleep_until(dns_wake) => {
-                    let t = TInstant::now();
-                    for side in Side::BOTH {
-                        let n = &self.net[side.index()];
-                        if !n.resolving && n.refresh_at.is_some_and(|r| r <= t) {
-                            self.start_resolve(side, Refresh::Ttl);
-                        }
-                    }
-                }
-                Some(input) = rx.recv() => self.handle_input(input),
-                Some(msg) = ctl_rx.recv() => self.handle_control(msg).await,
+                _ = tokio::time::sleep_until(wake) => self.on_timers().await,
+                Some(input) = rx.recv() => self.on_input(input).await,
+                Some(msg) = ctl_rx.recv() => self.on_control(msg).await,
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }
         }
     }
 
-    /// Drains the agent's transmits and events and acts on them until it has nothing more to say,
-    /// then saves the state file if the snapshot changed.
+    /// Drains the agent's transmits into the flows and its events into the sinks and adapters until
+    /// it has nothing more to say, then saves the state file if the snapshot changed.
     async fn flush(&mut self) {
         for _ in 0..32 {
-            let mut progressed = false;
-            loop {
-                let now = self.now();
-                let t = match self.agent.poll_transmit(now, &mut self.buf) {
-                    Ok(Some(t)) => t,
-                    Ok(None) => break,
-                    Err(e) if e.needed > self.buf.len() && e.needed <= MAX_DATAGRAM => {
-                        self.buf.resize(e.needed, 0);
-                        continue;
-                    }
-                    Err(e) => {
-                        // The core could not encode the probe with any buffer we can give: report it
-                        // and go on; the attempt's wait still runs, so the ladder stays bounded.
-                        tracing::error!("a probe could not be encoded ({e}); not sent");
-                        break;
-                    }
-                };
+            let mut progressed = self.flows.transmit(&mut self.ctx).await;
+            while let Some(ev) = self.ctx.agent.poll_event() {
                 progressed = true;
-                self.send(t.server, t.destination, t.len).await;
-            }
-            let mut switches = Vec::new();
-            let mut failed_sides = Vec::new();
-            while let Some(ev) = self.agent.poll_event() {
-                progressed = true;
-                let now = self.now();
-                let dest = match ev {
-                    Event::ProbeSent { server, .. } => self.net[server.index()].last_destination,
-                    _ => None,
-                };
-                self.log.core(now, &ev, dest);
-                match ev {
-                    Event::Switch { from, to, reason, generation } => switches.push((from, to, reason, generation)),
-                    Event::CycleResult { server, result: CycleResult::Failed(_) } => failed_sides.push(server),
-                    _ => {}
+                let mut fields = event_fields(&ev);
+                if let Some(d) = ev_server(&ev).and_then(|s| self.flows.last_destination(s)) {
+                    fields.insert("destination".into(), json!(d.to_string()));
                 }
-            }
-            for (from, to, reason, generation) in switches {
-                self.on_switch(from, to, reason, generation);
-            }
-            for side in failed_sides {
-                if !self.net[side.index()].resolving && self.needs_dns(side) {
-                    self.start_resolve(side, Refresh::ServerFailed);
+                self.ctx.report_core(&ev, &fields);
+                let Driver { ctx, cfg, names, switcher, .. } = self;
+                for a in [names as &mut dyn Adapter, switcher] {
+                    a.on_event(ctx, cfg, &ev);
                 }
             }
             if !progressed {
                 break;
             }
         }
-        self.save_state();
+        self.state.save(self.ctx.agent.snapshot());
     }
 
-    async fn send(&mut self, side: Side, destination: SocketAddr, len: usize) {
-        let needs_new = self.net[side.index()].sock.as_ref().is_none_or(|s| s.peer != socket::canonical(destination));
-        if needs_new {
-            // Cannot normally happen: sockets follow every configuration change. Repair and go on.
-            if let Err(e) = self.sync_sockets(false) {
-                tracing::error!("{e}");
+    async fn on_timers(&mut self) {
+        let now = TInstant::now();
+        if self.ctx.agent.poll_timeout().is_some_and(|t| self.ctx.to_tokio(t) <= now) {
+            let t = self.ctx.now();
+            self.ctx.agent.handle_timeout(t);
+        }
+        let mut actions = Vec::new();
+        let Driver { ctx, cfg, maintenance, names, .. } = self;
+        for a in [maintenance as &mut dyn Adapter, names] {
+            if a.wake_at().is_some_and(|w| w <= now) {
+                actions.extend(a.on_wake(ctx, cfg));
             }
         }
-        self.net[side.index()].last_destination = Some(destination);
-        let Some(s) = self.net[side.index()].sock.as_ref() else {
-            tracing::error!("no socket for the {side} server");
-            return;
-        };
-        let sock = s.sock.clone();
-        let bytes = &self.buf[..len];
-        for retry in 0..2 {
-            match sock.try_send(bytes) {
-                Ok(_) => return,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = sock.send(bytes).await {
-                        tracing::warn!("send to {side} server {destination}: {e}");
-                    }
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retry == 0 => {
-                    // An earlier ICMP port-unreachable, reported on this send: feed it in, send again.
-                    let now = self.now();
-                    self.agent.handle_refused(now, side);
-                }
-                Err(e) => {
-                    tracing::warn!("send to {side} server {destination}: {e}");
-                    return;
-                }
-            }
+        for a in actions {
+            self.act(a, None).await;
         }
     }
 
-    fn needs_dns(&self, side: Side) -> bool {
-        self.cfg.side(side).is_some_and(|s| s.next_hop().ip().is_none())
-    }
-
-    fn start_resolve(&mut self, side: Side, reason: Refresh) {
-        let Some(sc) = self.cfg.side(side) else { return };
-        let ep = sc.next_hop().clone();
-        let n = &mut self.net[side.index()];
-        n.resolving = true;
-        n.refresh_at = None;
-        let resolver = self.resolver.clone();
-        let family = self.family;
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let result = resolve(resolver.as_ref(), &ep, family).await;
-            let _ = tx.send(Input::Resolved { side, reason, host: ep.host, result });
-        });
-    }
-
-    fn on_switch(&mut self, from: Side, to: Side, reason: crate::core::SwitchReason, generation: u32) {
-        let now = self.now();
-        let Some(h) = self.hook.clone() else {
-            if let Err(e) = self.agent.handle_command(now, Command::Applied { generation }) {
-                tracing::debug!("applying generation {generation}: {e}");
+    async fn on_input(&mut self, input: Input) {
+        let action = match input {
+            Input::Flow(i) => {
+                self.flows.on_input(&mut self.ctx, i);
+                None
             }
-            return;
-        };
-        if let Some(old) = self.hook_task.take() {
-            // A newer switch supersedes a hook still running; its command is killed.
-            old.abort();
-        }
-        let info = SwitchInfo {
-            from,
-            to,
-            reason,
-            generation,
-            bundle: self.cfg.bundle(to),
-            next_hop: self.agent.config().server(to).map(|s| s.next_hop),
-        };
-        let tx = self.tx.clone();
-        self.hook_task = Some(tokio::spawn(async move {
-            let began = TInstant::now();
-            let outcome = hook::run(&h, &info).await;
-            let _ = tx.send(Input::HookDone { generation, outcome, elapsed: began.elapsed() });
-        }));
-    }
-
-    fn handle_input(&mut self, input: Input) {
-        match input {
-            Input::Datagram { side, epoch, at, from, bytes } => {
-                if self.net[side.index()].sock.as_ref().is_some_and(|s| s.epoch == epoch) {
-                    let at = to_core(self.start, at);
-                    self.agent.handle_datagram(at, socket::canonical(from), &bytes);
-                }
+            Input::Hook(done) => {
+                self.switcher.on_input(&mut self.ctx, done);
+                None
             }
-            Input::Refused { side, epoch, at } => {
-                if self.net[side.index()].sock.as_ref().is_some_and(|s| s.epoch == epoch) {
-                    tracing::debug!("{side} server refused (ICMP port unreachable)");
-                    self.agent.handle_refused(to_core(self.start, at), side);
-                }
-            }
-            Input::HookDone { generation, outcome, elapsed } => {
-                let now = self.now();
-                let ok = outcome.is_success();
-                let code = match &outcome {
-                    HookOutcome::Exit(c) => Some(*c),
-                    HookOutcome::Success => Some(0),
-                    _ => None,
-                };
-                self.log.driver(
-                    now,
-                    "hook",
-                    json!({
-                        "generation": generation,
-                        "result": outcome.as_str(),
-                        "exit_code": code,
-                        "detail": outcome.to_string(),
-                        "elapsed_ms": elapsed.as_millis() as u64,
-                    }),
-                );
-                let cmd = if ok { Command::Applied { generation } } else { Command::ApplyFailed { generation } };
-                if let Err(e) = self.agent.handle_command(now, cmd) {
-                    tracing::debug!("hook result for generation {generation}: {e}");
-                }
-            }
-            Input::Resolved { side, reason, host, result } => self.on_resolved(side, reason, &host, result),
-            Input::ConfigLoaded { result, reply } => {
+            Input::Lookup(l) => self.names.on_input(&mut self.ctx, &self.cfg, l),
+            Input::Config(ConfigLoaded { result, reply }) => {
                 let answer = match result {
                     Err(e) => json!({"ok": false, "error": e}),
-                    Ok((cfg, hops)) => match self.apply_config(*cfg, hops) {
+                    Ok((cfg, hops)) => match self.apply_config(*cfg, hops).await {
                         Ok(()) => json!({"ok": true, "status": self.status()}),
                         Err(e) => json!({"ok": false, "error": e}),
                     },
                 };
                 let _ = reply.send(answer);
+                None
             }
+        };
+        if let Some(a) = action {
+            self.act(a, None).await;
         }
     }
 
-    fn on_resolved(&mut self, side: Side, reason: Refresh, host: &str, result: Result<Resolved, DnsError>) {
-        let now = self.now();
-        let n = &mut self.net[side.index()];
-        n.resolving = false;
-        let still_named = self.cfg.side(side).is_some_and(|s| s.next_hop().host == host);
-        match result {
-            Err(e) => {
-                n.refresh_at = Some(TInstant::now() + StdDuration::from_secs(5));
-                self.log.driver(
-                    now,
-                    "resolve_failed",
-                    json!({"server": side.as_str(), "host": host, "error": e.to_string(), "reason": reason.as_str()}),
-                );
-            }
-            Ok(r) => {
-                n.refresh_at = r.ttl.map(|d| TInstant::now() + d);
-                let current = n.addr;
-                let chosen = choose(&r, current, reason);
-                self.log.driver(now, "resolved", resolved_fields(side, host, chosen, &r, reason));
-                if still_named && chosen.is_some() && chosen != current {
-                    self.net[side.index()].addr = chosen;
-                    if let Err(e) = self.reconfigure() {
-                        tracing::error!("new address for the {side} server not applied: {e}");
-                    }
+    /// Carries out what an adapter asked for.
+    async fn act(&mut self, action: Action, reply: Option<oneshot::Sender<Value>>) {
+        match action {
+            Action::Reconfigure => {
+                if let Err(e) = self.reconfigure() {
+                    tracing::error!("new next hop not applied: {e}");
                 }
             }
+            Action::LoadConfig(path) => self.load_config(path, reply.unwrap_or_else(|| oneshot::channel().0)),
         }
     }
 
-    /// Hands the agent the configuration with the current next hops, and follows with the sockets.
-    /// Feeds the maintenance schedule to the agent: windows on its clock, the bell count, and a
-    /// pending rebuild whose upgrade window has come.
-    fn refresh_maintenance(&mut self, first: bool) {
-        let wall = jiff::Timestamp::now();
-        let now = self.now();
-        let update = self.planner.refresh(wall, now, first);
-        if let Some(e) = &update.feed_error {
-            self.log.driver(now, "notice_feed_error", json!({"error": e}));
-        }
-        if let Some(windows) = &update.windows {
-            // One step: clearing and re-adding would fail back and leave again during a lead time.
-            if let Err(e) = self.agent.set_planned_windows(now, windows) {
-                tracing::warn!("planned windows not taken: {e}");
-            }
-            let listed: Vec<_> = windows
-                .iter()
-                .map(|w| json!({"server": w.side.as_str(), "start_ms": w.start.as_millis(), "end_ms": w.end.as_millis()}))
-                .collect();
-            self.log.driver(now, "maintenance_windows", json!({"reason": update.reason, "windows": listed}));
-        }
-        if let Some(count) = update.bell {
-            self.log.driver(now, "bell", json!({"count": count, "reason": update.reason}));
-        }
-        match self.planner.due_rebuild(wall) {
-            Some(Ok(_)) => {
-                if let Some(store) = self.planner.store() {
-                    let path = store.dir().join("active.toml");
-                    self.log.driver(
-                        now,
-                        "rebuild_applied",
-                        json!({"at": "upgrade_window", "path": path.to_string_lossy()}),
-                    );
-                    let (reply, _) = oneshot::channel();
-                    self.load_config(path, reply);
-                }
-            }
-            Some(Err(e)) => tracing::error!("pending rebuild unusable: {e}"),
-            None => {}
-        }
-    }
+    // ---- configuration ----
 
+    /// Hands the agent the configuration with the current next hops, and follows with the flows.
     fn reconfigure(&mut self) -> Result<(), String> {
-        let Some(p) = self.net[0].addr else { return Err("no address for the primary".into()) };
-        let b = if self.cfg.backup.is_some() { self.net[1].addr } else { None };
-        let core_cfg: Config = self.cfg.core_config(p, b);
-        let now = self.now();
-        self.agent.update_config(now, core_cfg).map_err(|e| e.to_string())?;
-        self.sync_sockets(false).map_err(|e| e.to_string())
+        let [p, b] = self.names.hops();
+        let Some(p) = p else { return Err("no address for the primary".into()) };
+        let b = if self.cfg.backup.is_some() { b } else { None };
+        let now = self.ctx.now();
+        self.ctx.agent.update_config(now, self.cfg.core_config(p, b)).map_err(|e| e.to_string())?;
+        self.flows.sync(&mut self.ctx, false).map_err(|(s, a, e)| format!("{s} socket to {a}: {e}"))
     }
 
-    fn apply_config(&mut self, cfg: PhoneConfig, hops: [Option<SocketAddr>; 2]) -> Result<(), String> {
+    async fn apply_config(&mut self, cfg: PhoneConfig, hops: [Option<SocketAddr>; 2]) -> Result<(), String> {
         let Some(p) = hops[0] else { return Err("no address for the primary".into()) };
         let core_cfg = cfg.core_config(p, if cfg.backup.is_some() { hops[1] } else { None });
         core_cfg.validate().map_err(|e| e.to_string())?;
-        let sockets_changed = cfg.network.bind != self.cfg.network.bind || cfg.network.dscp != self.cfg.network.dscp;
         if cfg.network.control_socket != self.cfg.network.control_socket
             || cfg.network.state_dir != self.cfg.network.state_dir
         {
             tracing::warn!("a new control socket or state directory takes effect at the next start");
         }
-        let now = self.now();
-        self.agent.update_config(now, core_cfg).map_err(|e| e.to_string())?;
+        let now = self.ctx.now();
+        self.ctx.agent.update_config(now, core_cfg).map_err(|e| e.to_string())?;
         let keep_net = (self.cfg.network.control_socket.clone(), self.cfg.network.state_dir.clone());
         self.cfg = cfg;
         (self.cfg.network.control_socket, self.cfg.network.state_dir) = keep_net;
-        for side in Side::BOTH {
-            let n = &mut self.net[side.index()];
-            n.addr = hops[side.index()];
-            n.refresh_at = None;
-            if self.cfg.side(side).is_some_and(|s| s.next_hop().ip().is_none()) && !n.resolving {
-                // Look again at once: the lookup for the file had no TTL bookkeeping.
-                n.refresh_at = Some(TInstant::now());
-            }
+        self.names.replace(&self.cfg, hops);
+        let remake = self.flows.set_options(socket_options(&self.cfg));
+        self.flows.sync(&mut self.ctx, remake).map_err(|(s, a, e)| format!("{s} socket to {a}: {e}"))?;
+        self.ctx.report("config_applied", json!({"path": self.cfg.path.to_string_lossy()}));
+        if let Some(a) = self.maintenance.restart(&mut self.ctx, &self.cfg) {
+            Box::pin(self.act(a, None)).await;
         }
-        self.sync_sockets(sockets_changed).map_err(|e| e.to_string())?;
-        self.log.driver(now, "config_applied", json!({"path": self.cfg.path.to_string_lossy()}));
-        self.planner = Planner::new(&self.cfg, jiff::Timestamp::now(), now);
-        self.refresh_maintenance(true);
         Ok(())
     }
 
-    async fn handle_control(&mut self, msg: ControlMsg) {
-        let now = self.now();
+    /// Loads, validates and resolves a configuration file in the background; the loop applies it.
+    fn load_config(&mut self, path: PathBuf, reply: oneshot::Sender<Value>) {
+        let overrides = self.overrides.clone();
+        let tx = self.ctx.tx.clone();
+        let loaded = PhoneConfig::load(&path).map_err(|e| e.to_string()).map(|mut cfg| {
+            overrides.apply(&mut cfg);
+            let hops = self.names.resolve_all(&cfg);
+            (cfg, hops)
+        });
+        tokio::spawn(async move {
+            let result = match loaded {
+                Err(e) => Err(e),
+                Ok((cfg, hops)) => hops.await.map(|h| (Box::new(cfg), h)),
+            };
+            let _ = tx.send(Input::Config(ConfigLoaded { result, reply }));
+        });
+    }
+
+    // ---- control ----
+
+    async fn on_control(&mut self, msg: ControlMsg) {
         let cmd = match &msg.request {
             Request::Status => None,
             Request::Force(s) => Some(Command::Force(*s)),
@@ -791,12 +441,13 @@ impl Driver {
             Request::Call(c) => Some(Command::InCall(*c)),
             Request::TransactionFailed => Some(Command::TransactionFailed),
             Request::ApplyConfig(path) => {
-                self.load_config(path.clone(), msg.reply);
+                self.act(Action::LoadConfig(path.clone()), Some(msg.reply)).await;
                 return;
             }
         };
-        self.log.driver(now, "control", json!({"request": msg.request.to_json()}));
-        let answer = match cmd.map(|c| self.agent.handle_command(now, c)) {
+        self.ctx.report("control", json!({"request": msg.request.to_json()}));
+        let now = self.ctx.now();
+        let answer = match cmd.map(|c| self.ctx.agent.handle_command(now, c)) {
             Some(Err(e)) => json!({"ok": false, "error": e.to_string()}),
             _ => {
                 // Let the command's consequences (a switch, its application) show in the answer.
@@ -807,61 +458,18 @@ impl Driver {
         let _ = msg.reply.send(answer);
     }
 
-    /// Loads, validates and resolves a configuration file in the background; the loop applies it.
-    fn load_config(&mut self, path: PathBuf, reply: oneshot::Sender<Value>) {
-        let overrides = self.overrides.clone();
-        let tx = self.tx.clone();
-        let fallback = self.resolver.clone();
-        let family = self.family;
-        tokio::spawn(async move {
-            let result = async {
-                let mut cfg = PhoneConfig::load(&path).map_err(|e| e.to_string())?;
-                overrides.apply(&mut cfg);
-                let resolver = match cfg.network.dns_server {
-                    Some(a) => Some(Resolver::new(a)),
-                    None => fallback.or_else(|| Resolver::from_system().ok()),
-                };
-                let mut hops = [None, None];
-                for side in Side::BOTH {
-                    if let Some(sc) = cfg.side(side) {
-                        let ep = sc.next_hop();
-                        let r =
-                            resolve(resolver.as_ref(), ep, family).await.map_err(|e| format!("{}: {e}", ep.host))?;
-                        hops[side.index()] = choose(&r, None, Refresh::Startup);
-                    }
-                }
-                Ok((Box::new(cfg), hops))
-            }
-            .await;
-            let _ = tx.send(Input::ConfigLoaded { result, reply });
-        });
-    }
-
-    fn save_state(&mut self) {
-        let Some(state) = &self.state else { return };
-        let snap = self.agent.snapshot();
-        if self.saved == Some(snap) {
-            return;
-        }
-        match state.save(&snap) {
-            Ok(()) => self.saved = Some(snap),
-            Err(e) => tracing::error!("saving state: {e}"),
-        }
-    }
-
     fn server_json(&self, side: Side) -> Value {
         let Some(sc) = self.cfg.side(side) else { return Value::Null };
-        let n = &self.net[side.index()];
         json!({
             "server": sc.server.to_string(),
-            "next_hop": n.addr.map(|a| a.to_string()),
-            "local": n.sock.as_ref().map(|s| s.local.to_string()),
-            "up": self.agent.is_up(side),
+            "next_hop": self.names.addr(side).map(|a| a.to_string()),
+            "local": self.flows.local(side).map(|a| a.to_string()),
+            "up": self.ctx.agent.is_up(side),
         })
     }
 
     fn status(&self) -> Value {
-        let a = &self.agent;
+        let a = &self.ctx.agent;
         let snap = a.snapshot();
         let stats = a.stats();
         json!({
@@ -876,7 +484,7 @@ impl Driver {
             "failback_pending": snap.failback_pending,
             "primary": self.server_json(Side::Primary),
             "backup": self.server_json(Side::Backup),
-            "uptime_ms": self.now().as_millis(),
+            "uptime_ms": self.ctx.now().as_millis(),
             "next_cycle_ms": a.next_cycle().map(|c| c.as_millis()),
             "interval_ms": a.config().interval.as_millis(),
             "stats": {
@@ -885,62 +493,25 @@ impl Driver {
                 "cycles": stats.cycles,
                 "ignored": stats.ignored.iter().sum::<u32>(),
                 "events_dropped": stats.events_dropped,
+                "state_events_dropped": stats.state_events_dropped,
             },
             "config": self.cfg.path.to_string_lossy(),
-            "state_file": self.state.as_ref().map(|s| s.path().to_string_lossy().into_owned()),
+            "state_file": self.state.path().map(|p| p.to_string_lossy().into_owned()),
         })
     }
 
     fn started_fields(&self, resumed: bool) -> Value {
+        let a = &self.ctx.agent;
         json!({
             "pid": std::process::id(),
-            "active": self.agent.active().as_str(),
-            "generation": self.agent.generation(),
+            "active": a.active().as_str(),
+            "generation": a.generation(),
             "resumed": resumed,
-            "forced": self.agent.forced().map(Side::as_str),
+            "forced": a.forced().map(Side::as_str),
             "primary": self.server_json(Side::Primary),
             "backup": self.server_json(Side::Backup),
-            "interval_ms": self.agent.config().interval.as_millis(),
+            "interval_ms": a.config().interval.as_millis(),
             "control": self.cfg.network.control_socket.as_ref().map(|p| p.to_string_lossy().into_owned()),
         })
-    }
-}
-
-fn open_socket(
-    side: Side,
-    peer: SocketAddr,
-    opts: SocketOptions,
-    epoch: u64,
-    tx: mpsc::UnboundedSender<Input>,
-) -> io::Result<SideSocket> {
-    let (std_sock, local) = socket::connected_udp(peer, opts)?;
-    let sock = Arc::new(UdpSocket::from_std(std_sock)?);
-    let reader = tokio::spawn(read_loop(sock.clone(), side, epoch, tx));
-    Ok(SideSocket { sock, peer: socket::canonical(peer), local, epoch, reader })
-}
-
-/// Reads one server's socket until the socket is replaced: datagrams and refusals go to the loop.
-async fn read_loop(sock: Arc<UdpSocket>, side: Side, epoch: u64, tx: mpsc::UnboundedSender<Input>) {
-    let mut buf = vec![0u8; 65_536];
-    let mut errors: u32 = 0;
-    loop {
-        let input = match sock.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                errors = 0;
-                Input::Datagram { side, epoch, at: TInstant::now(), from, bytes: buf[..n].to_vec() }
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                Input::Refused { side, epoch, at: TInstant::now() }
-            }
-            Err(e) => {
-                errors = errors.saturating_add(1);
-                tracing::warn!("receive from {side} server: {e}");
-                tokio::time::sleep(StdDuration::from_millis(10u64.saturating_mul(u64::from(errors)).min(1000))).await;
-                continue;
-            }
-        };
-        if tx.send(input).is_err() {
-            return;
-        }
     }
 }

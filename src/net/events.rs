@@ -5,10 +5,10 @@
 //! fields of its kind. The schema is documented in the README.
 
 use std::io::Write;
-use std::net::SocketAddr;
 
 use serde_json::{json, Map, Value};
 
+use super::adapter::Sink;
 use crate::core::{CycleResult, DownReason, Event, HoldReason, IgnoreReason, Instant, Side};
 
 /// The fields of a core event, without `event`, `t_ms` and `utc`.
@@ -112,12 +112,8 @@ impl EventLog {
         EventLog { json }
     }
 
-    /// Reports a core event at `t`; `destination` is where a probe went.
-    pub fn core(&self, t: Instant, ev: &Event, destination: Option<SocketAddr>) {
-        let mut fields = event_fields(ev);
-        if let (Event::ProbeSent { .. }, Some(d)) = (ev, destination) {
-            fields.insert("destination".into(), json!(d.to_string()));
-        }
+    /// Reports a core event at `t` with its JSON `fields`.
+    pub fn core(&self, t: Instant, ev: &Event, fields: Map<String, Value>) {
         let text = Value::Object(fields.clone()).to_string();
         let (name, t_ms) = (ev.name(), t.as_millis());
         match ev {
@@ -152,6 +148,16 @@ impl EventLog {
         // A closed stdout (the reader went away) must not stop the agent.
         let _ = writeln!(out, "{l}");
         let _ = out.flush();
+    }
+}
+
+impl Sink for EventLog {
+    fn core(&mut self, t: Instant, ev: &Event, fields: &Map<String, Value>) {
+        EventLog::core(self, t, ev, fields.clone());
+    }
+
+    fn driver(&mut self, t: Instant, name: &str, fields: &Map<String, Value>) {
+        EventLog::driver(self, t, name, Value::Object(fields.clone()));
     }
 }
 

@@ -13,8 +13,9 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::config::Bundle;
-use crate::core::{Side, SwitchReason};
+use super::adapter::{Adapter, Ctx, Input};
+use crate::config::{Bundle, PhoneConfig};
+use crate::core::{Command, Event, Side, SwitchReason};
 
 /// The default time a hook has to finish.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,5 +156,85 @@ async fn kill_group(pid: Option<u32>) {
             .stderr(Stdio::null())
             .status()
             .await;
+    }
+}
+
+/// A hook run finished.
+#[derive(Debug)]
+pub struct HookDone {
+    generation: u32,
+    outcome: HookOutcome,
+    elapsed: Duration,
+}
+
+/// The switch adapter: on every switch, runs the hook (a newer switch kills a hook still running)
+/// and acknowledges the switch with its exit status; without a hook, acknowledges it at once.
+#[derive(Debug, Default)]
+pub struct Switcher {
+    hook: Option<HookOptions>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Switcher {
+    /// Switches applied by `hook`, or at once when `None`.
+    pub fn new(hook: Option<HookOptions>) -> Switcher {
+        Switcher { hook, task: None }
+    }
+
+    /// A hook finished: report it and acknowledge its switch.
+    pub fn on_input(&mut self, ctx: &mut Ctx, done: HookDone) {
+        let HookDone { generation, outcome, elapsed } = done;
+        let code = match &outcome {
+            HookOutcome::Exit(c) => Some(*c),
+            HookOutcome::Success => Some(0),
+            _ => None,
+        };
+        ctx.report(
+            "hook",
+            serde_json::json!({
+                "generation": generation,
+                "result": outcome.as_str(),
+                "exit_code": code,
+                "detail": outcome.to_string(),
+                "elapsed_ms": elapsed.as_millis() as u64,
+            }),
+        );
+        let cmd =
+            if outcome.is_success() { Command::Applied { generation } } else { Command::ApplyFailed { generation } };
+        let now = ctx.now();
+        if let Err(e) = ctx.agent.handle_command(now, cmd) {
+            tracing::debug!("hook result for generation {generation}: {e}");
+        }
+    }
+}
+
+impl Adapter for Switcher {
+    fn on_event(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig, ev: &Event) {
+        let Event::Switch { from, to, reason, generation } = *ev else { return };
+        let Some(h) = self.hook.clone() else {
+            let now = ctx.now();
+            if let Err(e) = ctx.agent.handle_command(now, Command::Applied { generation }) {
+                tracing::debug!("applying generation {generation}: {e}");
+            }
+            return;
+        };
+        if let Some(old) = self.task.take() {
+            // A newer switch supersedes a hook still running; its command is killed.
+            old.abort();
+        }
+        let info = SwitchInfo {
+            from,
+            to,
+            reason,
+            generation,
+            bundle: cfg.bundle(to),
+            next_hop: ctx.agent.config().server(to).map(|s| s.next_hop),
+        };
+        let tx = ctx.tx.clone();
+        self.task = Some(tokio::spawn(async move {
+            let began = std::time::Instant::now();
+            let outcome = run(&h, &info).await;
+            let _ = tx.send(Input::Hook(HookDone { generation, outcome, elapsed: began.elapsed() }));
+        }));
     }
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use jiff::Timestamp;
+use serde_json::json;
 
+use super::adapter::{Action, Adapter, Ctx};
 use crate::config::apply::{PendingRebuild, Store};
 use crate::config::PhoneConfig;
 use crate::core::{Duration, Instant, PlannedWindow};
@@ -139,5 +141,75 @@ impl Planner {
             Ok(_) => None,
             Err(e) => Some(Err(e.to_string())),
         }
+    }
+}
+
+/// The maintenance adapter: every [`POLL`], looks at the feed, the wall clock and the schedule; hands
+/// changed windows to the agent in one step and reports them and the bell; asks the loop to load a
+/// rebuild whose upgrade window came.
+#[derive(Debug)]
+pub struct Maintenance {
+    planner: Planner,
+    next: tokio::time::Instant,
+}
+
+impl Maintenance {
+    /// The adapter for `cfg`, due at once.
+    pub fn new(cfg: &PhoneConfig, mono: Instant) -> Maintenance {
+        Maintenance { planner: Planner::new(cfg, Timestamp::now(), mono), next: tokio::time::Instant::now() }
+    }
+
+    /// Starts afresh for a configuration applied live, and refreshes at once.
+    pub fn restart(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig) -> Option<Action> {
+        self.planner = Planner::new(cfg, Timestamp::now(), ctx.now());
+        self.refresh(ctx, true)
+    }
+
+    fn refresh(&mut self, ctx: &mut Ctx, first: bool) -> Option<Action> {
+        let wall = Timestamp::now();
+        let now = ctx.now();
+        let update = self.planner.refresh(wall, now, first);
+        if let Some(e) = &update.feed_error {
+            ctx.report("notice_feed_error", json!({"error": e}));
+        }
+        if let Some(windows) = &update.windows {
+            // One step: clearing and re-adding would fail back and leave again during a lead time.
+            if let Err(e) = ctx.agent.set_planned_windows(now, windows) {
+                tracing::warn!("planned windows not taken: {e}");
+            }
+            let listed: Vec<_> = windows
+                .iter()
+                .map(|w| json!({"server": w.side.as_str(), "start_ms": w.start.as_millis(), "end_ms": w.end.as_millis()}))
+                .collect();
+            ctx.report("maintenance_windows", json!({"reason": update.reason, "windows": listed}));
+        }
+        if let Some(count) = update.bell {
+            ctx.report("bell", json!({"count": count, "reason": update.reason}));
+        }
+        match self.planner.due_rebuild(wall) {
+            Some(Ok(_)) => {
+                let path = self.planner.store()?.dir().join("active.toml");
+                ctx.report("rebuild_applied", json!({"at": "upgrade_window", "path": path.to_string_lossy()}));
+                Some(Action::LoadConfig(path))
+            }
+            Some(Err(e)) => {
+                tracing::error!("pending rebuild unusable: {e}");
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+impl Adapter for Maintenance {
+    fn wake_at(&self) -> Option<tokio::time::Instant> {
+        Some(self.next)
+    }
+
+    fn on_wake(&mut self, ctx: &mut Ctx, _cfg: &PhoneConfig) -> Option<Action> {
+        let first = self.planner.bell_unknown();
+        let action = self.refresh(ctx, first);
+        self.next = tokio::time::Instant::now() + std::time::Duration::from(POLL);
+        action
     }
 }

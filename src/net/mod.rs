@@ -1,8 +1,13 @@
 //! The agent on a real network: the tokio driver around [`core::Agent`](crate::core::Agent), with DNS,
 //! the switch hook, the control socket and the crash-safe state file. No failover logic lives here.
 //!
-//! - [`driver`]: the loop, per-server connected UDP sockets (ICMP port-unreachable seen as
-//!   `ECONNREFUSED`), DSCP marking, bind address, dual-stack IPv6.
+//! - [`driver`]: the loop, which feeds the agent and drains it into the adapters below.
+//! - [`adapter`]: what the loop shares with its adapters ([`adapter::Ctx`]), the adapter and sink
+//!   traits, and the inputs tasks report back.
+//! - [`flows`]: per-server connected UDP sockets (ICMP port-unreachable seen as `ECONNREFUSED`),
+//!   following the agent's next hops.
+//! - [`names`]: the next hops' lookups at start, on TTL expiry and when a named server fails.
+//! - [`maintenance`]: the notice feed and schedule handed to the agent, the bell, due rebuilds.
 //! - [`events`]: events as JSON lines and `tracing` logs.
 //! - [`dns`]: A/AAAA/SRV lookups with TTLs and the RFC 3263 choice.
 //! - [`hook`]: `--on-switch CMD`, whose exit status acknowledges the switch.
@@ -10,14 +15,17 @@
 //! - [`state`]: the state file that lets the agent resume after a crash.
 //! - [`cli`]: what the `run`, `check-config` and control subcommands call.
 
+pub mod adapter;
 pub mod cli;
 pub mod control;
 pub mod dns;
 pub mod driver;
 mod entropy;
 pub mod events;
+pub mod flows;
 pub mod hook;
 pub mod maintenance;
+pub mod names;
 pub mod socket;
 pub mod state;
 

@@ -74,6 +74,37 @@ impl StateFile {
     }
 }
 
+/// The state adapter: saves the agent's snapshot whenever it changed.
+#[derive(Debug)]
+pub struct StateSaver {
+    file: Option<StateFile>,
+    saved: Option<Snapshot>,
+}
+
+impl StateSaver {
+    /// Saves to `file` (nowhere when `None`); `saved` is what the file already holds.
+    pub fn new(file: Option<StateFile>, saved: Option<Snapshot>) -> StateSaver {
+        StateSaver { file, saved }
+    }
+
+    /// The file's path, if there is one.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.file.as_ref().map(StateFile::path)
+    }
+
+    /// Writes `snap` unless the file holds it already.
+    pub fn save(&mut self, snap: Snapshot) {
+        let Some(file) = &self.file else { return };
+        if self.saved == Some(snap) {
+            return;
+        }
+        match file.save(&snap) {
+            Ok(()) => self.saved = Some(snap),
+            Err(e) => tracing::error!("saving state: {e}"),
+        }
+    }
+}
+
 /// The file's text for `snap`.
 pub fn encode(snap: &Snapshot) -> String {
     let v = json!({

@@ -1,0 +1,258 @@
+//! Name resolution for the servers' next hops: at start (retrying until each name resolves), again
+//! when the records' TTL runs out, and at once when a named server fails a cycle (the next candidate
+//! of its SRV or address records). A lookup runs in a task; its result comes back to the loop as an
+//! [`Input::Lookup`], and a new next hop asks the loop to reconfigure the agent.
+
+use std::net::SocketAddr;
+use std::time::Duration as StdDuration;
+
+use serde_json::{json, Value};
+use tokio::time::Instant as TInstant;
+
+use super::adapter::{report_to, Action, Adapter, Ctx, Input, Sink};
+use super::dns::{DnsError, Family, Resolved, Resolver};
+use crate::config::{Endpoint, PhoneConfig};
+use crate::core::{CycleResult, Event, Side};
+
+/// Why a name is being looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// The agent is starting or a configuration is being loaded.
+    Startup,
+    /// The records' TTL ran out.
+    Ttl,
+    /// The server failed a cycle: take the next candidate.
+    ServerFailed,
+}
+
+impl Refresh {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refresh::Startup => "startup",
+            Refresh::Ttl => "ttl",
+            Refresh::ServerFailed => "server_failed",
+        }
+    }
+}
+
+/// A finished lookup.
+#[derive(Debug)]
+pub struct Lookup {
+    side: Side,
+    reason: Refresh,
+    host: String,
+    result: Result<Resolved, DnsError>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SideName {
+    /// The resolved next hop.
+    addr: Option<SocketAddr>,
+    /// When its records run out.
+    refresh_at: Option<TInstant>,
+    /// A lookup is running.
+    resolving: bool,
+}
+
+/// The next hops of both servers and their lookups.
+#[derive(Debug)]
+pub struct Names {
+    resolver: Option<Resolver>,
+    family: Family,
+    sides: [SideName; 2],
+}
+
+/// The resolver `cfg` asks for: its own, the system's when a name needs one, or none.
+pub fn resolver_for(cfg: &PhoneConfig) -> Result<Option<Resolver>, DnsError> {
+    let needs_dns = Side::BOTH.iter().filter_map(|s| cfg.side(*s)).any(|s| s.next_hop().ip().is_none());
+    match cfg.network.dns_server {
+        Some(addr) => Ok(Some(Resolver::new(addr))),
+        None if needs_dns => Resolver::from_system().map(Some),
+        None => Ok(None),
+    }
+}
+
+impl Names {
+    /// Resolves both next hops of `cfg`, retrying each name with backoff until it resolves: the core
+    /// needs an address for each server before it can start.
+    pub async fn start(
+        cfg: &PhoneConfig,
+        resolver: Option<Resolver>,
+        sinks: &mut [Box<dyn Sink>],
+        start: TInstant,
+    ) -> Names {
+        let family = Family::for_bind(cfg.network.bind);
+        let mut sides = [SideName::default(); 2];
+        for side in Side::BOTH {
+            let Some(sc) = cfg.side(side) else { continue };
+            let ep = sc.next_hop().clone();
+            let mut backoff = StdDuration::from_secs(1);
+            loop {
+                let t = super::adapter::to_core(start, TInstant::now());
+                match resolve(resolver.as_ref(), &ep, family).await {
+                    Ok(r) => {
+                        let chosen = choose(&r, None, Refresh::Startup);
+                        report_to(sinks, t, "resolved", resolved_fields(side, &ep.host, chosen, &r, Refresh::Startup));
+                        sides[side.index()] =
+                            SideName { addr: chosen, refresh_at: r.ttl.map(|d| TInstant::now() + d), resolving: false };
+                        break;
+                    }
+                    Err(e) => {
+                        report_to(sinks, t, "resolve_failed", failed_fields(side, &ep.host, &e, Refresh::Startup));
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(StdDuration::from_secs(30));
+                    }
+                }
+            }
+        }
+        Names { resolver, family, sides }
+    }
+
+    /// Both next hops.
+    pub fn hops(&self) -> [Option<SocketAddr>; 2] {
+        self.sides.map(|s| s.addr)
+    }
+
+    /// `side`'s next hop.
+    pub fn addr(&self, side: Side) -> Option<SocketAddr> {
+        self.sides[side.index()].addr
+    }
+
+    /// Takes the next hops of a configuration applied live; named servers are looked up again at once
+    /// (the load had no TTL bookkeeping).
+    pub fn replace(&mut self, cfg: &PhoneConfig, hops: [Option<SocketAddr>; 2]) {
+        for side in Side::BOTH {
+            let n = &mut self.sides[side.index()];
+            n.addr = hops[side.index()];
+            n.refresh_at = None;
+            if needs_dns(cfg, side) && !n.resolving {
+                n.refresh_at = Some(TInstant::now());
+            }
+        }
+    }
+
+    /// Loads and resolves `cfg`'s next hops in the background of a live reload: with its own resolver,
+    /// else this one, else the system's.
+    pub fn resolve_all(
+        &self,
+        cfg: &PhoneConfig,
+    ) -> impl std::future::Future<Output = Result<[Option<SocketAddr>; 2], String>> + 'static {
+        let resolver = match cfg.network.dns_server {
+            Some(a) => Some(Resolver::new(a)),
+            None => self.resolver.clone().or_else(|| Resolver::from_system().ok()),
+        };
+        let family = self.family;
+        let eps: Vec<(Side, Endpoint)> =
+            Side::BOTH.iter().filter_map(|s| cfg.side(*s).map(|sc| (*s, sc.next_hop().clone()))).collect();
+        async move {
+            let mut hops = [None, None];
+            for (side, ep) in eps {
+                let r = resolve(resolver.as_ref(), &ep, family).await.map_err(|e| format!("{}: {e}", ep.host))?;
+                hops[side.index()] = choose(&r, None, Refresh::Startup);
+            }
+            Ok(hops)
+        }
+    }
+
+    fn lookup(&mut self, ctx: &Ctx, cfg: &PhoneConfig, side: Side, reason: Refresh) {
+        let Some(sc) = cfg.side(side) else { return };
+        let ep = sc.next_hop().clone();
+        let n = &mut self.sides[side.index()];
+        n.resolving = true;
+        n.refresh_at = None;
+        let resolver = self.resolver.clone();
+        let family = self.family;
+        let tx = ctx.tx.clone();
+        tokio::spawn(async move {
+            let result = resolve(resolver.as_ref(), &ep, family).await;
+            let _ = tx.send(Input::Lookup(Lookup { side, reason, host: ep.host, result }));
+        });
+    }
+
+    /// A lookup finished; asks for a reconfiguration when the next hop moved.
+    pub fn on_input(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig, l: Lookup) -> Option<Action> {
+        let Lookup { side, reason, host, result } = l;
+        let n = &mut self.sides[side.index()];
+        n.resolving = false;
+        match result {
+            Err(e) => {
+                n.refresh_at = Some(TInstant::now() + StdDuration::from_secs(5));
+                ctx.report("resolve_failed", failed_fields(side, &host, &e, reason));
+                None
+            }
+            Ok(r) => {
+                n.refresh_at = r.ttl.map(|d| TInstant::now() + d);
+                let current = n.addr;
+                let chosen = choose(&r, current, reason);
+                ctx.report("resolved", resolved_fields(side, &host, chosen, &r, reason));
+                let still_named = cfg.side(side).is_some_and(|s| s.next_hop().host == host);
+                if still_named && chosen.is_some() && chosen != current {
+                    self.sides[side.index()].addr = chosen;
+                    return Some(Action::Reconfigure);
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Adapter for Names {
+    fn wake_at(&self) -> Option<TInstant> {
+        self.sides.iter().filter(|n| !n.resolving).filter_map(|n| n.refresh_at).min()
+    }
+
+    fn on_wake(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig) -> Option<Action> {
+        let t = TInstant::now();
+        for side in Side::BOTH {
+            let n = &self.sides[side.index()];
+            if !n.resolving && n.refresh_at.is_some_and(|r| r <= t) {
+                self.lookup(ctx, cfg, side, Refresh::Ttl);
+            }
+        }
+        None
+    }
+
+    fn on_event(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig, ev: &Event) {
+        if let Event::CycleResult { server, result: CycleResult::Failed(_) } = *ev {
+            if !self.sides[server.index()].resolving && needs_dns(cfg, server) {
+                self.lookup(ctx, cfg, server, Refresh::ServerFailed);
+            }
+        }
+    }
+}
+
+fn needs_dns(cfg: &PhoneConfig, side: Side) -> bool {
+    cfg.side(side).is_some_and(|s| s.next_hop().ip().is_none())
+}
+
+async fn resolve(resolver: Option<&Resolver>, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
+    if let Some(a) = ep.socket_addr() {
+        return Ok(Resolved { candidates: vec![a], ttl: None, via_srv: false });
+    }
+    resolver.ok_or(DnsError::NoResolver)?.resolve(ep, family).await
+}
+
+/// The address to use from a lookup: after a failure, the next candidate; otherwise the current one
+/// while it is still listed (no needless moves), else the best.
+fn choose(r: &Resolved, current: Option<SocketAddr>, reason: Refresh) -> Option<SocketAddr> {
+    match reason {
+        Refresh::ServerFailed => r.candidates.iter().copied().find(|c| Some(*c) != current).or(current),
+        _ => current.filter(|c| r.candidates.contains(c)).or_else(|| r.candidates.first().copied()),
+    }
+}
+
+fn resolved_fields(side: Side, host: &str, chosen: Option<SocketAddr>, r: &Resolved, reason: Refresh) -> Value {
+    json!({
+        "server": side.as_str(),
+        "host": host,
+        "next_hop": chosen.map(|a| a.to_string()),
+        "candidates": r.candidates.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "ttl_s": r.ttl.map(|t| t.as_secs_f64()),
+        "via_srv": r.via_srv,
+        "reason": reason.as_str(),
+    })
+}
+
+fn failed_fields(side: Side, host: &str, e: &DnsError, reason: Refresh) -> Value {
+    json!({"server": side.as_str(), "host": host, "error": e.to_string(), "reason": reason.as_str()})
+}
