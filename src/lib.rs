@@ -52,6 +52,10 @@ pub mod ffi;
 #[cfg(feature = "indicator")]
 pub mod indicator;
 
+/// Helpers below every folder that touches files: the crash-safe write and places in a text.
+#[cfg(feature = "std")]
+pub mod files;
+
 /// The phone's configuration file: the Redundancy template in TOML, validated.
 #[cfg(feature = "std")]
 pub mod config;

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::{self, AliveCodes, Duration, FailbackMode, InlineStr, Ladder, Side, MAX_ATTEMPTS};
+use crate::files::line_col;
 use crate::maintenance::calendar::{self, RecurringWindow};
 use crate::maintenance::notice::{FeedError, NoticeFeed};
 use crate::maintenance::schedule::Schedule;
@@ -319,15 +320,6 @@ impl Ctx<'_> {
     fn at<T>(&self, v: &Spanned<T>, field: &str, message: impl Into<String>) -> ConfigFileError {
         self.err(Some(v.span()), field, message)
     }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 impl PhoneConfig {

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::calendar::Window;
+use crate::files::line_col;
 
 /// How much a maintenance intervention may disturb service.
 #[non_exhaustive]
@@ -274,18 +275,6 @@ impl fmt::Display for FeedError {
 }
 
 impl std::error::Error for FeedError {}
-
-/// 1-based line and character column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -526,16 +515,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_and_column() {
-        let text = "a\nbc\ndéf";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 2), (2, 1));
-        assert_eq!(line_col(text, 3), (2, 2));
-        assert_eq!(line_col(text, 7), (3, 2)); // inside 'é': rounds down to its start
-        assert_eq!(line_col(text, 100), (3, 4));
-    }
 
     #[test]
     fn cluster_names() {

@@ -32,8 +32,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{Action, HeaderForm};
-use crate::config::line_col;
 use crate::core::{Duration, FailbackMode, Instant, Ladder, Side};
+use crate::files::line_col;
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::RecurringWindow;
 
