@@ -71,3 +71,7 @@ pub mod net;
 /// The lab: a simulated PBX pair, fault scenarios, fleets, timelines, virtual and real time.
 #[cfg(feature = "std")]
 pub mod sim;
+
+/// The command line: every subcommand's arguments and what it calls, above every other folder.
+#[cfg(feature = "std")]
+pub mod cli;

@@ -20,7 +20,6 @@
 //! ```
 
 pub mod apply;
-pub mod cli;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

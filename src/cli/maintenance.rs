@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{plan_feed, upgrade_window_answer};
+use crate::maintenance::{plan_feed, upgrade_window_answer};
 
 /// Arguments of `upgrade-window`.
 #[derive(Debug, Args)]
