@@ -391,9 +391,8 @@ impl PhoneConfig {
             None
         };
         let keep_alive = r.sip_keep_alive_mode.as_ref().is_none_or(|v| *v.get_ref());
-        let interval_s = int_in(cx, r.sip_keep_alive_interval.as_ref(), "redundancy.sip_keep_alive_interval", 1, 3600)?
-            .unwrap_or(15);
-        let interval = Duration::from_secs(interval_s as u64);
+        let interval = int_in(cx, r.sip_keep_alive_interval.as_ref(), "redundancy.sip_keep_alive_interval", 1, 3600)?
+            .map_or(core::Config::DEFAULT_INTERVAL, |s| Duration::from_secs(s as u64));
 
         let mut apps: Vec<AppUrl> = Vec::new();
         for a in &raw.app {
@@ -416,12 +415,13 @@ impl PhoneConfig {
         }
 
         let adv = raw.advanced.map(Spanned::into_inner);
+        // Everything not in the file keeps the core's default.
         let mut ladder = Ladder::DEFAULT;
         let mut alive_codes = AliveCodes::DEFAULT;
         let mut failback = core::Failback::DEFAULT;
-        let mut fast = core::FastDetection::default();
-        let mut planned_lead = Duration::from_secs(15 * 60);
-        let mut user = "keepalive".to_string();
+        let mut fast = core::FastDetection::DEFAULT;
+        let mut planned_lead = core::Config::DEFAULT_PLANNED_LEAD;
+        let mut user = core::Config::DEFAULT_USER.to_string();
         if let Some(a) = &adv {
             if let Some(l) = &a.ladder_ms {
                 let waits = l.get_ref();

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{Action, HeaderForm};
-use crate::core::{Duration, FailbackMode, Instant, Ladder, Side};
+use crate::core::{Config, Duration, Failback, FailbackMode, FastDetection, Instant, Ladder, Side};
 use crate::files::line_col;
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::RecurringWindow;
@@ -116,14 +116,15 @@ pub struct PhoneSettings {
 }
 
 impl Default for PhoneSettings {
+    /// The core's defaults ([`Config::new`]'s).
     fn default() -> Self {
         PhoneSettings {
-            interval: Duration::from_secs(15),
+            interval: Config::DEFAULT_INTERVAL,
             ladder: Ladder::DEFAULT,
-            failback: FailbackMode::Auto,
-            failback_after: 2,
-            fast_refused: false,
-            planned_lead: Duration::from_secs(15 * 60),
+            failback: Failback::DEFAULT.mode,
+            failback_after: Failback::DEFAULT.after_cycles,
+            fast_refused: FastDetection::DEFAULT.refused_ends_attempt,
+            planned_lead: Config::DEFAULT_PLANNED_LEAD,
         }
     }
 }
