@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::{ConfigFileError, PhoneConfig};
+use super::PhoneConfig;
 use crate::files::write_atomic;
+use crate::files::FileError;
 
 /// How a configuration file is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ impl std::str::FromStr for Mode {
 #[non_exhaustive]
 pub enum ApplyError {
     /// The file is not a valid configuration.
-    Invalid(ConfigFileError),
+    Invalid(FileError),
     /// The store could not be read or written.
     Io(PathBuf, io::Error),
     /// The store holds a record that cannot be read.

@@ -1,5 +1,13 @@
-//! Small helpers shared by every folder that reads or writes files: a crash-safe write and the place
-//! of a byte offset in a text. Nothing here knows a file format; the folders above own their formats.
+//! Small helpers shared by every folder that reads or writes files: the one error type for a file that
+//! is wrong somewhere ([`FileError`]), reading TOML so that its errors name their field
+//! ([`TomlText`]), a crash-safe write and the place of a byte offset in a text. Nothing here knows a
+//! file format; the folders above own their formats.
+
+mod error;
+mod text;
+
+pub use error::{closest, FileError, FileErrorKind};
+pub use text::{value_in_words, TomlText};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
