@@ -31,7 +31,7 @@ use toml::Spanned;
 use crate::core::{self, AliveCodes, Duration, FailbackMode, InlineStr, Ladder, Side, MAX_ATTEMPTS};
 use crate::files::{line_col, FileError, FileErrorKind, TomlText};
 use crate::maintenance::calendar::{self, RecurringWindow};
-use crate::maintenance::notice::{FeedError, NoticeFeed};
+use crate::maintenance::notice::NoticeFeed;
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::upgrade::UpgradeWindow;
 
@@ -495,7 +495,7 @@ impl PhoneConfig {
 
     /// The planned-maintenance schedule: the clusters of both sides, the notice feed (read now) and
     /// the recurring windows.
-    pub fn schedule(&self) -> Result<Schedule, FeedError> {
+    pub fn schedule(&self) -> Result<Schedule, FileError> {
         let feed = match &self.maintenance.notices {
             Some(p) => NoticeFeed::load(p)?,
             None => NoticeFeed::default(),
