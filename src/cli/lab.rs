@@ -78,7 +78,7 @@ macro_rules! say {
 }
 
 fn load(path: Option<&Path>) -> Result<Scenario, ExitCode> {
-    let fail = |e: crate::sim::scenario::ScenarioError| {
+    let fail = |e: crate::files::FileError| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     };
