@@ -3,10 +3,10 @@
 //! Each subcommand is one enum variant and one match arm calling a function of a submodule that
 //! returns the exit code; the logic lives in the library's folders, not here.
 //!
-//! - [`run`]: `run`, `check-config` and the control clients.
-//! - [`apply`]: `apply --mode save|rebuild|force`.
-//! - [`maintenance`]: `upgrade-window` and `plan`.
-//! - [`lab`]: `lab` and `pbx-sim`.
+//! - [`run`](crate::cli::run): `run`, `check-config` and the control clients.
+//! - [`apply`](crate::cli::apply): `apply --mode save|rebuild|force`.
+//! - [`maintenance`](crate::cli::maintenance): `upgrade-window` and `plan`.
+//! - [`lab`](crate::cli::lab): `lab` and `pbx-sim`.
 
 pub mod apply;
 pub mod lab;

@@ -1,7 +1,7 @@
-//! Small helpers shared by every folder that reads or writes files: the one error type for a file that
-//! is wrong somewhere ([`FileError`]), reading TOML so that its errors name their field
-//! ([`TomlText`]), a crash-safe write and the place of a byte offset in a text. Nothing here knows a
-//! file format; the folders above own their formats.
+//! Small helpers shared by every folder that reads or writes files: the one error type for a file
+//! that is wrong somewhere ([`FileError`](crate::files::FileError)), reading TOML so that its errors
+//! name their field ([`TomlText`](crate::files::TomlText)), a crash-safe write and the place of a
+//! byte offset in a text. Nothing here knows a file format; the folders above own their formats.
 
 mod error;
 mod text;
