@@ -1,6 +1,6 @@
 //! Helpers for the tests that run the built `sip-failover` binary on loopback: the agent as a child
 //! process with its JSON events read line by line, small SIP responders, temporary directories, and the
-//! rule for tests that need peer software (SIPp, Kamailio).
+//! rule for tests that need peer software (SIPp, Kamailio) or IPv6 ([`skip`]).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -14,6 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../skip/mod.rs"]
+pub mod skip;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sip-failover");
 
@@ -371,19 +374,11 @@ pub fn have(program: &str) -> bool {
 /// For tests that need peer software: `true` to go on; `false` (after saying why) to skip. With
 /// `REQUIRE_PEERS=1` a missing program fails the test instead.
 pub fn peer_available(program: &str, package: &str) -> bool {
-    if have(program) {
-        return true;
-    }
-    if std::env::var("REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("`{program}` (Debian package `{package}`) is required (REQUIRE_PEERS=1) but not installed");
-    }
-    // Written to the real stderr, past the test harness's capture, so that a normal run shows why.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: `{program}` not found; install the Debian package `{package}` (scripts/ci-net.sh) to run this test"
-    );
-    false
+    skip::need(
+        have(program),
+        &format!("`{program}`"),
+        &format!("install the Debian package `{package}` (scripts/ci-net.sh) to run this test"),
+    )
 }
 
 /// The primary's probes as (t_ms, attempt) from the agent's events, starting at the first attempt 1
