@@ -54,30 +54,6 @@ fn run_agent(dir: &TempDir, p: &Peer, b: &Peer) -> AgentProc {
     )
 }
 
-/// The primary's events split into probe cycles: each segment starts at a probe of attempt 1 and
-/// runs to the next one. Only the primary's probes, replies and timeouts, and the switches, are kept.
-fn primary_cycles(events: &[Value]) -> Vec<Vec<Value>> {
-    let mut out: Vec<Vec<Value>> = Vec::new();
-    for e in events {
-        let primary = e["server"] == "primary" && ["probe", "reply", "timeout"].contains(&e["event"].as_str().unwrap());
-        if !(primary || e["event"] == "switch") {
-            continue;
-        }
-        if e["event"] == "probe" && e["attempt"] == 1 {
-            out.push(Vec::new());
-        }
-        if let Some(c) = out.last_mut() {
-            c.push(e.clone());
-        }
-    }
-    out
-}
-
-/// One cycle as (event, attempt) pairs, `("switch", 0)` for a switch.
-fn steps(cycle: &[Value]) -> Vec<(&str, u64)> {
-    cycle.iter().map(|e| (e["event"].as_str().unwrap(), e["attempt"].as_u64().unwrap_or(0))).collect()
-}
-
 #[test]
 fn sipp_pair_answering_200_keeps_the_primary() {
     if !peer_available("sipp", "sip-tester") {
@@ -113,7 +89,7 @@ fn sipp_primary_never_answering_fails_over_after_the_ladder() {
     assert_eq!(sw["reason"], "failover");
     assert_eq!(sw["generation"], 1);
     // Each attempt goes out when the previous one timed out; the switch follows the third timeout.
-    let c = &primary_cycles(&agent.events)[0];
+    let c = &event_cycles(&agent.events, "primary")[0];
     assert_eq!(
         steps(c),
         [("probe", 1), ("timeout", 1), ("probe", 2), ("timeout", 2), ("probe", 3), ("timeout", 3), ("switch", 0)],
@@ -139,7 +115,7 @@ fn sipp_primary_answering_503_fails_over_without_retrying() {
     let down = agent.events.iter().find(|e| e["event"] == "server_down").unwrap().clone();
     assert_eq!((down["reason"].as_str(), down["status"].as_u64()), (Some("status"), Some(503)));
     // A 503 is an answer: no retry, no wait running out; the switch follows it.
-    let c = &primary_cycles(&agent.events)[0];
+    let c = &event_cycles(&agent.events, "primary")[0];
     assert_eq!(steps(c), [("probe", 1), ("reply", 1), ("switch", 0)], "{c:#?}");
 }
 
@@ -154,7 +130,7 @@ fn sipp_primary_answering_after_1000_ms_stays_in_force() {
     let mut agent = run_agent(&dir, &p, &b);
     agent.wait_nth(Duration::from_secs(8), "reply", 2, |e| e["server"] == "primary");
     // The late answer to attempt 1 counts, arriving while attempt 2 waits: no third attempt.
-    for c in primary_cycles(&agent.events).iter().take(2) {
+    for c in event_cycles(&agent.events, "primary").iter().take(2) {
         assert_eq!(steps(c), [("probe", 1), ("timeout", 1), ("probe", 2), ("reply", 1)], "{c:#?}");
     }
     assert!(agent.named("switch").is_empty(), "{}", agent.dump());
@@ -172,7 +148,7 @@ fn sipp_primary_losing_every_other_reply_is_rescued_by_the_second_attempt() {
     let mut agent = run_agent(&dir, &p, &b);
     agent.wait_nth(Duration::from_secs(8), "reply", 2, |e| e["server"] == "primary");
     // Attempt 1's reply is lost; attempt 2 is answered.
-    for c in primary_cycles(&agent.events).iter().take(2) {
+    for c in event_cycles(&agent.events, "primary").iter().take(2) {
         assert_eq!(steps(c), [("probe", 1), ("timeout", 1), ("probe", 2), ("reply", 2)], "{c:#?}");
     }
     assert!(agent.named("switch").is_empty(), "{}", agent.dump());
@@ -191,7 +167,7 @@ fn sipp_primary_losing_half_its_replies_at_random_fails_only_when_the_whole_ladd
     // Five whole cycles (the sixth has begun).
     agent.wait_nth(Duration::from_secs(14), "probe", 6, |e| e["server"] == "primary" && e["attempt"] == 1);
     let mut answered = 0;
-    for c in primary_cycles(&agent.events).iter().take(5) {
+    for c in event_cycles(&agent.events, "primary").iter().take(5) {
         let st = steps(c);
         // Each attempt after the first follows the previous one's timeout.
         for (i, step) in st.iter().enumerate() {

@@ -514,3 +514,27 @@ pub fn cycles(events: &[Value], server: &str) -> Vec<Vec<(u64, u64)>> {
     }
     out
 }
+
+/// `server`'s events split into probe cycles: each segment starts at a probe of its attempt 1 and runs
+/// to the next one. Only its probes, replies and timeouts, and the switches, are kept.
+pub fn event_cycles(events: &[Value], server: &str) -> Vec<Vec<Value>> {
+    let mut out: Vec<Vec<Value>> = Vec::new();
+    for e in events {
+        let own = e["server"] == server && ["probe", "reply", "timeout"].contains(&e["event"].as_str().unwrap_or(""));
+        if !(own || e["event"] == "switch") {
+            continue;
+        }
+        if own && e["event"] == "probe" && e["attempt"] == 1 {
+            out.push(Vec::new());
+        }
+        if let Some(c) = out.last_mut() {
+            c.push(e.clone());
+        }
+    }
+    out
+}
+
+/// One cycle of [`event_cycles`] as (event, attempt) pairs, `("switch", 0)` for a switch.
+pub fn steps(cycle: &[Value]) -> Vec<(&str, u64)> {
+    cycle.iter().map(|e| (e["event"].as_str().unwrap_or(""), e["attempt"].as_u64().unwrap_or(0))).collect()
+}
