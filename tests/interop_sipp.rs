@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use interop_common::*;
-use serde_json::Value;
 
 fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)

@@ -124,22 +124,6 @@ impl AgentProc {
         self.events.iter().filter(|e| e["event"] == name && pred(e)).nth(n - 1).cloned().unwrap()
     }
 
-    /// Collects events for `d` (no assertion).
-    pub fn collect_for(&mut self, d: Duration) {
-        let deadline = Instant::now() + d;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.lines.recv_timeout(left) {
-                Ok(v) => self.events.push(v),
-                Err(mpsc::RecvTimeoutError::Timeout) => return,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    }
-
     /// The events named `name` seen so far.
     pub fn named(&self, name: &str) -> Vec<Value> {
         self.events.iter().filter(|e| e["event"] == name).cloned().collect()
