@@ -6,18 +6,28 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use sip_failover::core::{Agent, Config, Instant};
+use sip_failover::core::drive::{self, Ack, Io, Sent};
+use sip_failover::core::{Agent, Config, Event, Instant, Transmit};
 use sip_failover::sim::model::{respond, HeaderForm};
 
+/// Counts what a drain hands out: bytes sent and events.
+struct Count(usize);
+
+impl Io for Count {
+    fn transmit(&mut self, _: Instant, t: &Transmit, _: &[u8]) -> Sent {
+        self.0 += t.len;
+        Sent::Sent
+    }
+    fn event(&mut self, _: Instant, _: &Event) -> Ack {
+        self.0 += 1;
+        Ack::None
+    }
+}
+
 fn drain(a: &mut Agent, now: Instant, buf: &mut [u8; 1500]) -> usize {
-    let mut n = 0;
-    while let Ok(Some(t)) = a.poll_transmit(now, buf) {
-        n += t.len;
-    }
-    while a.poll_event().is_some() {
-        n += 1;
-    }
-    n
+    let mut n = Count(0);
+    drive::drain(a, now, buf, &mut n);
+    n.0
 }
 
 fn benches(c: &mut Criterion) {

@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod drive;
 pub mod event;
 pub mod rng;
 pub mod time;

@@ -21,7 +21,8 @@ use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, phone_of, Live, RunOutput, SimError};
-use crate::core::{Agent, Command, Duration, Event, Instant, Side};
+use crate::core::drive::{self, Ack, Io, Sent};
+use crate::core::{Agent, Duration, Event, Instant, Side, Transmit};
 
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 const NONE: u64 = u64::MAX;
@@ -59,37 +60,39 @@ struct Fleet {
 
 impl Fleet {
     fn drain(&mut self, p: u32, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
-        let mut buf = [0u8; 1500];
-        for _ in 0..64 {
-            let Some(agent) = self.agents[p as usize].as_mut() else { return };
-            while let Ok(Some(t)) = agent.poll_transmit(now, &mut buf) {
-                if self.direct[t.server.index()].send(&buf[..t.len]).is_err() {
-                    self.send_errors += 1;
+        struct Out<'a> {
+            phone: u32,
+            direct: &'a [std::net::UdpSocket; 2],
+            tracker: &'a mut Tracker,
+            timeline: &'a mut Timeline,
+            send_errors: &'a mut u64,
+            live: &'a mut dyn FnMut(Live<'_>),
+        }
+        impl Io for Out<'_> {
+            fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+                if self.direct[t.server.index()].send(bytes).is_err() {
+                    *self.send_errors += 1;
                 }
+                Sent::Sent
             }
-            let mut acks = [0u32; 4];
-            let mut n = 0;
-            while let Some(e) = agent.poll_event() {
-                self.tracker.on_event(p, now, &e);
-                if let Event::Switch { generation, .. } = e {
-                    if n < acks.len() {
-                        acks[n] = generation;
-                        n += 1;
-                    }
-                }
-                if p == 0 {
-                    let r = Record { t: now, what: What::Agent(e) };
-                    live(Live::Record(&r));
+            fn event(&mut self, now: Instant, e: &Event) -> Ack {
+                self.tracker.on_event(self.phone, now, e);
+                if self.phone == 0 {
+                    let r = Record { t: now, what: What::Agent(*e) };
+                    (self.live)(Live::Record(&r));
                     self.timeline.records.push(r);
                 }
-            }
-            if n == 0 {
-                break;
-            }
-            for generation in &acks[..n] {
-                let _ = agent.handle_command(now, Command::Applied { generation: *generation });
+                if matches!(e, Event::Switch { .. }) {
+                    Ack::Applied
+                } else {
+                    Ack::None
+                }
             }
         }
+        let Fleet { agents, direct, tracker, timeline, send_errors, .. } = self;
+        let Some(agent) = agents[p as usize].as_mut() else { return };
+        let mut out = Out { phone: p, direct, tracker, timeline, send_errors, live };
+        drive::drain(agent, now, &mut [0u8; 1500], &mut out);
         let next = self.agents[p as usize].as_ref().and_then(|a| a.poll_timeout()).map_or(NONE, |t| t.as_micros());
         if next != self.scheduled[p as usize] {
             self.scheduled[p as usize] = next;

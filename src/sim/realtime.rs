@@ -15,7 +15,8 @@ use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, Live, RunOutput, SimError};
-use crate::core::{Agent, Command, Event, Instant, Side};
+use crate::core::drive::{self, Ack, Io, Sent};
+use crate::core::{Agent, Command, Event, Instant, Side, Transmit};
 
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
@@ -112,28 +113,27 @@ fn input(agent: &mut Agent, now: Instant, from: SocketAddr, side: Side, r: io::R
 }
 
 fn drain(agent: &mut Agent, now: Instant, socks: &[UdpSocket; 2], st: &mut State, live: &mut dyn FnMut(Live<'_>)) {
-    let mut buf = [0u8; 1500];
-    for _ in 0..64 {
-        while let Ok(Some(t)) = agent.poll_transmit(now, &mut buf) {
-            if let Err(e) = socks[t.server.index()].try_send(&buf[..t.len]) {
-                if refused(&e) {
-                    agent.handle_refused(now, t.server);
-                }
+    struct Out<'a> {
+        socks: &'a [UdpSocket; 2],
+        st: &'a mut State,
+        live: &'a mut dyn FnMut(Live<'_>),
+    }
+    impl Io for Out<'_> {
+        fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+            match self.socks[t.server.index()].try_send(bytes) {
+                Err(e) if refused(&e) => Sent::Refused,
+                _ => Sent::Sent,
             }
         }
-        let mut acks = Vec::new();
-        while let Some(e) = agent.poll_event() {
-            st.tracker.on_event(0, now, &e);
-            if let Event::Switch { generation, .. } = e {
-                acks.push(generation);
+        fn event(&mut self, now: Instant, e: &Event) -> Ack {
+            self.st.tracker.on_event(0, now, e);
+            self.st.push(now, What::Agent(*e), self.live);
+            if matches!(e, Event::Switch { .. }) {
+                Ack::Applied
+            } else {
+                Ack::None
             }
-            st.push(now, What::Agent(e), live);
-        }
-        if acks.is_empty() {
-            return;
-        }
-        for generation in acks {
-            let _ = agent.handle_command(now, Command::Applied { generation });
         }
     }
+    drive::drain(agent, now, &mut [0u8; 1500], &mut Out { socks, st, live });
 }

@@ -14,7 +14,8 @@ use super::scenario::Scenario;
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::{phone_config, PairStats, RunOutput, SimError};
-use crate::core::{Agent, Command, Duration, Event, Instant, Side};
+use crate::core::drive::{self, Ack, Io, Sent};
+use crate::core::{Agent, Duration, Event, Instant, Side, Transmit};
 
 /// How a virtual run is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,34 +103,33 @@ impl World<'_> {
 
     /// Drains phone `p` at `now`: transmits to the pair, events to the tracker, switches applied.
     fn drain(&mut self, p: u32, now: Instant) {
-        let mut buf = [0u8; 1500];
-        for _ in 0..64 {
-            let agent = &mut self.agents[p as usize];
-            let mut out = Vec::new();
-            while let Ok(Some(t)) = agent.poll_transmit(now, &mut buf) {
-                out.push((t.server, buf[..t.len].to_vec()));
+        #[derive(Default)]
+        struct Collect {
+            sent: Vec<(Side, Vec<u8>)>,
+            events: Vec<Event>,
+        }
+        impl Io for Collect {
+            fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+                self.sent.push((t.server, bytes.to_vec()));
+                Sent::Sent
             }
-            let mut events = Vec::new();
-            while let Some(e) = agent.poll_event() {
-                events.push(e);
-            }
-            for (side, bytes) in out {
-                self.push(now + self.one_way, Item::ToPair { phone: p, side, bytes });
-            }
-            let mut acks = Vec::new();
-            for e in events {
-                self.tracker.on_event(p, now, &e);
-                if let Event::Switch { generation, .. } = e {
-                    acks.push(generation);
+            fn event(&mut self, _: Instant, e: &Event) -> Ack {
+                self.events.push(*e);
+                if matches!(e, Event::Switch { .. }) {
+                    Ack::Applied
+                } else {
+                    Ack::None
                 }
-                self.record(p, now, What::Agent(e));
             }
-            if acks.is_empty() {
-                break;
-            }
-            for generation in acks {
-                let _ = self.agents[p as usize].handle_command(now, Command::Applied { generation });
-            }
+        }
+        let mut out = Collect::default();
+        drive::drain(&mut self.agents[p as usize], now, &mut [0u8; 1500], &mut out);
+        for (side, bytes) in out.sent {
+            self.push(now + self.one_way, Item::ToPair { phone: p, side, bytes });
+        }
+        for e in out.events {
+            self.tracker.on_event(p, now, &e);
+            self.record(p, now, What::Agent(e));
         }
         let next = self.agents[p as usize].poll_timeout();
         if next != self.scheduled[p as usize] {
