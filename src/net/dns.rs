@@ -336,7 +336,8 @@ impl Resolver {
     fn build(config: ResolverConfig, mut opts: ResolverOpts, hosts: Option<Hosts>) -> Resolver {
         // The hosts file is read here (so another one can be named); the library must not read its own.
         opts.use_hosts_file = ResolveHosts::Never;
-        opts.attempts = opts.attempts.max(1);
+        // resolv.conf's `attempts` counts tries; the library's counts retries after the first.
+        opts.attempts = opts.attempts.max(1) - 1;
         let mut inner =
             TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
         let hosts = hosts.map(Arc::new);
@@ -346,11 +347,11 @@ impl Resolver {
         Resolver { inner, hosts, rng: Arc::new(Mutex::new(Rng::from_key(super::entropy::key()))) }
     }
 
-    /// The same resolver with another per-attempt timeout and number of attempts (at least 1).
+    /// The same resolver with another per-try timeout and number of tries (at least 1).
     pub fn with_timeout(self, timeout: Duration, attempts: u8) -> Self {
         let mut opts = self.inner.options().clone();
         opts.timeout = timeout;
-        opts.attempts = usize::from(attempts.max(1));
+        opts.attempts = usize::from(attempts.max(1)) - 1;
         let config = self.inner.config().clone();
         let mut inner =
             TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
