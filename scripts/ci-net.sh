@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the peer software the network interop tests run against: SIPp (Debian package
-# `sip-tester`) and Kamailio (`kamailio`, which also ships `kamcmd`). Only what is missing is
+# `sip-tester`), Kamailio (`kamailio`, which also ships `kamcmd`) and dnsmasq (`dnsmasq-base`, the
+# DNS server of tests/dns_dnsmasq.rs). Only what is missing is
 # installed. Kamailio's package would start a system service on port 5060; a policy-rc.d that
 # refuses service starts keeps it stopped (the tests run their own instances on free loopback ports
 # with their own configuration).
@@ -10,9 +11,10 @@ missing=""
 command -v sipp >/dev/null 2>&1 || missing="$missing sip-tester"
 { command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ]; } &&
     { command -v kamcmd >/dev/null 2>&1 || [ -x /usr/sbin/kamcmd ]; } || missing="$missing kamailio"
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$missing dnsmasq-base"
 
 if [ -z "$missing" ]; then
-    echo "ci-net: sipp, kamailio and kamcmd are installed"
+    echo "ci-net: sipp, kamailio, kamcmd and dnsmasq are installed"
     exit 0
 fi
 
@@ -40,7 +42,7 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 
 # kamailio and kamcmd live in /usr/sbin, which a non-root PATH may lack.
-for p in sipp kamailio kamcmd; do
+for p in sipp kamailio kamcmd dnsmasq; do
     command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || { echo "ci-net: $p still missing" >&2; exit 1; }
 done
 echo "ci-net: done"

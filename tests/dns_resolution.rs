@@ -279,6 +279,9 @@ fn the_agent_follows_srv_after_a_failure_and_dns_changes_after_the_ttl() {
     // The backup: SRV with a 1 s TTL, to be moved while the agent runs.
     dns.set("_sip._udp.pbx-b.test", vec![srv(10, 0, backup1.addr.port(), "b.pbx-b.test", 1)]);
     dns.set("b.pbx-b.test", vec![a(1, 1)]);
+    // Search domains and options from a test resolv.conf: a silent resolver costs one 1 s try.
+    let conf = dir.join("resolv.conf");
+    std::fs::write(&conf, "options timeout:1 attempts:1\n").unwrap();
     let mut agent = AgentProc::start(
         &[
             "--primary",
@@ -287,6 +290,8 @@ fn the_agent_follows_srv_after_a_failure_and_dns_changes_after_the_ttl() {
             "pbx-b.test",
             "--resolver",
             &dns.addr.to_string(),
+            "--resolv-conf",
+            conf.to_str().unwrap(),
             "--bind",
             "127.0.0.1",
             "--interval",

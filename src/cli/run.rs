@@ -61,9 +61,16 @@ pub struct RunArgs {
     /// DSCP marking for the probes: `cs3`, `af31`, `none` or a number 0-63 (default: the file's, 26).
     #[arg(long, value_name = "DSCP", value_parser = parse_dscp)]
     pub dscp: Option<u8>,
-    /// The DNS resolver, IP[:PORT] (default: the file's, else the first nameserver of /etc/resolv.conf).
+    /// The DNS resolver, IP[:PORT]; replaces the nameservers of resolv.conf, whose search domains
+    /// and options still apply (default: the file's, else resolv.conf's nameservers).
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver)]
     pub resolver: Option<SocketAddr>,
+    /// Another resolv.conf than /etc/resolv.conf: nameservers, search domains, ndots, timeout, attempts.
+    #[arg(long, value_name = "PATH")]
+    pub resolv_conf: Option<PathBuf>,
+    /// Another hosts file than /etc/hosts, consulted before DNS.
+    #[arg(long, value_name = "PATH")]
+    pub hosts: Option<PathBuf>,
     /// The control socket to listen on.
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -205,6 +212,8 @@ impl RunArgs {
             bind: self.bind,
             dscp: self.dscp,
             resolver: self.resolver,
+            resolv_conf: self.resolv_conf.clone(),
+            hosts: self.hosts.clone(),
             control: self.control.clone(),
             state_dir: self.state_dir.clone(),
         }

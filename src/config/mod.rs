@@ -120,8 +120,13 @@ pub struct NetworkConfig {
     pub bind: Option<IpAddr>,
     /// DSCP value for signalling (0..=63; default 26, AF31).
     pub dscp: u8,
-    /// The resolver for FQDNs (`host:port`); the system's first name server when unset.
+    /// The resolver for FQDNs (`host:port`), replacing resolv.conf's nameservers; the system's
+    /// nameservers when unset.
     pub dns_server: Option<SocketAddr>,
+    /// Another resolv.conf than `/etc/resolv.conf` (search domains, options, nameservers).
+    pub resolv_conf: Option<PathBuf>,
+    /// Another hosts file than `/etc/hosts`.
+    pub hosts_file: Option<PathBuf>,
     /// The control socket path.
     pub control_socket: Option<PathBuf>,
     /// Where the crash-safe state file lives.
@@ -450,8 +455,15 @@ impl PhoneConfig {
         }
 
         let net = raw.network.map(Spanned::into_inner);
-        let mut network =
-            NetworkConfig { bind: None, dscp: 26, dns_server: None, control_socket: None, state_dir: None };
+        let mut network = NetworkConfig {
+            bind: None,
+            dscp: 26,
+            dns_server: None,
+            resolv_conf: None,
+            hosts_file: None,
+            control_socket: None,
+            state_dir: None,
+        };
         if let Some(n) = &net {
             if let Some(b) = &n.bind {
                 network.bind = Some(b.get_ref().parse().map_err(|_| invalid(cx, b, "network.bind", "an IP address"))?);

@@ -1,23 +1,37 @@
-//! A small DNS client over UDP: A, AAAA and SRV with their TTLs, and the RFC 3263 choice of a SIP
-//! server's address.
+//! Name resolution for SIP servers (RFC 3263) on the `hickory-resolver` stub resolver.
 //!
-//! The message format is written here rather than taken from a crate: the agent asks three record
-//! types of one resolver and reads three answer types, which is a few hundred lines; a full DNS
-//! library would bring more code than the rest of the driver. Every read is bounds-checked and a
-//! malformed answer is an error, never a panic.
+//! The resolver is configured the way the system resolves names: the nameservers, search domains,
+//! `ndots`, timeout and attempts of `/etc/resolv.conf`, and `/etc/hosts` before DNS. A resolver
+//! given explicitly (`--resolver`, `network.dns_server`) replaces the nameservers only; another
+//! resolv.conf or hosts file can be named (`--resolv-conf`, `--hosts`). A truncated UDP answer is
+//! asked again over TCP, and answers are cached for their TTL.
 //!
-//! RFC 3263 for a name without a port: `_sip._udp.<name>` SRV records are ordered by priority, then by
-//! weighted random within a priority (RFC 2782); each target is resolved with A/AAAA. When there is no
-//! SRV record, the name itself is resolved with A/AAAA on port 5060.
+//! RFC 3263 for a name:
+//! - an IP literal is used as is (port 5060 unless given);
+//! - a name with a port: its A/AAAA records;
+//! - a name without a port: NAPTR records choose the transport (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`,
+//!   by order then preference) and lead to SRV records; without NAPTR, `_sip._udp` SRV records;
+//!   SRV records are ordered by priority, then by weighted random choice within a priority
+//!   (RFC 2782, [`order_srv`]), and each target is resolved with A/AAAA; without SRV, the name's
+//!   own A/AAAA on port 5060.
+//!
+//! Addresses follow the family of the probe sockets' bind address ([`Family`]). Probes go over UDP
+//! only for now: a NAPTR set that offers only TCP or TLS is an error naming what was offered
+//! ([`DnsError::UnsupportedTransport`]), never a silent fallback.
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::{Hosts, Name, ResolveError, TokioResolver};
 
 use crate::config::Endpoint;
 use crate::core::rng::Rng;
@@ -28,35 +42,10 @@ pub const SIP_PORT: u16 = 5060;
 pub const MIN_TTL: Duration = Duration::from_secs(1);
 /// The longest TTL the agent honours.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-
-const MAX_NAME: usize = 255;
-const MAX_RECORDS: usize = 64;
-
-/// A record type the client asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RecordType {
-    /// An IPv4 address.
-    A,
-    /// An IPv6 address.
-    Aaaa,
-    /// A service location (RFC 2782).
-    Srv,
-}
-
-impl RecordType {
-    /// The type's number on the wire.
-    pub const fn code(self) -> u16 {
-        match self {
-            RecordType::A => 1,
-            RecordType::Aaaa => 28,
-            RecordType::Srv => 33,
-        }
-    }
-}
-
-const TYPE_CNAME: u16 = 5;
-const CLASS_IN: u16 = 1;
+/// The system's resolver configuration.
+pub const SYSTEM_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// The system's hosts file.
+pub const SYSTEM_HOSTS: &str = "/etc/hosts";
 
 /// One SRV record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,78 +60,156 @@ pub struct Srv {
     pub target: String,
 }
 
-/// The records of one answer that matter to the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Answer {
-    /// Addresses (A or AAAA).
-    pub addrs: Vec<IpAddr>,
-    /// SRV records.
-    pub srv: Vec<Srv>,
-    /// The smallest TTL among the records used, when there was one.
-    pub ttl: Option<Duration>,
+/// A SIP transport, as NAPTR and SRV records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// `SIP+D2U`, `_sip._udp`.
+    Udp,
+    /// `SIP+D2T`, `_sip._tcp`.
+    Tcp,
+    /// `SIPS+D2T`, `_sips._tcp`.
+    Tls,
 }
 
+impl Transport {
+    /// The NAPTR service field of the transport (RFC 3263 section 4.1).
+    pub const fn naptr_service(self) -> &'static str {
+        match self {
+            Transport::Udp => "SIP+D2U",
+            Transport::Tcp => "SIP+D2T",
+            Transport::Tls => "SIPS+D2T",
+        }
+    }
+    /// The SRV prefix of the transport.
+    pub const fn srv_prefix(self) -> &'static str {
+        match self {
+            Transport::Udp => "_sip._udp",
+            Transport::Tcp => "_sip._tcp",
+            Transport::Tls => "_sips._tcp",
+        }
+    }
+    /// Its name in events: `udp`, `tcp`, `tls`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+    fn from_naptr_service(s: &[u8]) -> Option<Transport> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|t| s.eq_ignore_ascii_case(t.naptr_service().as_bytes()))
+    }
+}
+
+/// The transports the agent can probe over.
+pub const SUPPORTED: &[Transport] = &[Transport::Udp];
+
 /// Why a lookup failed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum DnsError {
     /// The name does not exist (NXDOMAIN).
     NxDomain,
-    /// The name exists but has no record of the type asked for.
+    /// The name exists but has no address record.
     NoRecords,
-    /// The server answered with an error code (RCODE).
-    Server(u8),
-    /// No answer within the timeout, after every retry.
+    /// The resolver answered with an error code (SERVFAIL, REFUSED, ...).
+    Server(ResponseCode),
+    /// No answer within the timeout, after every attempt.
     Timeout,
-    /// The answer could not be parsed.
-    Malformed(&'static str),
+    /// SRV records were found but none of their targets has an address (or all are `.`).
+    TargetsPointNowhere,
+    /// NAPTR records offer SIP only over transports the agent cannot probe yet.
+    UnsupportedTransport(Vec<Transport>),
     /// The name cannot be put in a query.
-    BadName,
-    /// No resolver is configured and none was found in `/etc/resolv.conf`.
+    BadName(String),
+    /// No resolver is configured and none was found in resolv.conf.
     NoResolver,
-    /// A socket error.
-    Io(io::Error),
+    /// A resolv.conf or hosts file could not be read.
+    File(PathBuf, String),
+    /// Anything else the resolver reported (a malformed answer, a CNAME loop, a socket error).
+    Other(String),
 }
 
 impl fmt::Display for DnsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DnsError::NxDomain => f.write_str("no such name"),
-            DnsError::NoRecords => f.write_str("no record of that type"),
-            DnsError::Server(rc) => write!(f, "resolver answered with error code {rc}"),
+            DnsError::NoRecords => f.write_str("no address record"),
+            DnsError::Server(rc) => write!(f, "resolver answered {rc}"),
             DnsError::Timeout => f.write_str("no answer from the resolver"),
-            DnsError::Malformed(why) => write!(f, "malformed answer: {why}"),
-            DnsError::BadName => f.write_str("name cannot be looked up"),
-            DnsError::NoResolver => f.write_str("no resolver configured or found in /etc/resolv.conf"),
-            DnsError::Io(e) => write!(f, "socket error: {e}"),
+            DnsError::TargetsPointNowhere => f.write_str("SRV targets have no address"),
+            DnsError::UnsupportedTransport(t) => {
+                let names: Vec<&str> = t.iter().map(|t| t.as_str()).collect();
+                write!(f, "NAPTR offers SIP only over {} (probes go over udp)", names.join(", "))
+            }
+            DnsError::BadName(n) => write!(f, "`{n}` cannot be looked up"),
+            DnsError::NoResolver => f.write_str("no resolver configured or found in resolv.conf"),
+            DnsError::File(p, e) => write!(f, "{}: {e}", p.display()),
+            DnsError::Other(e) => f.write_str(e),
         }
     }
 }
 
 impl std::error::Error for DnsError {}
 
-impl From<io::Error> for DnsError {
-    fn from(e: io::Error) -> Self {
-        DnsError::Io(e)
+impl From<ResolveError> for DnsError {
+    fn from(e: ResolveError) -> Self {
+        let Some(p) = e.proto() else { return DnsError::Other(e.to_string()) };
+        match p.kind() {
+            ProtoErrorKind::NoRecordsFound { response_code: ResponseCode::NXDomain, .. } => DnsError::NxDomain,
+            ProtoErrorKind::NoRecordsFound { response_code: ResponseCode::NoError, .. } => DnsError::NoRecords,
+            ProtoErrorKind::NoRecordsFound { response_code, .. } => DnsError::Server(*response_code),
+            ProtoErrorKind::Timeout => DnsError::Timeout,
+            ProtoErrorKind::NoConnections => DnsError::NoResolver,
+            _ => DnsError::Other(p.to_string()),
+        }
+    }
+}
+
+impl DnsError {
+    /// A short code for events: `nxdomain`, `no_records`, `servfail`, `timeout`, ...
+    pub fn code(&self) -> &'static str {
+        match self {
+            DnsError::NxDomain => "nxdomain",
+            DnsError::NoRecords => "no_records",
+            DnsError::Server(ResponseCode::ServFail) => "servfail",
+            DnsError::Server(ResponseCode::Refused) => "refused",
+            DnsError::Server(_) => "server_error",
+            DnsError::Timeout => "timeout",
+            DnsError::TargetsPointNowhere => "targets_point_nowhere",
+            DnsError::UnsupportedTransport(_) => "unsupported_transport",
+            DnsError::BadName(_) => "bad_name",
+            DnsError::NoResolver => "no_resolver",
+            DnsError::File(..) => "file",
+            DnsError::Other(_) => "other",
+        }
+    }
+
+    /// Whether the name or record type simply is not there (RFC 3263 goes on to the next step).
+    fn is_absent(&self) -> bool {
+        matches!(self, DnsError::NxDomain | DnsError::NoRecords)
     }
 }
 
 /// Which address families to look up, in which order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Family {
-    /// A, then AAAA.
+    /// IPv4 addresses first, then IPv6.
     #[default]
     V4First,
-    /// AAAA, then A.
+    /// IPv6 addresses first, then IPv4.
     V6First,
-    /// A only (an IPv4 bind address).
+    /// IPv4 only (an IPv4 bind address).
     V4Only,
-    /// AAAA only (an IPv6 bind address that is not `::`).
+    /// IPv6 only (an IPv6 bind address that is not `::`).
     V6Only,
 }
 
 impl Family {
-    /// The family fitting a bind address: none or `::` takes both, IPv4-first; a specific address
+    /// The family fitting a bind address: none or `::` takes both, IPv4 first; a specific address
     /// only its own.
     pub fn for_bind(bind: Option<IpAddr>) -> Family {
         match bind {
@@ -152,13 +219,26 @@ impl Family {
             Some(IpAddr::V4(_)) => Family::V4Only,
         }
     }
+
+    /// The address record types to ask for, in order.
     fn types(self) -> &'static [RecordType] {
         match self {
-            Family::V4First => &[RecordType::A, RecordType::Aaaa],
-            Family::V6First => &[RecordType::Aaaa, RecordType::A],
+            Family::V4First => &[RecordType::A, RecordType::AAAA],
+            Family::V6First => &[RecordType::AAAA, RecordType::A],
             Family::V4Only => &[RecordType::A],
-            Family::V6Only => &[RecordType::Aaaa],
+            Family::V6Only => &[RecordType::AAAA],
         }
+    }
+
+    /// `addrs` filtered and ordered for this family (stable within a family).
+    pub fn arrange(self, mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
+        match self {
+            Family::V4Only => addrs.retain(IpAddr::is_ipv4),
+            Family::V6Only => addrs.retain(IpAddr::is_ipv6),
+            Family::V4First => addrs.sort_by_key(IpAddr::is_ipv6),
+            Family::V6First => addrs.sort_by_key(IpAddr::is_ipv4),
+        }
+        addrs
     }
 }
 
@@ -172,43 +252,113 @@ pub struct Resolved {
     pub ttl: Option<Duration>,
     /// Whether the port came from SRV records.
     pub via_srv: bool,
+    /// Whether NAPTR records chose the transport.
+    pub via_naptr: bool,
+    /// The transport chosen.
+    pub transport: Transport,
 }
 
-/// An async DNS client for one resolver.
-#[derive(Debug, Clone)]
+impl Resolved {
+    /// An IP literal's address: one candidate, no TTL, UDP.
+    pub fn literal(addr: SocketAddr) -> Resolved {
+        Resolved { candidates: vec![addr], ttl: None, via_srv: false, via_naptr: false, transport: Transport::Udp }
+    }
+}
+
+/// Where the resolver's configuration comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolverSettings {
+    /// Replaces the nameservers of resolv.conf.
+    pub server: Option<SocketAddr>,
+    /// Another resolv.conf than `/etc/resolv.conf`.
+    pub resolv_conf: Option<PathBuf>,
+    /// Another hosts file than `/etc/hosts`.
+    pub hosts: Option<PathBuf>,
+}
+
+/// A stub resolver, cheap to clone (clones share the cache).
+#[derive(Clone)]
 pub struct Resolver {
-    server: SocketAddr,
-    timeout: Duration,
-    tries: u8,
+    inner: TokioResolver,
+    hosts: Option<Arc<Hosts>>,
     rng: Arc<Mutex<Rng>>,
 }
 
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolver").field("servers", &self.inner.config().name_servers().len()).finish()
+    }
+}
+
 impl Resolver {
-    /// A client of the resolver at `server`, waiting 1 s per try, 3 tries.
+    /// A resolver asking `server` (UDP, TCP for truncated answers), with the system's search
+    /// domains, options and hosts file when they can be read.
     pub fn new(server: SocketAddr) -> Self {
-        Resolver {
-            server,
-            timeout: Duration::from_secs(1),
-            tries: 3,
-            rng: Arc::new(Mutex::new(Rng::from_key(super::entropy::key()))),
-        }
+        let settings = ResolverSettings { server: Some(server), ..ResolverSettings::default() };
+        Resolver::from_settings(&settings).unwrap_or_else(|_| {
+            let group = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
+            Resolver::build(ResolverConfig::from_parts(None, vec![], group), ResolverOpts::default(), None)
+        })
     }
 
-    /// A client of the first `nameserver` in `/etc/resolv.conf`.
+    /// The system's resolver: `/etc/resolv.conf` and `/etc/hosts`.
     pub fn from_system() -> Result<Self, DnsError> {
-        system_nameserver(Path::new("/etc/resolv.conf")).map(Resolver::new).ok_or(DnsError::NoResolver)
+        Resolver::from_settings(&ResolverSettings::default())
     }
 
-    /// The same client with another per-try timeout and number of tries (at least 1).
-    pub fn with_timeout(mut self, timeout: Duration, tries: u8) -> Self {
-        self.timeout = timeout;
-        self.tries = tries.max(1);
-        self
+    /// A resolver configured by `s`: resolv.conf (the system's or another), its nameservers replaced
+    /// by `s.server` when set, and the hosts file (the system's or another) before DNS.
+    pub fn from_settings(s: &ResolverSettings) -> Result<Self, DnsError> {
+        let conf_path = s.resolv_conf.clone().unwrap_or_else(|| PathBuf::from(SYSTEM_RESOLV_CONF));
+        let text = match std::fs::read(&conf_path) {
+            Ok(t) => t,
+            // No system resolv.conf: an explicit server with default options still works.
+            Err(e) if s.resolv_conf.is_none() && e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(DnsError::File(conf_path, e.to_string())),
+        };
+        let (config, opts) = parse_resolv_conf(&text, s.server).map_err(|e| DnsError::File(conf_path, e))?;
+        if config.name_servers().is_empty() && s.hosts.is_none() && !Path::new(SYSTEM_HOSTS).exists() {
+            return Err(DnsError::NoResolver);
+        }
+        let hosts_path = s.hosts.clone().unwrap_or_else(|| PathBuf::from(SYSTEM_HOSTS));
+        let hosts = match std::fs::File::open(&hosts_path) {
+            Ok(f) => {
+                let mut h = Hosts::default();
+                h.read_hosts_conf(f).map_err(|e| DnsError::File(hosts_path.clone(), e.to_string()))?;
+                Some(h)
+            }
+            Err(e) if s.hosts.is_none() && e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(DnsError::File(hosts_path, e.to_string())),
+        };
+        Ok(Resolver::build(config, opts, hosts))
     }
 
-    /// The resolver's address.
-    pub fn server(&self) -> SocketAddr {
-        self.server
+    fn build(config: ResolverConfig, mut opts: ResolverOpts, hosts: Option<Hosts>) -> Resolver {
+        // The hosts file is read here (so another one can be named); the library must not read its own.
+        opts.use_hosts_file = ResolveHosts::Never;
+        // resolv.conf's `attempts` counts tries; the library's counts retries after the first.
+        opts.attempts = opts.attempts.max(1) - 1;
+        let mut inner =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
+        let hosts = hosts.map(Arc::new);
+        if let Some(h) = &hosts {
+            inner.set_hosts(h.clone());
+        }
+        Resolver { inner, hosts, rng: Arc::new(Mutex::new(Rng::from_key(super::entropy::key()))) }
+    }
+
+    /// The same resolver with another per-try timeout and number of tries (at least 1).
+    pub fn with_timeout(self, timeout: Duration, attempts: u8) -> Self {
+        let mut opts = self.inner.options().clone();
+        opts.timeout = timeout;
+        opts.attempts = usize::from(attempts.max(1)) - 1;
+        let config = self.inner.config().clone();
+        let mut inner =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
+        if let Some(h) = &self.hosts {
+            inner.set_hosts(h.clone());
+        }
+        Resolver { inner, hosts: self.hosts, rng: self.rng }
     }
 
     fn next_u32(&self) -> u32 {
@@ -218,139 +368,215 @@ impl Resolver {
         }
     }
 
-    /// One query: the records of `rtype` for `name`, following CNAMEs inside the answer.
-    pub async fn query(&self, name: &str, rtype: RecordType) -> Result<Answer, DnsError> {
-        let name = normalize(name).ok_or(DnsError::BadName)?;
-        let id = (self.next_u32() & 0xffff) as u16;
-        let msg = encode_query(id, &name, rtype)?;
-        let bind: SocketAddr = match self.server {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let sock = UdpSocket::bind(bind).await?;
-        sock.connect(self.server).await?;
-        let mut buf = vec![0u8; 4096];
-        for _ in 0..self.tries {
-            sock.send(&msg).await?;
-            let deadline = tokio::time::Instant::now() + self.timeout;
-            // Skip answers that are not ours (wrong id or question) until the try's deadline.
-            for _ in 0..16 {
-                let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                    Err(_) => break,
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => break,
-                    Ok(Err(e)) => return Err(e.into()),
-                    Ok(Ok(n)) => n,
-                };
-                match decode_answer(&buf[..n], id, &name, rtype) {
-                    Err(DnsError::Malformed("not our query")) => continue,
-                    other => return other,
-                }
-            }
-        }
-        Err(DnsError::Timeout)
-    }
-
-    /// The addresses of `name` in the order `family` asks; an error only if every type failed.
-    pub async fn lookup_ip(&self, name: &str, family: Family) -> Result<Answer, DnsError> {
-        let mut out = Answer::default();
-        let mut last_err = None;
-        for &t in family.types() {
-            match self.query(name, t).await {
-                Ok(a) if !a.addrs.is_empty() => {
-                    out.addrs.extend(a.addrs);
-                    out.ttl = min_ttl(out.ttl, a.ttl);
-                }
-                Ok(_) => last_err = last_err.or(Some(DnsError::NoRecords)),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        if out.addrs.is_empty() {
-            Err(last_err.unwrap_or(DnsError::NoRecords))
-        } else {
-            Ok(out)
-        }
-    }
-
-    /// Where to send SIP for `ep` (RFC 3263): an IP literal as is; a name with a port through A/AAAA;
-    /// a name without a port through `_sip._udp` SRV first, falling back to A/AAAA on port 5060.
-    pub async fn resolve(&self, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
-        if let Some(ip) = ep.ip() {
-            return Ok(Resolved {
-                candidates: vec![SocketAddr::new(ip, ep.port.unwrap_or(SIP_PORT))],
-                ttl: None,
-                via_srv: false,
-            });
-        }
-        if let Some(port) = ep.port {
-            let a = self.lookup_ip(&ep.host, family).await?;
-            return Ok(Resolved {
-                candidates: a.addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
-                ttl: Some(clamp_ttl(a.ttl)),
-                via_srv: false,
-            });
-        }
-        let srv_name = format!("_sip._udp.{}", ep.host.trim_end_matches('.'));
-        match self.query(&srv_name, RecordType::Srv).await {
-            Ok(ans) if !ans.srv.is_empty() => {
-                let ordered = order_srv(ans.srv, |n| self.next_u32() % n);
-                let mut candidates = Vec::new();
-                let mut ttl = ans.ttl;
-                let mut last_err = None;
-                for srv in ordered.iter().filter(|s| s.target != ".") {
-                    match self.lookup_ip(&srv.target, family).await {
-                        Ok(a) => {
-                            ttl = min_ttl(ttl, a.ttl);
-                            candidates.extend(a.addrs.into_iter().map(|ip| SocketAddr::new(ip, srv.port)));
-                        }
-                        Err(e) => last_err = Some(e),
+    /// The addresses of `name` (hosts file first, then DNS with the search list), in `family`'s
+    /// order (only the record types it asks for are queried), and when they run out. An error only
+    /// when every type failed: the last error that is not mere absence, else the last one.
+    pub async fn lookup_ip(&self, name: &str, family: Family) -> Result<(Vec<IpAddr>, Instant), DnsError> {
+        let n = parse_name(name)?;
+        let mut addrs = Vec::new();
+        let mut until: Option<Instant> = None;
+        let mut err: Option<DnsError> = None;
+        for t in family.types() {
+            let l = match self.inner.lookup(n.clone(), *t).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let e = DnsError::from(e);
+                    if err.as_ref().is_none_or(DnsError::is_absent) {
+                        err = Some(e);
                     }
+                    continue;
                 }
-                if candidates.is_empty() {
-                    return Err(last_err.unwrap_or(DnsError::NoRecords));
-                }
-                Ok(Resolved { candidates, ttl: Some(clamp_ttl(ttl)), via_srv: true })
+            };
+            let before = addrs.len();
+            addrs.extend(l.iter().filter_map(|r| match r {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            }));
+            if addrs.len() > before {
+                until = Some(until.map_or(l.valid_until(), |u| u.min(l.valid_until())));
             }
-            Ok(_) | Err(DnsError::NxDomain) | Err(DnsError::NoRecords) => {
-                let a = self.lookup_ip(&ep.host, family).await?;
-                Ok(Resolved {
-                    candidates: a.addrs.into_iter().map(|ip| SocketAddr::new(ip, SIP_PORT)).collect(),
-                    ttl: Some(clamp_ttl(a.ttl)),
-                    via_srv: false,
-                })
-            }
-            Err(e) => Err(e),
         }
+        match until {
+            Some(u) if !addrs.is_empty() => Ok((addrs, u)),
+            _ => Err(err.unwrap_or(DnsError::NoRecords)),
+        }
+    }
+
+    /// The SRV records of `name`, in RFC 2782 order, and when they run out.
+    pub async fn lookup_srv(&self, name: &str) -> Result<(Vec<Srv>, Instant), DnsError> {
+        let l = self.inner.lookup(parse_name(name)?, RecordType::SRV).await?;
+        let recs: Vec<Srv> = l
+            .iter()
+            .filter_map(|r| match r {
+                RData::SRV(s) => Some(Srv {
+                    priority: s.priority(),
+                    weight: s.weight(),
+                    port: s.port(),
+                    target: name_text(s.target()),
+                }),
+                _ => None,
+            })
+            .collect();
+        if recs.is_empty() {
+            return Err(DnsError::NoRecords);
+        }
+        Ok((order_srv(recs, |n| self.next_u32() % n), l.valid_until()))
+    }
+
+    /// The NAPTR records of `name` for SIP (flag `S`, a known service), by order then preference, as
+    /// (transport, SRV name), and when they run out.
+    pub async fn lookup_naptr(&self, name: &str) -> Result<(Vec<(Transport, String)>, Instant), DnsError> {
+        let l = self.inner.lookup(parse_name(name)?, RecordType::NAPTR).await?;
+        let mut recs: Vec<(u16, u16, Transport, String)> = l
+            .iter()
+            .filter_map(|r| match r {
+                RData::NAPTR(n) if n.flags().eq_ignore_ascii_case(b"s") => {
+                    let t = Transport::from_naptr_service(n.services())?;
+                    Some((n.order(), n.preference(), t, name_text(n.replacement())))
+                }
+                _ => None,
+            })
+            .collect();
+        recs.sort_by_key(|r| (r.0, r.1));
+        Ok((recs.into_iter().map(|(_, _, t, n)| (t, n)).collect(), l.valid_until()))
+    }
+
+    /// Where to send SIP for `ep` (RFC 3263; see the module docs).
+    pub async fn resolve(&self, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
+        if let Some(a) = ep.socket_addr() {
+            return Ok(Resolved::literal(a));
+        }
+        let host = ep.host.trim_end_matches('.');
+        let mut until = far_future();
+        if let Some(port) = ep.port {
+            let (addrs, u) = self.lookup_ip(host, family).await?;
+            return Ok(Resolved {
+                candidates: addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+                ttl: Some(ttl_until(u)),
+                via_srv: false,
+                via_naptr: false,
+                transport: Transport::Udp,
+            });
+        }
+        // NAPTR: which transports the domain offers, and the SRV name of each.
+        let mut srv_names: Vec<(Transport, String)> = Vec::new();
+        let mut via_naptr = false;
+        match self.lookup_naptr(host).await {
+            Ok((recs, u)) if !recs.is_empty() => {
+                until = until.min(u);
+                let offered: Vec<Transport> = recs.iter().map(|r| r.0).collect();
+                srv_names = recs.into_iter().filter(|(t, _)| SUPPORTED.contains(t)).collect();
+                if srv_names.is_empty() {
+                    let mut o = offered;
+                    o.dedup();
+                    return Err(DnsError::UnsupportedTransport(o));
+                }
+                via_naptr = true;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_absent() => {}
+            Err(e) => return Err(e),
+        }
+        if srv_names.is_empty() {
+            srv_names = SUPPORTED.iter().map(|t| (*t, format!("{}.{host}", t.srv_prefix()))).collect();
+        }
+        // SRV: the first NAPTR (or transport) whose SRV records exist.
+        for (transport, srv_name) in &srv_names {
+            let (records, u) = match self.lookup_srv(srv_name).await {
+                Ok(x) => x,
+                Err(e) if e.is_absent() => continue,
+                Err(e) => return Err(e),
+            };
+            until = until.min(u);
+            let mut candidates = Vec::new();
+            let mut last_err = None;
+            for srv in records.iter().filter(|s| s.target != ".") {
+                match self.lookup_ip(&srv.target, family).await {
+                    Ok((addrs, u)) => {
+                        until = until.min(u);
+                        candidates.extend(addrs.into_iter().map(|ip| SocketAddr::new(ip, srv.port)));
+                    }
+                    Err(e) if e.is_absent() => {}
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            if candidates.is_empty() {
+                return Err(last_err.unwrap_or(DnsError::TargetsPointNowhere));
+            }
+            candidates.dedup();
+            return Ok(Resolved {
+                candidates,
+                ttl: Some(ttl_until(until)),
+                via_srv: true,
+                via_naptr,
+                transport: *transport,
+            });
+        }
+        if via_naptr {
+            // NAPTR pointed at SRV names that do not exist.
+            return Err(DnsError::TargetsPointNowhere);
+        }
+        // No SRV: the name's own addresses on 5060 (RFC 3263 section 4.2).
+        let (addrs, u) = self.lookup_ip(host, family).await?;
+        Ok(Resolved {
+            candidates: addrs.into_iter().map(|ip| SocketAddr::new(ip, SIP_PORT)).collect(),
+            ttl: Some(ttl_until(until.min(u))),
+            via_srv: false,
+            via_naptr: false,
+            transport: Transport::Udp,
+        })
     }
 }
 
-fn min_ttl(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+fn far_future() -> Instant {
+    Instant::now() + MAX_TTL
+}
+
+/// The time left until `until`, to the nearest second (the cache counts from when the answer came).
+fn ttl_until(until: Instant) -> Duration {
+    let left = until.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
+    Duration::from_secs(left.as_secs()).clamp(MIN_TTL, MAX_TTL)
+}
+
+fn parse_name(name: &str) -> Result<Name, DnsError> {
+    Name::from_utf8(name).map_err(|_| DnsError::BadName(name.to_string()))
+}
+
+/// A name as text: lower case, without the trailing dot (`.` for the root).
+fn name_text(n: &Name) -> String {
+    let s = n.to_lowercase().to_utf8();
+    match s.trim_end_matches('.') {
+        "" => ".".to_string(),
+        t => t.to_string(),
     }
 }
 
-fn clamp_ttl(t: Option<Duration>) -> Duration {
-    t.unwrap_or(MIN_TTL).clamp(MIN_TTL, MAX_TTL)
-}
-
-/// The first `nameserver` line of a resolv.conf file, on port 53.
-pub fn system_nameserver(path: &Path) -> Option<SocketAddr> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let mut words = l.split_whitespace();
-        if words.next() != Some("nameserver") {
-            return None;
+/// The resolver configuration in resolv.conf text `data` (empty: no nameservers, default options),
+/// its nameservers replaced by `server` when given.
+fn parse_resolv_conf(data: &[u8], server: Option<SocketAddr>) -> Result<(ResolverConfig, ResolverOpts), String> {
+    let (config, opts) = if data.iter().all(u8::is_ascii_whitespace) {
+        (ResolverConfig::from_parts(None, vec![], vec![]), ResolverOpts::default())
+    } else {
+        match hickory_resolver::system_conf::parse_resolv_conf(data) {
+            Ok(x) => x,
+            // A file with search domains and options but no nameserver is fine with an explicit one.
+            Err(_) if server.is_some() => {
+                let mut with_ns = data.to_vec();
+                with_ns.extend_from_slice(b"\nnameserver 127.0.0.1\n");
+                hickory_resolver::system_conf::parse_resolv_conf(&with_ns).map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(e.to_string()),
         }
-        // A scoped IPv6 address (fe80::1%eth0) loses its scope: the agent cannot use it.
-        let w = words.next()?;
-        let ip: IpAddr = w.split('%').next()?.parse().ok()?;
-        Some(SocketAddr::new(ip, 53))
-    })
+    };
+    let Some(server) = server else { return Ok((config, opts)) };
+    let group = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
+    Ok((ResolverConfig::from_parts(config.domain().cloned(), config.search().to_vec(), group), opts))
 }
 
 /// RFC 2782 order: by priority, and within a priority by weighted random selection, records of weight
-/// 0 having a small chance. `pick(n)` returns a random number in `0..n`.
+/// 0 having a small chance. `pick(n)` returns a random number in `0..n`. (The resolver library returns
+/// SRV records in the order of the answer.)
 pub fn order_srv(mut records: Vec<Srv>, mut pick: impl FnMut(u32) -> u32) -> Vec<Srv> {
     records.sort_by_key(|r| r.priority);
     let mut out = Vec::with_capacity(records.len());
@@ -378,178 +604,6 @@ pub fn order_srv(mut records: Vec<Srv>, mut pick: impl FnMut(u32) -> u32) -> Vec
         rest = tail;
     }
     out
-}
-
-/// A lower-case name without its trailing dot, if it fits in a query.
-fn normalize(name: &str) -> Option<String> {
-    let n = name.trim_end_matches('.').to_ascii_lowercase();
-    let ok = !n.is_empty()
-        && n.len() < MAX_NAME
-        && n.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_graphic()));
-    ok.then_some(n)
-}
-
-/// A recursive query for `name`/`rtype` with id `id`.
-pub fn encode_query(id: u16, name: &str, rtype: RecordType) -> Result<Vec<u8>, DnsError> {
-    let name = normalize(name).ok_or(DnsError::BadName)?;
-    let mut m = Vec::with_capacity(18 + name.len());
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
-    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&rtype.code().to_be_bytes());
-    m.extend_from_slice(&CLASS_IN.to_be_bytes());
-    Ok(m)
-}
-
-struct Reader<'a> {
-    msg: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn u8(&mut self) -> Result<u8, DnsError> {
-        let b = *self.msg.get(self.pos).ok_or(DnsError::Malformed("truncated"))?;
-        self.pos += 1;
-        Ok(b)
-    }
-    fn u16(&mut self) -> Result<u16, DnsError> {
-        Ok(u16::from_be_bytes([self.u8()?, self.u8()?]))
-    }
-    fn u32(&mut self) -> Result<u32, DnsError> {
-        Ok(u32::from_be_bytes([self.u8()?, self.u8()?, self.u8()?, self.u8()?]))
-    }
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DnsError> {
-        let end = self.pos.checked_add(n).ok_or(DnsError::Malformed("truncated"))?;
-        let b = self.msg.get(self.pos..end).ok_or(DnsError::Malformed("truncated"))?;
-        self.pos = end;
-        Ok(b)
-    }
-    /// A possibly compressed name, lower case, without the trailing dot.
-    fn name(&mut self) -> Result<String, DnsError> {
-        let mut out = String::new();
-        let mut pos = self.pos;
-        let mut jumped = false;
-        for _ in 0..128 {
-            let len = *self.msg.get(pos).ok_or(DnsError::Malformed("truncated name"))?;
-            match len {
-                0 => {
-                    if !jumped {
-                        self.pos = pos + 1;
-                    }
-                    if out.is_empty() {
-                        out.push('.');
-                    }
-                    return Ok(out);
-                }
-                l if l & 0xc0 == 0xc0 => {
-                    let lo = *self.msg.get(pos + 1).ok_or(DnsError::Malformed("truncated pointer"))?;
-                    if !jumped {
-                        self.pos = pos + 2;
-                    }
-                    jumped = true;
-                    pos = (usize::from(l & 0x3f) << 8) | usize::from(lo);
-                }
-                l if l & 0xc0 != 0 => return Err(DnsError::Malformed("bad label type")),
-                l => {
-                    let label = self
-                        .msg
-                        .get(pos + 1..pos + 1 + usize::from(l))
-                        .ok_or(DnsError::Malformed("truncated label"))?;
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
-                    if out.len() > MAX_NAME {
-                        return Err(DnsError::Malformed("name too long"));
-                    }
-                    pos += 1 + usize::from(l);
-                }
-            }
-        }
-        Err(DnsError::Malformed("name pointer loop"))
-    }
-}
-
-/// Reads the answer to query `id` for `name`/`rtype`. An answer to another query is reported as
-/// `Malformed("not our query")`.
-pub fn decode_answer(msg: &[u8], id: u16, name: &str, rtype: RecordType) -> Result<Answer, DnsError> {
-    let mut r = Reader { msg, pos: 0 };
-    let got_id = r.u16()?;
-    let flags = r.u16()?;
-    let qd = r.u16()?;
-    let an = r.u16()?;
-    let _ns = r.u16()?;
-    let _ar = r.u16()?;
-    if got_id != id || flags & 0x8000 == 0 || qd != 1 {
-        return Err(DnsError::Malformed("not our query"));
-    }
-    let qname = r.name()?;
-    let qtype = r.u16()?;
-    let _qclass = r.u16()?;
-    if qname != name || qtype != rtype.code() {
-        return Err(DnsError::Malformed("not our query"));
-    }
-    match (flags & 0x000f) as u8 {
-        0 => {}
-        3 => return Err(DnsError::NxDomain),
-        rc => return Err(DnsError::Server(rc)),
-    }
-    // Follow CNAMEs within the answer: records count only for the name or an alias it leads to.
-    let mut owners = vec![qname];
-    let mut out = Answer::default();
-    for _ in 0..usize::from(an).min(MAX_RECORDS) {
-        let owner = r.name()?;
-        let t = r.u16()?;
-        let class = r.u16()?;
-        let ttl = Duration::from_secs(u64::from(r.u32()? & 0x7fff_ffff));
-        let len = usize::from(r.u16()?);
-        let start = r.pos;
-        let data = r.bytes(len)?;
-        if class != CLASS_IN || !owners.contains(&owner) {
-            continue;
-        }
-        match t {
-            TYPE_CNAME => {
-                let mut sub = Reader { msg, pos: start };
-                let alias = sub.name()?;
-                if owners.len() < 8 {
-                    owners.push(alias);
-                }
-                out.ttl = min_ttl(out.ttl, Some(ttl));
-                continue;
-            }
-            1 if rtype == RecordType::A => {
-                let b: [u8; 4] = data.try_into().map_err(|_| DnsError::Malformed("bad A record"))?;
-                out.addrs.push(IpAddr::V4(Ipv4Addr::from(b)));
-            }
-            28 if rtype == RecordType::Aaaa => {
-                let b: [u8; 16] = data.try_into().map_err(|_| DnsError::Malformed("bad AAAA record"))?;
-                out.addrs.push(IpAddr::V6(Ipv6Addr::from(b)));
-            }
-            33 if rtype == RecordType::Srv => {
-                let mut sub = Reader { msg, pos: start };
-                let priority = sub.u16()?;
-                let weight = sub.u16()?;
-                let port = sub.u16()?;
-                let target = sub.name()?;
-                if sub.pos > start + len {
-                    return Err(DnsError::Malformed("bad SRV record"));
-                }
-                out.srv.push(Srv { priority, weight, port, target });
-            }
-            _ => continue,
-        }
-        out.ttl = min_ttl(out.ttl, Some(ttl));
-    }
-    if out.addrs.is_empty() && out.srv.is_empty() {
-        return Err(DnsError::NoRecords);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -588,35 +642,23 @@ mod tests {
     }
 
     #[test]
-    fn query_round_trips_through_a_hand_made_answer() {
-        let q = encode_query(0x1234, "pbx.Example.", RecordType::A).unwrap();
-        let mut a = q.clone();
-        a[2] |= 0x80; // QR
-        a[7] = 2; // ANCOUNT
-                  // CNAME pbx.example -> real.example, then A for real.example.
-        a.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 7, 4, b'r', b'e', b'a', b'l', 0xc0, 16]);
-        a.extend_from_slice(&[4, b'r', b'e', b'a', b'l', 0xc0, 16, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4, 127, 0, 0, 9]);
-        let ans = decode_answer(&a, 0x1234, "pbx.example", RecordType::A).unwrap();
-        assert_eq!(ans.addrs, vec![IpAddr::from([127, 0, 0, 9])]);
-        assert_eq!(ans.ttl, Some(Duration::from_secs(10)));
+    fn family_arranges_and_filters() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(Family::V4First.arrange(vec![v6, v4]), vec![v4, v6]);
+        assert_eq!(Family::V6First.arrange(vec![v4, v6]), vec![v6, v4]);
+        assert_eq!(Family::V4Only.arrange(vec![v6, v4]), vec![v4]);
+        assert_eq!(Family::V6Only.arrange(vec![v6, v4]), vec![v6]);
     }
 
     #[test]
-    fn hostile_answers_are_errors_not_panics() {
-        let q = encode_query(1, "a.example", RecordType::Srv).unwrap();
-        for cut in 0..q.len() {
-            let mut m = q[..cut].to_vec();
-            if m.len() > 2 {
-                m[2] |= 0x80;
-            }
-            assert!(decode_answer(&m, 1, "a.example", RecordType::Srv).is_err());
-        }
-        // A pointer loop in the answer's owner name.
-        let mut m = q.clone();
-        m[2] |= 0x80;
-        m[7] = 1;
-        let at = m.len();
-        m.extend_from_slice(&[0xc0, at as u8, 0, 33, 0, 1, 0, 0, 0, 1, 0, 0]);
-        assert!(decode_answer(&m, 1, "a.example", RecordType::Srv).is_err());
+    fn resolv_conf_keeps_search_and_options_when_the_server_is_replaced() {
+        let text = b"search lab.test\noptions ndots:2 timeout:1 attempts:1\n";
+        let server: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let (c, o) = parse_resolv_conf(text, Some(server)).unwrap();
+        assert_eq!(c.search().len(), 1);
+        assert!(c.name_servers().iter().all(|n| n.socket_addr == server));
+        assert_eq!((o.ndots, o.timeout, o.attempts), (2, Duration::from_secs(1), 1));
+        assert!(parse_resolv_conf(b"search lab.test\n", None).is_err(), "no nameserver and none given");
     }
 }

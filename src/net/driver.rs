@@ -68,6 +68,10 @@ pub struct Overrides {
     pub dscp: Option<u8>,
     /// The DNS resolver.
     pub resolver: Option<SocketAddr>,
+    /// Another resolv.conf.
+    pub resolv_conf: Option<PathBuf>,
+    /// Another hosts file.
+    pub hosts: Option<PathBuf>,
     /// The control socket.
     pub control: Option<PathBuf>,
     /// The state directory.
@@ -116,6 +120,12 @@ impl Overrides {
         if let Some(r) = self.resolver {
             cfg.network.dns_server = Some(r);
         }
+        if let Some(p) = &self.resolv_conf {
+            cfg.network.resolv_conf = Some(p.clone());
+        }
+        if let Some(p) = &self.hosts {
+            cfg.network.hosts_file = Some(p.clone());
+        }
         if let Some(c) = &self.control {
             cfg.network.control_socket = Some(c.clone());
         }
@@ -133,6 +143,8 @@ pub enum RunError {
     Config(ConfigError),
     /// A name needs DNS but no resolver is configured or found.
     NoResolver,
+    /// The resolver's configuration (resolv.conf, hosts file) cannot be used.
+    Resolver(super::dns::DnsError),
     /// A socket could not be made.
     Socket(Side, SocketAddr, io::Error),
     /// The control socket could not be bound.
@@ -146,6 +158,7 @@ impl fmt::Display for RunError {
         match self {
             RunError::Config(e) => write!(f, "configuration: {e}"),
             RunError::NoResolver => f.write_str("a server name needs DNS but no resolver is configured or found"),
+            RunError::Resolver(e) => write!(f, "resolver: {e}"),
             RunError::Socket(s, a, e) => write!(f, "{s} socket to {a}: {e}"),
             RunError::Control(p, e) => write!(f, "control socket {}: {e}", p.display()),
             RunError::Signals(e) => write!(f, "signal handlers: {e}"),
@@ -172,7 +185,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         None => {}
     }
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(log)];
-    let resolver = resolver_for(&cfg).map_err(|_| RunError::NoResolver)?;
+    let resolver = resolver_for(&cfg).map_err(RunError::Resolver)?;
     // Resolve both next hops before the agent can start: the core needs an address for each.
     let names = Names::start(&cfg, resolver, &mut sinks, start).await;
     let Some(primary_hop) = names.addr(Side::Primary) else { return Err(RunError::NoResolver) };

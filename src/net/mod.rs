@@ -9,7 +9,7 @@
 //! - [`names`]: the next hops' lookups at start, on TTL expiry and when a named server fails.
 //! - [`maintenance`]: the notice feed and schedule handed to the agent, the bell, due rebuilds.
 //! - [`events`]: events as JSON lines and `tracing` logs.
-//! - [`dns`]: A/AAAA/SRV lookups with TTLs and the RFC 3263 choice.
+//! - [`dns`]: RFC 3263 (NAPTR, SRV, A/AAAA) on the system's resolver configuration, with TTLs.
 //! - [`hook`]: `--on-switch CMD`, whose exit status acknowledges the switch.
 //! - [`control`]: the Unix control socket and its client.
 //! - [`state`]: the state file that lets the agent resume after a crash.

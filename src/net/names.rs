@@ -1,7 +1,9 @@
 //! Name resolution for the servers' next hops: at start (retrying until each name resolves), again
 //! when the records' TTL runs out, and at once when a named server fails a cycle (the next candidate
-//! of its SRV or address records). A lookup runs in a task; its result comes back to the loop as an
-//! [`Input::Lookup`], and a new next hop asks the loop to reconfigure the agent.
+//! of its SRV or address records, RFC 3263 section 4.3). A lookup runs in a task; its result comes
+//! back to the loop as an [`Input::Lookup`], and a new next hop asks the loop to reconfigure the
+//! agent. A failed lookup keeps the last next hop, is reported as `resolve_failed` (host, reason,
+//! error code) and is retried with backoff; the other server's probing never waits for a lookup.
 
 use std::net::SocketAddr;
 use std::time::Duration as StdDuration;
@@ -10,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant as TInstant;
 
 use super::adapter::{report_to, Action, Adapter, Ctx, Input, Sink};
-use super::dns::{DnsError, Family, Resolved, Resolver};
+use super::dns::{DnsError, Family, Resolved, Resolver, ResolverSettings};
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::{CycleResult, Event, Side};
 
@@ -52,23 +54,44 @@ struct SideName {
     refresh_at: Option<TInstant>,
     /// A lookup is running.
     resolving: bool,
+    /// Lookups that failed in a row (for the backoff).
+    failures: u32,
+}
+
+/// The first retry after a failed lookup; each further failure doubles it up to [`RETRY_MAX`].
+pub const RETRY_FIRST: StdDuration = StdDuration::from_secs(1);
+/// The longest wait between lookups of a name that does not resolve.
+pub const RETRY_MAX: StdDuration = StdDuration::from_secs(60);
+
+fn retry_after(failures: u32) -> StdDuration {
+    RETRY_FIRST.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(RETRY_MAX)
 }
 
 /// The next hops of both servers and their lookups.
 #[derive(Debug)]
 pub struct Names {
     resolver: Option<Resolver>,
+    settings: ResolverSettings,
     family: Family,
     sides: [SideName; 2],
 }
 
-/// The resolver `cfg` asks for: its own, the system's when a name needs one, or none.
+/// Where `cfg`'s resolver takes its configuration from.
+pub fn settings_for(cfg: &PhoneConfig) -> ResolverSettings {
+    ResolverSettings {
+        server: cfg.network.dns_server,
+        resolv_conf: cfg.network.resolv_conf.clone(),
+        hosts: cfg.network.hosts_file.clone(),
+    }
+}
+
+/// The resolver `cfg` asks for when a name needs one (the system's, with `cfg`'s overrides), or none.
 pub fn resolver_for(cfg: &PhoneConfig) -> Result<Option<Resolver>, DnsError> {
     let needs_dns = Side::BOTH.iter().filter_map(|s| cfg.side(*s)).any(|s| s.next_hop().ip().is_none());
-    match cfg.network.dns_server {
-        Some(addr) => Ok(Some(Resolver::new(addr))),
-        None if needs_dns => Resolver::from_system().map(Some),
-        None => Ok(None),
+    if needs_dns {
+        Resolver::from_settings(&settings_for(cfg)).map(Some)
+    } else {
+        Ok(None)
     }
 }
 
@@ -86,26 +109,36 @@ impl Names {
         for side in Side::BOTH {
             let Some(sc) = cfg.side(side) else { continue };
             let ep = sc.next_hop().clone();
-            let mut backoff = StdDuration::from_secs(1);
+            let mut failures = 0;
             loop {
                 let t = super::adapter::to_core(start, TInstant::now());
                 match resolve(resolver.as_ref(), &ep, family).await {
                     Ok(r) => {
                         let chosen = choose(&r, None, Refresh::Startup);
                         report_to(sinks, t, "resolved", resolved_fields(side, &ep.host, chosen, &r, Refresh::Startup));
-                        sides[side.index()] =
-                            SideName { addr: chosen, refresh_at: r.ttl.map(|d| TInstant::now() + d), resolving: false };
+                        sides[side.index()] = SideName {
+                            addr: chosen,
+                            refresh_at: r.ttl.map(|d| TInstant::now() + d),
+                            resolving: false,
+                            failures: 0,
+                        };
                         break;
                     }
                     Err(e) => {
-                        report_to(sinks, t, "resolve_failed", failed_fields(side, &ep.host, &e, Refresh::Startup));
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(StdDuration::from_secs(30));
+                        failures += 1;
+                        let retry = retry_after(failures);
+                        report_to(
+                            sinks,
+                            t,
+                            "resolve_failed",
+                            failed_fields(side, &ep.host, &e, Refresh::Startup, retry),
+                        );
+                        tokio::time::sleep(retry).await;
                     }
                 }
             }
         }
-        Names { resolver, family, sides }
+        Names { resolver, settings: settings_for(cfg), family, sides }
     }
 
     /// Both next hops.
@@ -137,9 +170,10 @@ impl Names {
         &self,
         cfg: &PhoneConfig,
     ) -> impl std::future::Future<Output = Result<[Option<SocketAddr>; 2], String>> + 'static {
-        let resolver = match cfg.network.dns_server {
-            Some(a) => Some(Resolver::new(a)),
-            None => self.resolver.clone().or_else(|| Resolver::from_system().ok()),
+        let settings = settings_for(cfg);
+        let resolver = match &self.resolver {
+            Some(r) if settings == self.settings => Some(r.clone()),
+            _ => Resolver::from_settings(&settings).ok(),
         };
         let family = self.family;
         let eps: Vec<(Side, Endpoint)> =
@@ -176,11 +210,14 @@ impl Names {
         n.resolving = false;
         match result {
             Err(e) => {
-                n.refresh_at = Some(TInstant::now() + StdDuration::from_secs(5));
-                ctx.report("resolve_failed", failed_fields(side, &host, &e, reason));
+                n.failures = n.failures.saturating_add(1);
+                let retry = retry_after(n.failures);
+                n.refresh_at = Some(TInstant::now() + retry);
+                ctx.report("resolve_failed", failed_fields(side, &host, &e, reason, retry));
                 None
             }
             Ok(r) => {
+                n.failures = 0;
                 n.refresh_at = r.ttl.map(|d| TInstant::now() + d);
                 let current = n.addr;
                 let chosen = choose(&r, current, reason);
@@ -227,7 +264,7 @@ fn needs_dns(cfg: &PhoneConfig, side: Side) -> bool {
 
 async fn resolve(resolver: Option<&Resolver>, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
     if let Some(a) = ep.socket_addr() {
-        return Ok(Resolved { candidates: vec![a], ttl: None, via_srv: false });
+        return Ok(Resolved::literal(a));
     }
     resolver.ok_or(DnsError::NoResolver)?.resolve(ep, family).await
 }
@@ -249,10 +286,19 @@ fn resolved_fields(side: Side, host: &str, chosen: Option<SocketAddr>, r: &Resol
         "candidates": r.candidates.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "ttl_s": r.ttl.map(|t| t.as_secs_f64()),
         "via_srv": r.via_srv,
+        "via_naptr": r.via_naptr,
+        "transport": r.transport.as_str(),
         "reason": reason.as_str(),
     })
 }
 
-fn failed_fields(side: Side, host: &str, e: &DnsError, reason: Refresh) -> Value {
-    json!({"server": side.as_str(), "host": host, "error": e.to_string(), "reason": reason.as_str()})
+fn failed_fields(side: Side, host: &str, e: &DnsError, reason: Refresh, retry: StdDuration) -> Value {
+    json!({
+        "server": side.as_str(),
+        "host": host,
+        "error": e.to_string(),
+        "code": e.code(),
+        "reason": reason.as_str(),
+        "retry_s": retry.as_secs_f64(),
+    })
 }

@@ -1,0 +1,416 @@
+//! Name resolution against a real DNS server: dnsmasq (Debian package `dnsmasq-base`), started by
+//! each test on a free loopback port with NAPTR, SRV, A and AAAA records. Checked through the
+//! library's resolver (RFC 3263: NAPTR to SRV to A for each transport, SRV priority and weight,
+//! records that point nowhere, NXDOMAIN, a server that never answers) and through the running agent
+//! (a dead first SRV target, `localhost`, a hosts file, a search domain, a resolver that stops
+//! answering while the other server's probing goes on).
+//!
+//! Without dnsmasq each test prints `SKIPPED: ...` and passes; with `REQUIRE_PEERS=1` it fails.
+
+mod interop_common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use interop_common::*;
+use sip_failover::config::Endpoint;
+use sip_failover::net::dns::{DnsError, Family, Resolver, ResolverSettings, Transport};
+
+/// A dnsmasq serving only the records given, for names under `.test` (anything else there is
+/// NXDOMAIN), on a free loopback port, until dropped.
+struct Dnsmasq {
+    addr: SocketAddr,
+    child: Child,
+    _dir: TempDir,
+    stopped: bool,
+}
+
+impl Dnsmasq {
+    fn start(records: &[String]) -> Dnsmasq {
+        Self::start_ttl(records, 3600)
+    }
+
+    /// With this TTL on every record.
+    fn start_ttl(records: &[String], ttl: u32) -> Dnsmasq {
+        let bin = which("dnsmasq").expect("dnsmasq");
+        let dir = TempDir::new("dnsmasq");
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("dnsmasq.log")).unwrap();
+        let child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--local=/test/",
+                "--host-record=ready.test,127.0.0.1",
+                &format!("--local-ttl={ttl}"),
+                &format!("--port={port}"),
+            ])
+            .args(records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start dnsmasq");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut d = Dnsmasq { addr, child, _dir: dir, stopped: false };
+        d.wait_ready();
+        d
+    }
+
+    /// Waits until dnsmasq answers a query (it binds after a short start-up).
+    fn wait_ready(&mut self) {
+        let r = resolver(self.addr);
+        let rt = rt();
+        for _ in 0..200 {
+            if rt.block_on(r.lookup_ip("ready.test", Family::V4Only)).is_ok() {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("dnsmasq exited: {st}; log:\n{}", self.log());
+            }
+        }
+        panic!("dnsmasq on {} never answered; log:\n{}", self.addr, self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.join("dnsmasq.log")).unwrap_or_default()
+    }
+
+    /// Stops the process (SIGSTOP): from now on queries are never answered.
+    fn freeze(&mut self) {
+        signal(self.child.id(), "-STOP");
+        self.stopped = true;
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        if self.stopped {
+            signal(self.child.id(), "-CONT");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(sig).arg(pid.to_string()).status();
+}
+
+fn have_dnsmasq() -> bool {
+    peer_available("dnsmasq", "dnsmasq-base")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// A resolver asking only `server`, with no search domain, a short timeout and an empty hosts file.
+fn resolver(server: SocketAddr) -> Resolver {
+    let files = test_files("", "");
+    Resolver::from_settings(&ResolverSettings {
+        server: Some(server),
+        resolv_conf: Some(files.0.clone()),
+        hosts: Some(files.1.clone()),
+    })
+    .unwrap()
+    .with_timeout(Duration::from_millis(300), 1)
+}
+
+/// A resolv.conf (`options timeout:1 attempts:1` plus `extra`) and a hosts file, in a directory that
+/// lives as long as the process (the files are small).
+fn test_files(extra: &str, hosts: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sf-dnsfiles-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("resolv.conf");
+    let hosts_path = dir.join("hosts");
+    std::fs::write(&conf, format!("options timeout:1 attempts:1\n{extra}\n")).unwrap();
+    std::fs::write(&hosts_path, hosts).unwrap();
+    (conf, hosts_path)
+}
+
+fn ep(host: &str, port: Option<u16>) -> Endpoint {
+    Endpoint { host: host.into(), port }
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn rec(s: &str) -> String {
+    s.to_string()
+}
+
+#[test]
+fn naptr_leads_to_srv_and_addresses_for_each_transport() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dns = Dnsmasq::start(&[
+        // UDP offered: NAPTR -> _sip._udp SRV -> A.
+        rec("--naptr-record=pbx.test,10,50,S,SIP+D2U,,_sip._udp.pbx.test"),
+        rec("--srv-host=_sip._udp.pbx.test,a.pbx.test,5071,10,0"),
+        rec("--host-record=a.pbx.test,127.0.0.11"),
+        // TCP preferred by order, UDP second: the agent takes what it can probe.
+        rec("--naptr-record=mixed.test,10,50,S,SIP+D2T,,_sip._tcp.mixed.test"),
+        rec("--naptr-record=mixed.test,20,50,S,SIP+D2U,,_sip._udp.mixed.test"),
+        rec("--srv-host=_sip._tcp.mixed.test,a.pbx.test,5072,10,0"),
+        rec("--srv-host=_sip._udp.mixed.test,a.pbx.test,5073,10,0"),
+        // Only TCP and TLS: a clear error listing them.
+        rec("--naptr-record=streams.test,10,50,S,SIPS+D2T,,_sips._tcp.streams.test"),
+        rec("--naptr-record=streams.test,20,50,S,SIP+D2T,,_sip._tcp.streams.test"),
+        rec("--srv-host=_sips._tcp.streams.test,a.pbx.test,5061,10,0"),
+        rec("--srv-host=_sip._tcp.streams.test,a.pbx.test,5060,10,0"),
+        // NAPTR pointing at an SRV name that does not exist; SRV whose target has no address.
+        rec("--naptr-record=dangling.test,10,50,S,SIP+D2U,,_sip._udp.nowhere.test"),
+        rec("--srv-host=_sip._udp.hollow.test,ghost.hollow.test,5060,10,0"),
+        // No NAPTR: SRV directly; no SRV either: A on 5060.
+        rec("--srv-host=_sip._udp.srvonly.test,a.pbx.test,5074,10,0"),
+        rec("--host-record=plain.test,127.0.0.12"),
+    ]);
+    let r = resolver(dns.addr);
+    rt().block_on(async {
+        let got = r.resolve(&ep("pbx.test", None), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5071")]);
+        assert!(got.via_naptr && got.via_srv);
+        assert_eq!(got.transport, Transport::Udp);
+        assert_eq!(got.ttl, Some(Duration::from_secs(3600)));
+
+        let got = r.resolve(&ep("mixed.test", None), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5073")], "the UDP NAPTR, though TCP comes first");
+        assert!(got.via_naptr);
+
+        match r.resolve(&ep("streams.test", None), Family::V4First).await {
+            Err(e @ DnsError::UnsupportedTransport(_)) => {
+                let DnsError::UnsupportedTransport(t) = &e else { unreachable!() };
+                assert_eq!(t, &vec![Transport::Tls, Transport::Tcp]);
+                assert_eq!(e.code(), "unsupported_transport");
+                assert!(e.to_string().contains("tls, tcp"), "{e}");
+            }
+            other => panic!("streams.test: {other:?}"),
+        }
+
+        let e = r.resolve(&ep("dangling.test", None), Family::V4First).await.unwrap_err();
+        assert_eq!(e.code(), "targets_point_nowhere", "{e}");
+        let e = r.resolve(&ep("hollow.test", None), Family::V4First).await.unwrap_err();
+        assert_eq!(e.code(), "targets_point_nowhere", "{e}");
+
+        let got = r.resolve(&ep("srvonly.test", None), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5074")]);
+        assert!(got.via_srv && !got.via_naptr);
+
+        let got = r.resolve(&ep("plain.test", None), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.12:5060")]);
+        assert!(!got.via_srv);
+    });
+}
+
+#[test]
+fn srv_priority_then_weight_and_the_bind_family() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dns = Dnsmasq::start(&[
+        rec("--srv-host=_sip._udp.prio.test,b.test,5002,20,100"),
+        rec("--srv-host=_sip._udp.prio.test,a.test,5001,10,0"),
+        rec("--srv-host=_sip._udp.weighted.test,a.test,6001,10,1"),
+        rec("--srv-host=_sip._udp.weighted.test,a.test,6002,10,99"),
+        rec("--host-record=a.test,127.0.0.21"),
+        rec("--host-record=b.test,127.0.0.22"),
+        rec("--host-record=dual.test,127.0.0.23,::1"),
+    ]);
+    let r = resolver(dns.addr);
+    rt().block_on(async {
+        let got = r.resolve(&ep("prio.test", None), Family::V4Only).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.21:5001"), sa("127.0.0.22:5002")]);
+        // Weights 99 and 1 at one priority: the heavy one first about 99 times in 100.
+        let mut heavy_first = 0;
+        for _ in 0..60 {
+            let got = r.resolve(&ep("weighted.test", None), Family::V4Only).await.unwrap();
+            assert_eq!(got.candidates.len(), 2);
+            if got.candidates[0].port() == 6002 {
+                heavy_first += 1;
+            }
+        }
+        assert!(heavy_first >= 52, "weight 99 first {heavy_first} of 60 times");
+        let got = r.resolve(&ep("dual.test", Some(5070)), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.23:5070"), sa("[::1]:5070")]);
+        let got = r.resolve(&ep("dual.test", Some(5070)), Family::V6Only).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("[::1]:5070")]);
+        let got = r.resolve(&ep("dual.test", Some(5070)), Family::V4Only).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.23:5070")]);
+    });
+}
+
+#[test]
+fn nxdomain_and_a_server_that_never_answers_are_clear_errors() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dns = Dnsmasq::start(&[]);
+    let r = resolver(dns.addr);
+    let rt = rt();
+    let e = rt.block_on(r.resolve(&ep("nothing.test", None), Family::V4First)).unwrap_err();
+    assert!(matches!(e, DnsError::NxDomain), "{e:?}");
+    assert_eq!(e.to_string(), "no such name");
+    let e = rt.block_on(r.resolve(&ep("nothing.test", Some(5060)), Family::V4First)).unwrap_err();
+    assert!(matches!(e, DnsError::NxDomain), "{e:?}");
+
+    // A socket that reads nothing: every query times out.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let r = resolver(silent.local_addr().unwrap());
+    let e = rt.block_on(r.resolve(&ep("pbx.test", None), Family::V4First)).unwrap_err();
+    assert!(matches!(e, DnsError::Timeout), "{e:?}");
+    assert_eq!(e.code(), "timeout");
+}
+
+/// The agent's `run` arguments for a primary and a backup, with the test's resolver files.
+fn agent_args(primary: &str, backup: &str, dns: SocketAddr, files: &(PathBuf, PathBuf)) -> Vec<String> {
+    [
+        "--primary",
+        primary,
+        "--backup",
+        backup,
+        "--resolver",
+        &dns.to_string(),
+        "--resolv-conf",
+        files.0.to_str().unwrap(),
+        "--hosts",
+        files.1.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--interval",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start_agent(args: &[String], dir: &TempDir) -> AgentProc {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    AgentProc::start(&a, dir.path())
+}
+
+/// Several SRV targets behind the primary, the first one dead: the failed cycle fails over to the
+/// backup (which answered), the primary's next cycle probes its next target, and once that target
+/// has answered `failback_after` cycles the phone returns to the primary.
+#[test]
+fn a_dead_first_target_gives_way_to_the_next_one() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dir = TempDir::new("dnsmasq-agent");
+    let dead = Responder::start(Mode::Drop);
+    let alive = Responder::start(Mode::Answer(200));
+    let backup = Responder::start(Mode::Answer(200));
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._udp.pbx-a.test,a1.pbx-a.test,{},10,0", dead.addr.port()),
+        format!("--srv-host=_sip._udp.pbx-a.test,a2.pbx-a.test,{},20,0", alive.addr.port()),
+        rec("--host-record=a1.pbx-a.test,127.0.0.1"),
+        rec("--host-record=a2.pbx-a.test,127.0.0.1"),
+    ]);
+    let files = test_files("", "");
+    let mut agent = start_agent(&agent_args("pbx-a.test", &backup.addr.to_string(), dns.addr, &files), &dir);
+    let started = agent.wait_for(Duration::from_secs(10), "started", |e| e["event"] == "started");
+    assert_eq!(started["primary"]["next_hop"], dead.addr.to_string(), "priority 10 first");
+
+    // The dead target's ladder: attempts 1, 2, 3, then the cycle fails.
+    let failed = agent.wait_for(Duration::from_secs(10), "failed cycle", |e| {
+        e["event"] == "cycle_result" && e["server"] == "primary" && e["alive"] == false
+    });
+    let moved = agent.wait_for(Duration::from_secs(5), "next target", |e| {
+        e["event"] == "resolved" && e["server"] == "primary" && e["reason"] == "server_failed"
+    });
+    assert_eq!(moved["next_hop"], alive.addr.to_string(), "{moved}");
+    assert!(t(&moved) >= t(&failed));
+    let probes = attempts(&agent.events, "primary", 0);
+    assert_eq!(probes.iter().filter(|p| p.1 == 1).count(), 1, "one ladder to the dead target: {probes:?}");
+    assert_eq!(probes.iter().map(|p| p.1).collect::<Vec<_>>(), vec![1, 2, 3]);
+    // The backup answered in that cycle: the phone failed over to it at the cycle's end.
+    agent.wait_for(Duration::from_secs(5), "switch to the backup", |e| e["event"] == "switch" && e["to"] == "backup");
+    // The next target answers; after it has been alive long enough, failback.
+    agent.wait_for(Duration::from_secs(6), "reply from the next target", |e| {
+        e["event"] == "reply" && e["server"] == "primary" && t(e) > t(&moved)
+    });
+    agent.wait_for(Duration::from_secs(12), "failback to the primary", |e| {
+        e["event"] == "switch" && e["to"] == "primary"
+    });
+    assert!(dead.count() >= 3 && alive.count() >= 1);
+}
+
+#[test]
+fn localhost_a_hosts_file_and_a_search_domain() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dir = TempDir::new("dnsmasq-names");
+    let p = Responder::start(Mode::Answer(200));
+    let b = Responder::start(Mode::Answer(200));
+    let dns = Dnsmasq::start(&[rec("--host-record=pbx.lab.test,127.0.0.1")]);
+    let files = test_files("search lab.test", "127.0.0.1 pbx-from-hosts.lab\n");
+    // `pbx` is completed by the search domain; `pbx-from-hosts.lab` exists only in the hosts file.
+    let args = agent_args(
+        &format!("pbx:{}", p.addr.port()),
+        &format!("pbx-from-hosts.lab:{}", b.addr.port()),
+        dns.addr,
+        &files,
+    );
+    let mut agent = start_agent(&args, &dir);
+    let started = agent.wait_for(Duration::from_secs(10), "started", |e| e["event"] == "started");
+    assert_eq!(started["primary"]["next_hop"], p.addr.to_string(), "{started}");
+    assert_eq!(started["backup"]["next_hop"], b.addr.to_string(), "{started}");
+    agent.wait_for(Duration::from_secs(5), "primary reply", |e| e["event"] == "reply" && e["server"] == "primary");
+    agent.wait_for(Duration::from_secs(5), "backup reply", |e| e["event"] == "reply" && e["server"] == "backup");
+    drop(agent);
+
+    // `localhost` with the system's own files.
+    let mut agent = AgentProc::start(
+        &["--primary", &format!("localhost:{}", p.addr.port()), "--bind", "127.0.0.1", "--interval", "2"],
+        dir.path(),
+    );
+    let started = agent.wait_for(Duration::from_secs(10), "started", |e| e["event"] == "started");
+    assert_eq!(started["primary"]["next_hop"], p.addr.to_string(), "{started}");
+    agent.wait_for(Duration::from_secs(5), "reply", |e| e["event"] == "reply" && e["server"] == "primary");
+}
+
+/// The resolver stops answering while the agent runs: the primary's lookup fails with a clear
+/// event, is retried with backoff, and the backup's probing goes on; nothing panics.
+#[test]
+fn a_resolver_that_stops_answering_leaves_the_other_server_probed() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dir = TempDir::new("dnsmasq-frozen");
+    let dead = Responder::start(Mode::Drop);
+    let backup = Responder::start(Mode::Answer(200));
+    // A 1 s TTL: the records run out of the cache soon after the resolver stops.
+    let mut dns = Dnsmasq::start_ttl(
+        &[
+            format!("--srv-host=_sip._udp.pbx-f.test,a.pbx-f.test,{},10,0", dead.addr.port()),
+            rec("--host-record=a.pbx-f.test,127.0.0.1"),
+        ],
+        1,
+    );
+    let files = test_files("", "");
+    let mut agent = start_agent(&agent_args("pbx-f.test", &backup.addr.to_string(), dns.addr, &files), &dir);
+    agent.wait_for(Duration::from_secs(10), "started", |e| e["event"] == "started");
+    dns.freeze();
+    // The records' TTL runs out (or the primary fails a cycle): the lookup meets a silent resolver.
+    let first = agent.wait_for(Duration::from_secs(20), "resolve_failed", |e| {
+        e["event"] == "resolve_failed" && e["server"] == "primary"
+    });
+    assert_eq!(first["host"], "pbx-f.test");
+    assert_eq!(first["code"], "timeout", "{first}");
+    agent.wait_for(Duration::from_secs(8), "backup reply after the failed lookup", |e| {
+        e["event"] == "reply" && e["server"] == "backup" && t(e) > t(&first)
+    });
+    assert!(agent.child.try_wait().unwrap().is_none(), "the agent is still running");
+}
