@@ -6,18 +6,28 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sip_failover::core::drive::{self, Ack, Io, Sent};
 use sip_failover::core::{Agent, Command, Config, DownReason, Duration, Event, Instant, Side, SwitchReason, Transmit};
 
 struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set on the test's own thread while the day runs: allocations by the test harness's other
+    /// threads (its output capture, its timers) are not the core's.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         unsafe { System.alloc(layout) }
@@ -26,7 +36,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -203,7 +213,7 @@ fn a_simulated_day_allocates_nothing() {
     let mut now = Instant::ZERO;
     let mut last_minute = u64::MAX;
 
-    COUNTING.store(true, Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
     let mut steps = 0u64;
     while now.as_micros() < day && steps < 10_000_000 {
         steps += 1;
@@ -301,7 +311,7 @@ fn a_simulated_day_allocates_nothing() {
             agent.handle_timeout(now);
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    COUNTING.with(|c| c.set(false));
 
     assert!(now.as_micros() >= day, "simulation stopped early at {now:?}");
     assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "the core allocated on the heap; the day went through {seen:?}");
