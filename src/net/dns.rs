@@ -46,6 +46,8 @@ pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const SYSTEM_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The system's hosts file.
 pub const SYSTEM_HOSTS: &str = "/etc/hosts";
+/// How many CNAME records the agent follows when it looks for a loop.
+const MAX_CNAME_CHAIN: usize = 16;
 
 /// One SRV record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,10 +119,14 @@ pub enum DnsError {
     NoRecords,
     /// The resolver answered with an error code (SERVFAIL, REFUSED, ...).
     Server(ResponseCode),
-    /// No answer within the timeout, after every attempt.
+    /// No usable answer within the timeout, after every attempt: silence, or only datagrams that do
+    /// not parse, carry another ID or answer another question (the library drops those as possible
+    /// forgeries and waits on).
     Timeout,
     /// SRV records were found but none of their targets has an address (or all are `.`).
     TargetsPointNowhere,
+    /// The name's CNAME chain comes back to a name it passed through.
+    CnameLoop(String),
     /// NAPTR records offer SIP only over transports the agent cannot probe yet.
     UnsupportedTransport(Vec<Transport>),
     /// The name cannot be put in a query.
@@ -129,7 +135,7 @@ pub enum DnsError {
     NoResolver,
     /// A resolv.conf or hosts file could not be read.
     File(PathBuf, String),
-    /// Anything else the resolver reported (a malformed answer, a CNAME loop, a socket error).
+    /// Anything else the resolver reported (a socket error, a TCP connection closed early).
     Other(String),
 }
 
@@ -139,8 +145,9 @@ impl fmt::Display for DnsError {
             DnsError::NxDomain => f.write_str("no such name"),
             DnsError::NoRecords => f.write_str("no address record"),
             DnsError::Server(rc) => write!(f, "resolver answered {rc}"),
-            DnsError::Timeout => f.write_str("no answer from the resolver"),
+            DnsError::Timeout => f.write_str("no usable answer from the resolver"),
             DnsError::TargetsPointNowhere => f.write_str("SRV targets have no address"),
+            DnsError::CnameLoop(n) => write!(f, "CNAME loop at `{n}`"),
             DnsError::UnsupportedTransport(t) => {
                 let names: Vec<&str> = t.iter().map(|t| t.as_str()).collect();
                 write!(f, "NAPTR offers SIP only over {} (probes go over udp)", names.join(", "))
@@ -180,6 +187,7 @@ impl DnsError {
             DnsError::Server(_) => "server_error",
             DnsError::Timeout => "timeout",
             DnsError::TargetsPointNowhere => "targets_point_nowhere",
+            DnsError::CnameLoop(_) => "cname_loop",
             DnsError::UnsupportedTransport(_) => "unsupported_transport",
             DnsError::BadName(_) => "bad_name",
             DnsError::NoResolver => "no_resolver",
@@ -370,7 +378,9 @@ impl Resolver {
 
     /// The addresses of `name` (hosts file first, then DNS with the search list), in `family`'s
     /// order (only the record types it asks for are queried), and when they run out. An error only
-    /// when every type failed: the last error that is not mere absence, else the last one.
+    /// when every type failed: the last error that is not mere absence, else the last one; "no
+    /// address record" becomes [`DnsError::CnameLoop`] when the name's CNAME chain loops (the library
+    /// gives up on such a chain after a few steps and reports no records).
     pub async fn lookup_ip(&self, name: &str, family: Family) -> Result<(Vec<IpAddr>, Instant), DnsError> {
         let n = parse_name(name)?;
         let mut addrs = Vec::new();
@@ -399,8 +409,35 @@ impl Resolver {
         }
         match until {
             Some(u) if !addrs.is_empty() => Ok((addrs, u)),
-            _ => Err(err.unwrap_or(DnsError::NoRecords)),
+            _ => match err.unwrap_or(DnsError::NoRecords) {
+                DnsError::NoRecords => match self.cname_loop(&n).await {
+                    Some(at) => Err(DnsError::CnameLoop(at)),
+                    None => Err(DnsError::NoRecords),
+                },
+                e => Err(e),
+            },
         }
+    }
+
+    /// Follows `name`'s CNAME records (one CNAME query per step, at most [`MAX_CNAME_CHAIN`] steps)
+    /// and returns the first name met twice, if the chain loops. Any failure on the way: `None`.
+    async fn cname_loop(&self, name: &Name) -> Option<String> {
+        let mut passed = vec![name_text(name)];
+        let mut next = name.clone();
+        for _ in 0..MAX_CNAME_CHAIN {
+            let l = self.inner.lookup(next, RecordType::CNAME).await.ok()?;
+            let target = l.iter().find_map(|r| match r {
+                RData::CNAME(c) => Some(c.0.clone()),
+                _ => None,
+            })?;
+            let text = name_text(&target);
+            if passed.contains(&text) {
+                return Some(text);
+            }
+            passed.push(text);
+            next = target;
+        }
+        None
     }
 
     /// The SRV records of `name`, in RFC 2782 order, and when they run out.
