@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod telemetry;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -157,6 +158,10 @@ pub struct NetworkConfig {
     pub control_socket: Option<PathBuf>,
     /// Where the crash-safe state file lives.
     pub state_dir: Option<PathBuf>,
+    /// The remote syslog collector, if any.
+    pub syslog: Option<telemetry::SyslogConfig>,
+    /// Where Prometheus scrapes `/metrics`, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A validated configuration file.
@@ -291,6 +296,10 @@ struct RawNetwork {
     dns_server: Option<Spanned<String>>,
     control_socket: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    syslog: Option<Spanned<String>>,
+    syslog_facility: Option<Spanned<String>>,
+    syslog_ca_file: Option<Spanned<String>>,
+    metrics: Option<Spanned<String>>,
 }
 
 /// Turns byte spans into the error's place.
@@ -493,8 +502,15 @@ impl PhoneConfig {
         }
 
         let net = raw.network.map(Spanned::into_inner);
-        let mut network =
-            NetworkConfig { bind: None, dscp: 26, dns_server: None, control_socket: None, state_dir: None };
+        let mut network = NetworkConfig {
+            bind: None,
+            dscp: 26,
+            dns_server: None,
+            control_socket: None,
+            state_dir: None,
+            syslog: None,
+            metrics: None,
+        };
         if let Some(n) = &net {
             if let Some(b) = &n.bind {
                 network.bind = Some(b.get_ref().parse().map_err(|_| cx.at(b, "network.bind", "not an IP address"))?);
@@ -511,6 +527,11 @@ impl PhoneConfig {
             }
             network.control_socket = n.control_socket.as_ref().map(|s| PathBuf::from(s.get_ref()));
             network.state_dir = n.state_dir.as_ref().map(|s| PathBuf::from(s.get_ref()));
+            network.syslog = syslog_config(cx, n)?;
+            if let Some(m) = &n.metrics {
+                network.metrics =
+                    Some(telemetry::parse_metrics_addr(m.get_ref()).map_err(|e| cx.at(m, "network.metrics", e))?);
+            }
         }
 
         let maintenance = match raw.maintenance.map(Spanned::into_inner) {
@@ -655,6 +676,31 @@ fn maintenance_config(cx: &Ctx<'_>, m: &RawMaintenance) -> Result<MaintenanceCon
         }
     };
     Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade })
+}
+
+/// `network.syslog` with its facility and CA file (relative to the file's folder).
+fn syslog_config(cx: &Ctx, n: &RawNetwork) -> Result<Option<telemetry::SyslogConfig>, ConfigFileError> {
+    let Some(url) = &n.syslog else {
+        for (v, f) in [(&n.syslog_facility, "network.syslog_facility"), (&n.syslog_ca_file, "network.syslog_ca_file")] {
+            if let Some(v) = v {
+                return Err(cx.at(v, f, "needs network.syslog"));
+            }
+        }
+        return Ok(None);
+    };
+    let target = url.get_ref().parse().map_err(|e: String| cx.at(url, "network.syslog", e))?;
+    let mut c = telemetry::SyslogConfig::new(target);
+    if let Some(f) = &n.syslog_facility {
+        c.facility = telemetry::parse_facility(f.get_ref()).map_err(|e| cx.at(f, "network.syslog_facility", e))?;
+    }
+    if let Some(ca) = &n.syslog_ca_file {
+        if ca.get_ref().trim().is_empty() {
+            return Err(cx.at(ca, "network.syslog_ca_file", "must not be empty"));
+        }
+        let p = PathBuf::from(ca.get_ref());
+        c.ca_file = Some(if p.is_relative() { cx.path.parent().map_or(p.clone(), |d| d.join(&p)) } else { p });
+    }
+    Ok(Some(c))
 }
 
 /// Guesses the field from a serde message such as "unknown field `x`" or "missing field `y`".

@@ -31,6 +31,7 @@ use super::maintenance::{Maintenance, Planner};
 use super::names::{resolver_for, Names};
 use super::socket::SocketOptions;
 use super::state::{StateFile, StateSaver};
+use super::syslog::SyslogSink;
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::{Agent, Command, ConfigError, Event, Instant, Side};
 
@@ -72,6 +73,14 @@ pub struct Overrides {
     pub control: Option<PathBuf>,
     /// The state directory.
     pub state_dir: Option<PathBuf>,
+    /// The syslog collector.
+    pub syslog: Option<crate::config::telemetry::SyslogTarget>,
+    /// The syslog facility.
+    pub syslog_facility: Option<u8>,
+    /// The CA file a TLS syslog collector must chain to.
+    pub syslog_ca_file: Option<PathBuf>,
+    /// The syslog queue's bound.
+    pub syslog_queue: Option<usize>,
 }
 
 impl Overrides {
@@ -122,6 +131,20 @@ impl Overrides {
         if let Some(s) = &self.state_dir {
             cfg.network.state_dir = Some(s.clone());
         }
+        if let Some(t) = &self.syslog {
+            cfg.network.syslog = Some(crate::config::telemetry::SyslogConfig::new(t.clone()));
+        }
+        if let Some(s) = cfg.network.syslog.as_mut() {
+            if let Some(f) = self.syslog_facility {
+                s.facility = f;
+            }
+            if let Some(c) = &self.syslog_ca_file {
+                s.ca_file = Some(c.clone());
+            }
+            if let Some(q) = self.syslog_queue {
+                s.queue = q;
+            }
+        }
     }
 }
 
@@ -139,6 +162,8 @@ pub enum RunError {
     Control(PathBuf, io::Error),
     /// Signal handlers could not be installed.
     Signals(io::Error),
+    /// The syslog sink cannot start.
+    Syslog(super::syslog::SyslogError),
 }
 
 impl fmt::Display for RunError {
@@ -149,6 +174,7 @@ impl fmt::Display for RunError {
             RunError::Socket(s, a, e) => write!(f, "{s} socket to {a}: {e}"),
             RunError::Control(p, e) => write!(f, "control socket {}: {e}", p.display()),
             RunError::Signals(e) => write!(f, "signal handlers: {e}"),
+            RunError::Syslog(e) => write!(f, "{e}"),
         }
     }
 }
@@ -172,6 +198,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         None => {}
     }
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(log)];
+    if let Some(s) = &cfg.network.syslog {
+        sinks.push(Box::new(SyslogSink::start(s, start).map_err(RunError::Syslog)?));
+    }
     let resolver = resolver_for(&cfg).map_err(|_| RunError::NoResolver)?;
     // Resolve both next hops before the agent can start: the core needs an address for each.
     let names = Names::start(&cfg, resolver, &mut sinks, start).await;

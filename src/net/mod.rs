@@ -28,5 +28,6 @@ pub mod maintenance;
 pub mod names;
 pub mod socket;
 pub mod state;
+pub mod syslog;
 
 pub use driver::{run, Overrides, RunError, RunOptions};
