@@ -7,8 +7,8 @@
 #   3. when qemu-system-arm is installed, the same example on an emulated Cortex-M4 (mps2-an386): the
 #      switch it made and its stack high-water mark, from a stack painted at reset.
 # Exits non-zero when a budget is exceeded: the agent under 1024 bytes, the core's code under 24 KiB.
-# REQUIRE_PEERS=1 makes a missing thumbv7em target an error instead of a skip, REQUIRE_QEMU=1 the same
-# for qemu-system-arm.
+# REQUIRE_PEERS=1 makes a missing thumbv7em target or qemu-system-arm an error instead of a skip (as it
+# does for the peers of the tests); REQUIRE_QEMU=1 does the same for qemu-system-arm alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -98,8 +98,7 @@ elif [ "${REQUIRE_QEMU:-0}" = 1 ]; then
     echo "footprint: qemu-system-arm is required (REQUIRE_QEMU=1) but not installed" >&2
     exit 1
 else
-    echo "footprint: skipped: qemu-system-arm is not installed (apt-get install qemu-system-arm);" \
-        "stack on the target not measured"
+    skip "qemu-system-arm is not installed (apt-get install qemu-system-arm); stack on the target not measured"
 fi
 
 if [ "$core" -ge "$TEXT_BUDGET" ]; then

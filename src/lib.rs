@@ -52,6 +52,10 @@ pub mod ffi;
 #[cfg(feature = "indicator")]
 pub mod indicator;
 
+/// Helpers below every folder that touches files: the crash-safe write and places in a text.
+#[cfg(feature = "std")]
+pub mod files;
+
 /// The phone's configuration file: the Redundancy template in TOML, validated.
 #[cfg(feature = "std")]
 pub mod config;
@@ -67,3 +71,7 @@ pub mod net;
 /// The lab: a simulated PBX pair, fault scenarios, fleets, timelines, virtual and real time.
 #[cfg(feature = "std")]
 pub mod sim;
+
+/// The command line: every subcommand's arguments and what it calls, above every other folder.
+#[cfg(feature = "std")]
+pub mod cli;

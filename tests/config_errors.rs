@@ -70,16 +70,20 @@ fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
     let cases: &[(&str, &str, &[&str])] = &[
         // (what to replace in GOOD, with what, expected pieces of the message)
         ("primary_port = 5060", "primary_port = 0", &["phone.toml:4:", "redundancy.primary_port", "outside 1..=65535"]),
-        ("primary_port = 5060", "primary_port = \"x\"", &["phone.toml:4:", "invalid type"]),
+        (
+            "primary_port = 5060",
+            "primary_port = \"x\"",
+            &["phone.toml:4:", "redundancy.primary_port", "expected an integer port number, found a string \"x\""],
+        ),
         (
             "primary_server = \"10.0.0.1\"",
             "primary_server = \"bad host!\"",
-            &["phone.toml:3:", "redundancy.primary_server", "neither an IP address nor a host name"],
+            &["phone.toml:3:", "redundancy.primary_server", "expected an IP address or a host name"],
         ),
         (
             "primary_port = 5060",
             "primary_port = 5060\nprimary_prot = 5",
-            &["phone.toml:5:", "primary_prot", "unknown field"],
+            &["phone.toml:5:", "redundancy.primary_prot", "unknown key; did you mean `primary_port`?"],
         ),
         (
             "sip_keep_alive_interval = 20",
@@ -94,7 +98,7 @@ fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
         (
             "primary = \"https://a.example/dir\"",
             "primary = \"ftp:/x\"",
-            &["phone.toml:12:", "app.primary", "not an http(s) or sip URL"],
+            &["phone.toml:12:", "app[0].primary", "expected an http(s) or sip URL"],
         ),
         (
             "[[app]]",
@@ -109,13 +113,13 @@ fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
         (
             "[[app]]",
             "[advanced]\nalive_codes = [\"200-299\", \"!7x\"]\n[[app]]",
-            &["phone.toml:11:", "advanced.alive_codes", "`!7x`"],
+            &["phone.toml:11:", "advanced.alive_codes[1]", "\"!7x\""],
         ),
         ("[[app]]", "[network]\ndscp = 64\n[[app]]", &["phone.toml:11:", "network.dscp", "outside 0..=63"]),
         (
             "[[app]]",
             "[[app]]\nname = \"dir\"\nprimary = \"http://x.example/\"\nbackup = \"http://y.example/\"\n[[app]]",
-            &["phone.toml:15:", "app.name", "defined twice"],
+            &["phone.toml:15:", "app[1].name", "given twice (first on line 11)"],
         ),
         ("primary_port = 5060", "primary_port = 5060 oops", &["phone.toml:4:"]),
         ("[redundancy]", "[redundancy", &["phone.toml:2:"]),
@@ -127,6 +131,46 @@ fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
             assert!(msg.contains(w), "for `{to}`: `{msg}` lacks `{w}`");
         }
     }
+}
+
+#[test]
+fn a_type_error_names_the_field_and_what_it_takes() {
+    let text = GOOD.replace("sip_keep_alive_interval = 20", "sip_keep_alive_interval = \"x\"");
+    assert_eq!(
+        err(&text),
+        "phone.toml:8:27: redundancy.sip_keep_alive_interval: expected an integer number of seconds, \
+         found a string \"x\""
+    );
+    let text = GOOD.replace("backup_destination = true", "backup_destination = \"yes\"");
+    assert_eq!(
+        err(&text),
+        "phone.toml:5:22: redundancy.backup_destination: expected a boolean, found a string \"yes\""
+    );
+    let text = GOOD.replace("[[app]]", "[advanced]\nladder_ms = [800, \"400\"]\n[[app]]");
+    assert_eq!(
+        err(&text),
+        "phone.toml:11:19: advanced.ladder_ms[1]: expected an integer number of milliseconds, found a string \"400\""
+    );
+}
+
+#[test]
+fn an_unknown_key_suggests_the_closest_known_one() {
+    let text = GOOD.replace("backup_destination = true", "bakup_destination = true");
+    assert_eq!(
+        err(&text),
+        "phone.toml:5:1: redundancy.bakup_destination: unknown key; did you mean `backup_destination`?"
+    );
+    let text = GOOD.replace("[[app]]", "[netwrok]\ndscp = 26\n[[app]]");
+    assert_eq!(err(&text), "phone.toml:10:2: netwrok: unknown key; did you mean `network`?");
+    // Nothing close: no guess.
+    let text = GOOD.replace("backup_destination = true", "colour = true\nbackup_destination = true");
+    assert_eq!(err(&text), "phone.toml:5:1: redundancy.colour: unknown key");
+}
+
+#[test]
+fn a_missing_key_is_named() {
+    let text = GOOD.replace("primary_server = \"10.0.0.1\"\n", "");
+    assert_eq!(err(&text), "phone.toml:2:1: redundancy.primary_server: missing, and it is required");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The control socket of a running agent, through the CLI clients: status, force, release, pause,
-//! resume, call state (failback waits for idle), live configuration (force mode) and refusals.
+//! resume, call state (failback waits for idle), live configuration (force mode) and refusals. The tests
+//! wait for the agent's events (cycles answered, switches applied); how long things take is asserted
+//! on the paused clock (`run_on_paused_clock.rs`) and on the core harness.
 
 mod interop_common;
 
@@ -24,9 +26,10 @@ fn setup(tag: &str) -> Setup {
     let b = Responder::start(Mode::Answer(200));
     let socket = dir.join("ctl.sock");
     let cfg = write_config(&dir, "phone.toml", p.addr, b.addr, "");
-    let agent =
+    let mut agent =
         AgentProc::start(&["--config", cfg.to_str().unwrap(), "--control", socket.to_str().unwrap()], dir.path());
-    wait_for_socket(&socket, Duration::from_secs(5));
+    // `started` is printed once the control socket is bound.
+    agent.wait_for(Duration::from_secs(5), "started", |e| e["event"] == "started");
     Setup { dir, socket, agent, p, b }
 }
 
@@ -61,36 +64,46 @@ fn force_release_and_automatic_failback() {
     assert_eq!(v["generation"], 1);
     let sw = s.agent.wait_for(Duration::from_secs(2), "switch", |e| e["event"] == "switch");
     assert_eq!(sw["reason"], "forced");
-    // While forced, the healthy primary does not take the bundle back.
-    s.agent.collect_for(Duration::from_millis(4500));
-    assert_eq!(s.agent.named("switch").len(), 1);
+    // While forced, the healthy primary does not take the bundle back: three cycles it answers (more
+    // than the two a failback needs) pass without a switch.
+    s.agent.wait_nth(Duration::from_secs(10), "reply", 3, |e| e["server"] == "primary" && t(e) > t(&sw));
+    assert_eq!(s.agent.named("switch").len(), 1, "{}", s.agent.dump());
     let v = ok(&s, &["release"]);
     assert_eq!(v["forced"], Value::Null);
-    // Released: the primary has been alive for cycles, so failback follows within a cycle or two.
+    // Released: the primary has been alive for cycles, so the failback follows.
     let fb =
         s.agent.wait_for(Duration::from_secs(6), "failback", |e| e["event"] == "switch" && e["reason"] == "failback");
     assert_eq!(fb["to"], "primary");
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(ok(&s, &["status"])["active"], "primary");
+    let generation = fb["generation"].as_u64().unwrap();
+    s.agent.wait_for(Duration::from_secs(2), "failback applied", |e| {
+        e["event"] == "applied" && e["side"] == "primary" && e["generation"] == generation
+    });
+    let v = ok(&s, &["status"]);
+    assert_eq!((v["active"].as_str(), v["generation"].as_u64()), (Some("primary"), Some(generation)), "{v}");
 }
 
 #[test]
-fn pause_stops_probing_and_resume_starts_a_cycle_at_once() {
+fn pause_stops_probing_and_resume_starts_a_cycle() {
     let mut s = setup("ctl-pause");
     s.agent.wait_for(Duration::from_secs(5), "reply", |e| e["event"] == "reply");
     let v = ok(&s, &["pause"]);
     assert_eq!(v["paused"], true);
-    s.agent.wait_for(Duration::from_secs(1), "paused", |e| e["event"] == "paused");
-    let before = s.p.count();
-    std::thread::sleep(Duration::from_millis(2600));
-    assert_eq!(s.p.count(), before, "no probe while paused");
+    assert_eq!(v["next_cycle_ms"], Value::Null, "no cycle is planned while paused: {v}");
+    let paused = s.agent.wait_for(Duration::from_secs(1), "paused", |e| e["event"] == "paused");
+    let v = ok(&s, &["status"]);
+    assert_eq!((v["paused"].as_bool(), v["next_cycle_ms"].is_null()), (Some(true), true), "{v}");
     let v = ok(&s, &["resume"]);
     assert_eq!(v["paused"], false);
     let resumed = s.agent.wait_for(Duration::from_secs(1), "resumed", |e| e["event"] == "resumed");
-    let probe = s
-        .agent
-        .wait_for(Duration::from_secs(1), "probe after resume", |e| e["event"] == "probe" && t(e) >= t(&resumed));
-    assert!(t(&probe) - t(&resumed) < 100, "a cycle starts at once");
+    // The resume starts a cycle to both servers; nothing was probed in between.
+    for server in ["primary", "backup"] {
+        let probe = s.agent.wait_for(Duration::from_secs(2), "probe after resume", |e| {
+            e["event"] == "probe" && e["server"] == server && t(e) >= t(&resumed)
+        });
+        assert_eq!(probe["attempt"], 1);
+    }
+    let between = s.agent.events.iter().filter(|e| e["event"] == "probe" && t(e) > t(&paused) && t(e) < t(&resumed));
+    assert_eq!(between.count(), 0, "{}", s.agent.dump());
 }
 
 #[test]
@@ -104,7 +117,8 @@ fn failback_waits_until_the_call_ends() {
     let held = s.agent.wait_for(Duration::from_secs(6), "held", |e| e["event"] == "held");
     assert_eq!(held["to"], "primary");
     assert_eq!(held["reason"], "call_in_progress");
-    s.agent.collect_for(Duration::from_millis(2200));
+    // Two more cycles answered by the primary while the call goes on: still no failback.
+    s.agent.wait_nth(Duration::from_secs(6), "reply", 2, |e| e["server"] == "primary" && t(e) > t(&held));
     assert!(!s.agent.named("switch").iter().any(|e| e["reason"] == "failback"), "no failback during the call");
     let v = ok(&s, &["call", "end"]);
     assert_eq!(v["call_state"], "idle");

@@ -1,6 +1,6 @@
 //! The status LED: which side is in force, the notice count as pulses, driven from the agent's events,
-//! checked against embedded-hal-mock pin and delay expectations.
-#![cfg(feature = "indicator")]
+//! checked against embedded-hal-mock pin and delay expectations. Built with `--features indicator` only
+//! (`required-features` in Cargo.toml; `tests/feature_gated.rs` reports it as skipped otherwise).
 
 mod common;
 

@@ -1,13 +1,17 @@
-//! The lab in real time over loopback UDP: a short scenario (2 s interval, about 9 s), checked with
-//! generous windows only for what happened. Exact timing is asserted on virtual time
-//! (`lab_scenarios_virtual.rs`); a test never asserts a wall-clock duration tightly.
+//! The lab in real time over loopback UDP: short scenarios (2 s interval, 5 to 9 s), checked for what
+//! happened and in which order (a switch after the fault that causes it), never for how long it took.
+//! Each scenario also runs here on virtual time, where the same switches are asserted to the
+//! microsecond.
 
 use std::path::Path;
 
-use sip_failover::core::{Side, SwitchReason};
+use sip_failover::core::{Event, Side, SwitchReason};
 use sip_failover::sim::fleet::{self, FleetOptions};
+use sip_failover::sim::r#virtual::{self, VirtualOptions};
 use sip_failover::sim::realtime;
 use sip_failover::sim::scenario::Scenario;
+use sip_failover::sim::timeline::{Record, What};
+use sip_failover::sim::RunOutput;
 
 const SHORT: &str = r#"
 name = "short-blackhole"
@@ -26,21 +30,55 @@ server = "primary"
 action = "answer"
 "#;
 
+/// When the fault script changed `server`'s health for the `n`-th time (0-based).
+fn fault_at(records: &[Record], server: Side, n: usize) -> u64 {
+    records
+        .iter()
+        .filter_map(|r| match &r.what {
+            What::Fault(f) if f.server == server => Some(f.at.as_micros()),
+            _ => None,
+        })
+        .nth(n)
+        .unwrap_or_else(|| panic!("no fault change {n} of the {server}: {records:#?}"))
+}
+
+/// (µs, from, to, reason) of every switch.
+fn switches(out: &RunOutput) -> Vec<(u64, Side, Side, SwitchReason)> {
+    out.tracker.switches.iter().map(|w| (w.at.as_micros(), w.from, w.to, w.reason)).collect()
+}
+
 #[test]
 fn one_phone_fails_over_and_back_over_loopback() {
     let s = Scenario::parse(SHORT, Path::new("short.toml")).unwrap();
     let out = realtime::run(&s, 7, &mut |_| {}).unwrap();
-    let sw: Vec<_> = out.tracker.switches.iter().map(|w| (w.at.as_millis(), w.from, w.to, w.reason)).collect();
+    let sw = switches(&out);
     assert_eq!(sw.len(), 2, "{sw:?}");
-    // The cycle at 2 s fails at 3.6 s (+ scheduling); the failback follows the primary's return.
+    // The failover follows the blackhole, the failback follows the primary's return.
+    let records = &out.timeline.records;
     assert_eq!((sw[0].1, sw[0].2, sw[0].3), (Side::Primary, Side::Backup, SwitchReason::Failover));
-    assert!((3_600..4_100).contains(&sw[0].0), "{sw:?}");
+    assert!(sw[0].0 > fault_at(records, Side::Primary, 0), "{sw:?}");
     assert_eq!((sw[1].1, sw[1].2, sw[1].3), (Side::Backup, Side::Primary, SwitchReason::Failback));
-    assert!((4_500..7_000).contains(&sw[1].0), "{sw:?}");
+    assert!(sw[1].0 > fault_at(records, Side::Primary, 1), "{sw:?}");
     assert_eq!(out.tracker.ignored, 0);
     assert!(out.pair.servers[0].answered > 0 && out.pair.servers[1].answered > 0);
     let svg = out.timeline.svg();
     assert!(svg.starts_with("<svg") && svg.contains("failover"));
+}
+
+#[test]
+fn one_phone_fails_over_and_back_on_virtual_time() {
+    let s = Scenario::parse(SHORT, Path::new("short.toml")).unwrap();
+    let out = r#virtual::run(&s, &VirtualOptions { seed: 7, ..Default::default() }, &mut |_| {}).unwrap();
+    // The cycle at 2 s fails at 2 + 0.8 + 0.4 + 0.4 s. In the cycle at 4 s attempt 1 is still lost, the
+    // primary answers again from 4.5 s, and attempt 2 at 4.8 s is answered a round trip (200 µs) later:
+    // one alive cycle, the failback.
+    assert_eq!(
+        switches(&out),
+        [
+            (3_600_000, Side::Primary, Side::Backup, SwitchReason::Failover),
+            (4_800_200, Side::Backup, Side::Primary, SwitchReason::Failback)
+        ]
+    );
 }
 
 #[test]
@@ -53,13 +91,12 @@ fn a_small_fleet_shares_one_socket_per_side() {
     assert_eq!(sum.failovers, 200, "{sum:?}");
     assert_eq!(sum.failbacks, 200, "{sum:?}");
     assert_eq!(out.tracker.ignored, 0);
-    let lag = sum.switch_after_deadline.unwrap();
-    assert!(lag.max.as_millis() < 500, "{lag:?}");
+    // How late each switch came after its ladder's deadline is measured (its bound is asserted on the
+    // virtual fleet in lab_scenarios_virtual.rs).
+    assert!(sum.switch_after_deadline.is_some(), "{sum:?}");
 }
 
-#[test]
-fn a_closed_port_is_refused_by_the_kernel_and_ends_the_ladder_at_once() {
-    let text = r#"
+const REFUSED: &str = r#"
 name = "short-refused"
 duration = "5s"
 interval = "2s"
@@ -74,21 +111,55 @@ t = "4.5s"
 server = "primary"
 action = "answer"
 "#;
-    let s = Scenario::parse(text, Path::new("short-refused.toml")).unwrap();
+
+#[test]
+fn a_closed_port_is_refused_by_the_kernel_and_ends_the_ladder_at_once() {
+    let s = Scenario::parse(REFUSED, Path::new("short-refused.toml")).unwrap();
     let out = realtime::run(&s, 3, &mut |_| {}).unwrap();
-    use sip_failover::core::Event;
-    use sip_failover::sim::timeline::What;
+    let primary = |r: &&Record| match &r.what {
+        What::Agent(Event::ProbeSent { server, .. } | Event::AttemptRefused { server, .. }) => *server == Side::Primary,
+        What::Agent(Event::AttemptTimedOut { server, .. }) => *server == Side::Primary,
+        What::Agent(Event::Switch { .. }) => true,
+        _ => false,
+    };
+    let name = |r: &Record| match &r.what {
+        What::Agent(Event::ProbeSent { attempt, .. }) => format!("probe {attempt}"),
+        What::Agent(Event::AttemptRefused { attempt, .. }) => format!("refused {attempt}"),
+        What::Agent(Event::AttemptTimedOut { attempt, .. }) => format!("timeout {attempt}"),
+        _ => "switch".to_string(),
+    };
+    // After the port closed, the next cycle's attempts each come back as ICMP port unreachable and the
+    // next follows at once, with no wait running out; the switch follows the third.
+    let closed = fault_at(&out.timeline.records, Side::Primary, 0);
+    let seq: Vec<String> = out
+        .timeline
+        .records
+        .iter()
+        .filter(|r| r.t.as_micros() > closed)
+        .filter(primary)
+        .map(name)
+        .take_while(|n| n != "switch")
+        .chain(["switch".to_string()])
+        .collect();
+    assert_eq!(seq, ["probe 1", "refused 1", "probe 2", "refused 2", "probe 3", "refused 3", "switch"]);
+    let sw = switches(&out);
+    assert_eq!(sw.len(), 1, "{sw:?}");
+    assert_eq!(sw[0].2, Side::Backup);
+    // Every attempt of the cycles at 2 s and 4 s came back refused.
     let refused = out
         .timeline
         .records
         .iter()
         .filter(|r| matches!(r.what, What::Agent(Event::AttemptRefused { server: Side::Primary, .. })))
         .count();
-    // Every attempt of the cycles at 2 s and 4 s came back as ICMP port unreachable.
     assert_eq!(refused, 6);
-    let sw: Vec<_> = out.tracker.switches.iter().map(|w| (w.at.as_millis(), w.to)).collect();
-    // The cycle at 2 s ends within milliseconds, long before its 3.6 s ladder deadline.
-    assert_eq!(sw.len(), 1, "{sw:?}");
-    assert_eq!(sw[0].1, Side::Backup);
-    assert!((2_000..3_000).contains(&sw[0].0), "{sw:?}");
+}
+
+#[test]
+fn a_refused_ladder_ends_at_once_on_virtual_time() {
+    let s = Scenario::parse(REFUSED, Path::new("short-refused.toml")).unwrap();
+    let out = r#virtual::run(&s, &VirtualOptions { seed: 3, ..Default::default() }, &mut |_| {}).unwrap();
+    // The cycle at 2 s: three attempts, each refused one round trip (200 µs) after it left.
+    assert_eq!(switches(&out), [(2_000_600, Side::Primary, Side::Backup, SwitchReason::Failover)]);
+    assert_eq!(out.pair.servers[0].refused, 6);
 }

@@ -1,7 +1,8 @@
 //! The notice feed: reading and writing the TOML file, errors with file/line/field, and the bell count.
 
 use jiff::Timestamp;
-use sip_failover::maintenance::notice::{FeedErrorKind, Impact, Notice, NoticeFeed};
+use sip_failover::files::FileErrorKind;
+use sip_failover::maintenance::notice::{Impact, Notice, NoticeFeed};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("test timestamp")
@@ -38,10 +39,17 @@ fn feed() -> NoticeFeed {
     NoticeFeed::parse(FEED, "notices.toml").expect("test feed")
 }
 
-fn err(text: &str) -> (FeedErrorKind, Option<usize>, Option<&'static str>, String) {
+fn err(text: &str) -> (FileErrorKind, Option<u32>, Option<String>, String) {
     let e = NoticeFeed::parse(text, "notices.toml").unwrap_err();
-    (e.kind().clone(), e.line(), e.field_name(), e.to_string())
+    let msg = e.to_string();
+    (e.kind, e.line, e.field, msg)
 }
+
+fn field(f: &str) -> Option<String> {
+    Some(f.to_string())
+}
+
+const TIME: &str = "an RFC 3339 time with an offset, such as \"2024-03-15T07:00:00Z\"";
 
 #[test]
 fn parses_the_feed() {
@@ -86,10 +94,10 @@ fn writes_and_reads_back() {
 fn bad_timestamp_names_file_line_and_field() {
     let text = FEED.replacen("\"2024-03-15T07:00:00Z\"", "\"2024-03-15 7am\"", 1);
     let (kind, line, field, msg) = err(&text);
-    assert_eq!(kind, FeedErrorKind::BadTimestamp { value: "2024-03-15 7am".into() });
+    assert_eq!(kind, FileErrorKind::Invalid { value: "2024-03-15 7am".into(), expected: TIME.into() });
     assert_eq!(line, Some(5));
-    assert_eq!(field, Some("start"));
-    assert!(msg.starts_with("notices.toml:5:9: field `start`: "), "{msg}");
+    assert_eq!(field, self::field("notice[0].start"));
+    assert!(msg.starts_with("notices.toml:5:9: notice[0].start: "), "{msg}");
     assert!(msg.contains("2024-03-15 7am"), "{msg}");
 }
 
@@ -97,59 +105,69 @@ fn bad_timestamp_names_file_line_and_field() {
 fn time_without_offset_is_rejected() {
     let text = FEED.replacen("end = 2024-03-22T09:00:00Z", "end = 2024-03-22T09:00:00", 1);
     let (kind, line, field, msg) = err(&text);
-    assert!(matches!(kind, FeedErrorKind::BadTimestamp { .. }), "{kind:?}");
-    assert_eq!((line, field), (Some(15), Some("end")));
+    assert!(matches!(kind, FileErrorKind::Invalid { .. }), "{kind:?}");
+    assert_eq!((line, field), (Some(15), self::field("notice[1].end")));
     assert!(msg.contains("notices.toml:15"), "{msg}");
 }
 
 #[test]
 fn structural_errors_have_lines() {
-    // Unknown key (a misspelling).
-    let (kind, line, _, msg) = err(&FEED.replacen("title =", "titel =", 1));
-    assert!(matches!(kind, FeedErrorKind::Syntax(_)));
-    assert_eq!(line, Some(9));
-    assert!(msg.starts_with("notices.toml:9:") && msg.contains("titel"), "{msg}");
+    // Unknown key (a misspelling), with the key meant.
+    let (kind, line, field, msg) = err(&FEED.replacen("title =", "titel =", 1));
+    assert_eq!(kind, FileErrorKind::UnknownKey { suggestion: Some("title".into()) });
+    assert_eq!((line, field), (Some(9), self::field("notice[0].titel")));
+    assert_eq!(msg, "notices.toml:9:1: notice[0].titel: unknown key; did you mean `title`?");
     // Missing key: reported at the notice's table.
-    let (kind, line, _, msg) = err(&FEED.replacen("impact = \"high\"\n", "", 1));
-    assert!(matches!(kind, FeedErrorKind::Syntax(_)));
+    let (kind, line, field, msg) = err(&FEED.replacen("impact = \"high\"\n", "", 1));
+    assert_eq!(kind, FileErrorKind::MissingKey);
     assert!(line.is_some_and(|l| (11..=17).contains(&l)), "{msg}");
-    assert!(msg.contains("impact"), "{msg}");
+    assert_eq!(field, self::field("notice[1].impact"));
     // Not TOML at all.
     let (kind, line, _, msg) = err("[[notice]]\nid = \"x\"\ncluster = cx\n");
-    assert!(matches!(kind, FeedErrorKind::Syntax(_)));
+    assert!(matches!(kind, FileErrorKind::Syntax(_)));
     assert_eq!(line, Some(3), "{msg}");
     // A value of the wrong type.
-    let (kind, line, field, _) = err(&FEED.replacen("impact = \"none\"", "impact = 0", 1));
-    assert_eq!(kind, FeedErrorKind::WrongType { expected: "a string" });
-    assert_eq!((line, field), (Some(24), Some("impact")));
+    let (kind, line, field, msg) = err(&FEED.replacen("impact = \"none\"", "impact = 0", 1));
+    assert_eq!(kind, FileErrorKind::WrongType { expected: "a string".into(), found: "an integer 0".into() });
+    assert_eq!((line, field), (Some(24), self::field("notice[2].impact")));
+    assert_eq!(msg, "notices.toml:24:10: notice[2].impact: expected a string, found an integer 0");
+    let (kind, _, field, _) = err(&FEED.replacen("end = 2024-03-22T09:00:00Z", "end = 7", 1));
+    assert_eq!(kind, FileErrorKind::WrongType { expected: TIME.into(), found: "an integer 7".into() });
+    assert_eq!(field, self::field("notice[1].end"));
 }
 
 #[test]
 fn value_errors_name_the_field() {
     let (kind, line, field, msg) = err(&FEED.replacen("\"minimal\"", "\"medium\"", 1));
-    assert_eq!(kind, FeedErrorKind::UnknownImpact { value: "medium".into() });
-    assert_eq!((line, field), (Some(7), Some("impact")));
-    assert!(msg.contains("none, minimal or high"), "{msg}");
+    assert!(matches!(kind, FileErrorKind::NotOneOf { ref value, .. } if value == "medium"), "{kind:?}");
+    assert_eq!((line, field), (Some(7), self::field("notice[0].impact")));
+    assert!(msg.contains("none, minimal, high"), "{msg}");
 
     let (kind, line, field, _) = err(&FEED.replacen("cluster = \"cx-us-1\"", "cluster = \"  \"", 1));
-    assert_eq!((kind, line, field), (FeedErrorKind::Empty, Some(13), Some("cluster")));
+    assert_eq!((kind, line, field), (FileErrorKind::Empty, Some(13), self::field("notice[1].cluster")));
 
     let (kind, line, field, _) = err(&FEED.replacen("\"2024-03-15T08:00:00Z\"", "\"2024-03-15T07:00:00Z\"", 1));
-    assert_eq!((kind, line, field), (FeedErrorKind::EndNotAfterStart, Some(6), Some("end")));
+    assert_eq!(
+        (kind, line, field),
+        (FileErrorKind::MustBeAfter { other: "start" }, Some(6), self::field("notice[0].end"))
+    );
 
     let (kind, line, field, msg) =
         err(&FEED.replacen("published = \"2024-03-11T13:00:00Z\"", "published = \"2024-03-15T08:00:01Z\"", 1));
-    assert_eq!((kind, line, field), (FeedErrorKind::PublishedAfterEnd, Some(8), Some("published")));
-    assert!(msg.starts_with("notices.toml:8:13: field `published`: "), "{msg}");
+    assert_eq!(
+        (kind, line, field),
+        (FileErrorKind::MustNotBeAfter { other: "end" }, Some(8), self::field("notice[0].published"))
+    );
+    assert_eq!(msg, "notices.toml:8:13: notice[0].published: must not be after `end`");
 
     let (kind, line, field, msg) = err(&FEED.replacen("EU-REGION-7", "cx-2024-031", 1).replacen(
         "id = \"cx-2024-031\"",
         "id = \"CX-2024-031\"",
         1,
     ));
-    assert_eq!(kind, FeedErrorKind::DuplicateId { id: "CX-2024-031".into(), first: 3 });
-    assert_eq!((line, field), (Some(20), Some("id")));
-    assert!(msg.contains("first used at 3"), "{msg}");
+    assert_eq!(kind, FileErrorKind::Duplicate { value: "CX-2024-031".into(), first_line: Some(3) });
+    assert_eq!((line, field), (Some(20), self::field("notice[2].id")));
+    assert!(msg.contains("first on line 3"), "{msg}");
 }
 
 #[test]
@@ -158,9 +176,9 @@ fn new_validates_a_list() {
     assert!(NoticeFeed::new(notices.clone()).is_ok());
     notices[1].end = notices[1].start;
     let e = NoticeFeed::new(notices).unwrap_err();
-    assert_eq!(e.notice(), Some(2));
-    assert_eq!(e.field_name(), Some("end"));
-    assert_eq!(e.to_string(), "notice 2: field `end`: end must be after start");
+    assert_eq!(e.path, None);
+    assert_eq!(e.field.as_deref(), Some("notice[1].end"));
+    assert_eq!(e.to_string(), "notice[1].end: must be after `start`");
 }
 
 #[test]
@@ -171,7 +189,7 @@ fn load_from_a_file() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(loaded.unwrap(), feed());
     let e = NoticeFeed::load(std::path::Path::new("/nonexistent/notices.toml")).unwrap_err();
-    assert_eq!(e.kind(), &FeedErrorKind::Io(std::io::ErrorKind::NotFound));
+    assert_eq!(e.kind, FileErrorKind::Io(std::io::ErrorKind::NotFound));
     assert!(e.to_string().starts_with("/nonexistent/notices.toml: "));
 }
 

@@ -1,6 +1,8 @@
 //! `sip-failover run` over real UDP on loopback, against in-test responders: the JSON event schema,
-//! the retry ladder's spacing on the wire, failover, and the ICMP port-unreachable path with fast
-//! detection on and off.
+//! the retry ladder on the wire, failover, and the ICMP port-unreachable path with fast detection on
+//! and off. These tests wait for events and check what happened and in which order; the exact times
+//! (attempts at 0, 800 and 1200 ms, the switch at 1600 ms, the 2 s grid) are asserted on the paused
+//! clock in `run_on_paused_clock.rs` and on the core harness.
 
 mod interop_common;
 
@@ -29,7 +31,6 @@ fn healthy_pair_emits_schema_conformant_events_and_never_switches() {
     assert_eq!(started["primary"]["next_hop"], p.addr.to_string());
     // Two full cycles (interval 2 s): replies from both on both.
     agent.wait_nth(Duration::from_secs(8), "reply", 4, |_| true);
-    agent.collect_for(Duration::from_millis(300));
     for e in &agent.events {
         assert!(e["event"].is_string(), "{e}");
         assert!(e["t_ms"].is_u64(), "{e}");
@@ -45,19 +46,23 @@ fn healthy_pair_emits_schema_conformant_events_and_never_switches() {
     }
     for r in agent.named("reply") {
         assert_eq!(r["status"], 200);
-        assert!(r["rtt_ms"].as_f64().unwrap() < 500.0);
+        assert!(r["rtt_ms"].as_f64().is_some_and(|v| v >= 0.0), "{r}");
     }
-    // Cycles start on a 2 s grid.
+    // Two cycles to the primary, the second after the first.
     let starts: Vec<u64> = probes.iter().filter(|p| p["server"] == "primary").map(t).collect();
-    let gap = starts[1] - starts[0];
-    assert!((1950..=2100).contains(&gap), "cycle spacing {gap} ms");
+    assert!(starts.len() >= 2 && starts[1] > starts[0], "{starts:?}");
     // The t_ms clock is monotonic.
     let ts: Vec<u64> = agent.events.iter().map(t).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
     assert!(agent.named("switch").is_empty(), "{}", agent.dump());
     assert!(agent.terminate(), "the agent stops on SIGTERM");
-    agent.collect_for(Duration::from_millis(300));
+    agent.wait_for(Duration::from_secs(5), "stopped", |e| e["event"] == "stopped");
     assert_eq!(agent.named("stopped").len(), 1, "{}", agent.dump());
+}
+
+/// The position of the first event matching `pred` in `events`.
+fn position(events: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+    events.iter().position(pred).unwrap_or_else(|| panic!("no {what} in:\n{events:#?}"))
 }
 
 #[test]
@@ -74,13 +79,24 @@ fn silent_primary_runs_the_ladder_then_fails_over() {
     let applied = agent.wait_for(Duration::from_secs(2), "applied", |e| e["event"] == "applied");
     assert_eq!(applied["side"], "backup");
 
+    // Three attempts to the primary, each timed out, and the switch only after the last one.
     let a = attempts(&agent.events, "primary", 0);
     assert_eq!(a.iter().map(|x| x.1).collect::<Vec<_>>()[..3], [1, 2, 3], "{a:?}");
-    let (t1, t2, t3) = (a[0].0, a[1].0, a[2].0);
-    assert!((780..=900).contains(&(t2 - t1)), "attempt 2 at +{} ms", t2 - t1);
-    assert!((380..=500).contains(&(t3 - t2)), "attempt 3 at +{} ms after attempt 2", t3 - t2);
-    let ts = t(&sw);
-    assert!((1550..=1800).contains(&(ts - t1)), "switch at +{} ms", ts - t1);
+    let ev = &agent.events;
+    let timed_out = |n: u64| {
+        position(ev, &format!("timeout of attempt {n}"), |e| {
+            e["event"] == "timeout" && e["server"] == "primary" && e["attempt"] == n
+        })
+    };
+    let probe = |n: u64| {
+        position(ev, &format!("attempt {n}"), |e| {
+            e["event"] == "probe" && e["server"] == "primary" && e["attempt"] == n
+        })
+    };
+    let switched = position(ev, "switch", |e| e["event"] == "switch");
+    assert!(probe(1) < timed_out(1) && timed_out(1) < probe(2), "attempt 2 follows the timeout of attempt 1");
+    assert!(probe(2) < timed_out(2) && timed_out(2) < probe(3), "attempt 3 follows the timeout of attempt 2");
+    assert!(probe(3) < timed_out(3) && timed_out(3) < switched, "the switch follows the last timeout");
     // The responder saw the three attempts, each a new transaction (new branch, CSeq + 1).
     let got = p.received.lock().unwrap().clone();
     assert!(got.len() >= 3);
@@ -92,7 +108,8 @@ fn silent_primary_runs_the_ladder_then_fails_over() {
     assert_eq!(down["reason"], "timeout");
 }
 
-fn refused_switch_delay(fast: bool) -> (u64, Vec<Value>) {
+/// Runs the agent with the primary on a closed port until it switches; returns its events.
+fn refused_until_switch(fast: bool) -> Vec<Value> {
     let dir = TempDir::new("udp-refused");
     let closed = closed_port();
     let b = Responder::start(Mode::Answer(200));
@@ -103,30 +120,44 @@ fn refused_switch_delay(fast: bool) -> (u64, Vec<Value>) {
     let mut agent = start(&a, &dir);
     let sw = agent.wait_for(Duration::from_secs(6), "switch", |e| e["event"] == "switch");
     assert_eq!(sw["to"], "backup");
-    let first = attempts(&agent.events, "primary", 0)[0].0;
-    (t(&sw) - first, agent.events.clone())
+    agent.wait_for(Duration::from_secs(2), "server_down", |e| e["event"] == "server_down");
+    agent.events.clone()
+}
+
+/// The events about the primary up to the switch, as (name, attempt).
+fn primary_until_switch(events: &[Value]) -> Vec<(String, u64)> {
+    events
+        .iter()
+        .take_while(|e| e["event"] != "switch")
+        .filter(|e| e["server"] == "primary" && ["probe", "timeout", "refused"].contains(&e["event"].as_str().unwrap()))
+        .map(|e| (e["event"].as_str().unwrap().to_string(), e["attempt"].as_u64().unwrap()))
+        .collect()
 }
 
 #[test]
-fn icmp_refused_with_fast_detection_switches_well_before_the_ladder_ends() {
-    let (delay, events) = refused_switch_delay(true);
-    assert!(delay < 800, "switch {delay} ms after the first probe");
-    assert!(events.iter().any(|e| e["event"] == "refused" && e["server"] == "primary"));
+fn icmp_refused_with_fast_detection_ends_each_attempt_without_waiting() {
+    let events = refused_until_switch(true);
+    // Each attempt is refused by the kernel and the next one follows; no wait runs out.
+    let seen = primary_until_switch(&events);
+    let want: Vec<(String, u64)> = (1..=3).flat_map(|n| [("probe".into(), n), ("refused".into(), n)]).collect();
+    assert_eq!(seen, want, "{events:#?}");
     let down = events.iter().find(|e| e["event"] == "server_down").unwrap();
     assert_eq!(down["reason"], "refused");
 }
 
 #[test]
 fn icmp_refused_without_fast_detection_waits_the_full_ladder() {
-    let (delay, events) = refused_switch_delay(false);
-    assert!((1550..=1800).contains(&delay), "switch {delay} ms after the first probe");
-    assert!(!events.iter().any(|e| e["event"] == "refused"));
+    let events = refused_until_switch(false);
+    let seen = primary_until_switch(&events);
+    let want: Vec<(String, u64)> = (1..=3).flat_map(|n| [("probe".into(), n), ("timeout".into(), n)]).collect();
+    assert_eq!(seen, want, "{events:#?}");
+    let down = events.iter().find(|e| e["event"] == "server_down").unwrap();
+    assert_eq!(down["reason"], "timeout");
 }
 
 #[test]
 fn ipv6_loopback_servers_work() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+    if !skip::need_ipv6_loopback() {
         return;
     }
     let dir = TempDir::new("udp-v6");
@@ -155,8 +186,7 @@ fn via_carries_the_real_local_address() {
 
 #[test]
 fn a_dual_stack_bind_reaches_ipv4_servers() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIPPED: no IPv6 on this machine");
+    if !skip::need_ipv6_loopback() {
         return;
     }
     let dir = TempDir::new("udp-dual");

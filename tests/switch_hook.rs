@@ -37,22 +37,53 @@ fn a_hook_that_fails_rolls_the_switch_back() {
 }
 
 #[test]
-fn a_hook_that_hangs_past_the_timeout_is_killed_and_rolled_back() {
+fn a_hook_that_hangs_past_the_timeout_is_killed_with_what_it_started_and_rolled_back() {
     let dir = TempDir::new("hook-hang");
-    let marker = dir.join("survived");
-    let hook = format!("sleep 5; touch {}", marker.display());
-    let (mut agent, _p, _b) = run_with_hook(&dir, &hook, "0.5");
+    let pids = dir.join("pids");
+    // The hook starts a long sleep in the background, notes both process ids, and waits: at the timeout
+    // the whole process group must die, the background sleep included.
+    let hook = format!("sleep 60 & echo $$ $! > {}; wait", pids.display());
+    let (mut agent, _p, _b) = run_with_hook(&dir, &hook, "1");
     agent.wait_for(Duration::from_secs(6), "switch", |e| e["event"] == "switch");
-    let h = agent.wait_for(Duration::from_secs(3), "hook", |e| e["event"] == "hook");
+    let h = agent.wait_for(Duration::from_secs(5), "hook", |e| e["event"] == "hook");
     assert_eq!(h["result"], "timeout");
-    let elapsed = h["elapsed_ms"].as_u64().unwrap();
-    assert!((450..=1500).contains(&elapsed), "hook ended after {elapsed} ms");
+    assert!(h["elapsed_ms"].is_u64(), "{h}");
     let failed = agent.wait_for(Duration::from_secs(1), "apply_failed", |e| e["event"] == "apply_failed");
     assert_eq!(failed["kept"], "primary");
     assert!(agent.named("applied").is_empty());
-    // The hook's whole process group was killed: its `touch` never runs.
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(!marker.exists());
+    // The ids were written right after the background sleep started, well before the timeout.
+    let text =
+        std::fs::read_to_string(&pids).unwrap_or_else(|e| panic!("the hook never wrote {}: {e}", pids.display()));
+    let ids: Vec<u32> = text.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{text}");
+    // Left alive, the sleep would run for a minute; killed, it is gone (or a zombie) at once.
+    for pid in ids {
+        wait_until_dead(pid, Duration::from_secs(10));
+    }
+}
+
+/// Whether process `pid` of the hook still runs: it exists, is not a zombie, and is still the shell or
+/// the sleep (not a new process that took the number).
+fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // "pid (comm) state ...": the command name is in parentheses, the state follows.
+    let Some((head, rest)) = stat.rsplit_once(')') else { return false };
+    let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+    let state = rest.split_whitespace().next().unwrap_or("");
+    state != "Z" && ["sh", "dash", "bash", "sleep"].contains(&comm)
+}
+
+/// Waits (bounded by `guard`, which only keeps a failing test from hanging) until `pid` has died.
+fn wait_until_dead(pid: u32, guard: Duration) {
+    let deadline = std::time::Instant::now() + guard;
+    for _ in 0..10_000 {
+        if !running(pid) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "process {pid} of the hook survived the timeout");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("process {pid} of the hook survived the timeout");
 }
 
 #[test]

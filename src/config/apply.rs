@@ -5,13 +5,15 @@
 //! A file is validated whole before anything is written; a bad file changes nothing in any mode.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::{ConfigFileError, PhoneConfig};
+use super::PhoneConfig;
+use crate::files::write_atomic;
+use crate::files::FileError;
 
 /// How a configuration file is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +44,7 @@ impl std::str::FromStr for Mode {
 #[non_exhaustive]
 pub enum ApplyError {
     /// The file is not a valid configuration.
-    Invalid(ConfigFileError),
+    Invalid(FileError),
     /// The store could not be read or written.
     Io(PathBuf, io::Error),
     /// The store holds a record that cannot be read.
@@ -60,21 +62,6 @@ impl fmt::Display for ApplyError {
 }
 
 impl std::error::Error for ApplyError {}
-
-/// Writes `bytes` to `path` crash-safely: a temporary file beside it, fsync, rename, fsync of the
-/// folder. A reader sees the old content or the new, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
-}
 
 /// A rebuild waiting for its restart.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,52 +20,21 @@
 //! ```
 
 pub mod apply;
-pub mod cli;
 pub mod telemetry;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::{self, AliveCodes, Duration, FailbackMode, InlineStr, Ladder, Side, MAX_ATTEMPTS};
+use crate::files::{line_col, FileError, FileErrorKind, TomlText};
 use crate::maintenance::calendar::{self, RecurringWindow};
-use crate::maintenance::notice::{FeedError, NoticeFeed};
+use crate::maintenance::notice::NoticeFeed;
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::upgrade::UpgradeWindow;
-
-/// A configuration file that cannot be used, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigFileError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line, when the error has a place in the file.
-    pub line: Option<usize>,
-    /// 1-based column, with `line`.
-    pub column: Option<usize>,
-    /// The field (dotted path such as `redundancy.primary_port`), when one is at fault.
-    pub field: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, ":{l}:{c}")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, ": field `{field}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigFileError {}
 
 /// A server or proxy address as written: an IP literal or a host name, with an optional port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -235,8 +204,8 @@ struct RawFile {
 struct RawMaintenance {
     notices: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
-    primary_windows: Option<Spanned<Vec<String>>>,
-    backup_windows: Option<Spanned<Vec<String>>>,
+    primary_windows: Option<Vec<Spanned<String>>>,
+    backup_windows: Option<Vec<Spanned<String>>>,
     upgrade_window: Option<Spanned<String>>,
     upgrade_time_zone: Option<Spanned<String>>,
     upgrade_buffer_h: Option<Spanned<i64>>,
@@ -277,8 +246,8 @@ struct RawApp {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdvanced {
-    ladder_ms: Option<Spanned<Vec<i64>>>,
-    alive_codes: Option<Spanned<Vec<String>>>,
+    ladder_ms: Option<Spanned<Vec<Spanned<i64>>>>,
+    alive_codes: Option<Vec<Spanned<String>>>,
     failback: Option<Spanned<String>>,
     failback_after: Option<Spanned<i64>>,
     failback_spread_s: Option<Spanned<i64>>,
@@ -302,69 +271,42 @@ struct RawNetwork {
     metrics: Option<Spanned<String>>,
 }
 
-/// Turns byte spans into the error's place.
-struct Ctx<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
+/// Fields whose type is better said with its unit, for type errors.
+const TYPES: &[(&str, &str)] = &[
+    ("redundancy.primary_port", "an integer port number"),
+    ("redundancy.backup_destination_port", "an integer port number"),
+    ("redundancy.outbound_proxy_port", "an integer port number"),
+    ("redundancy.backup_outbound_proxy_port", "an integer port number"),
+    ("redundancy.sip_keep_alive_interval", "an integer number of seconds"),
+    ("advanced.ladder_ms", "an array of waits in milliseconds"),
+    ("advanced.ladder_ms[]", "an integer number of milliseconds"),
+    ("advanced.alive_codes", "an array of status codes and ranges such as \"200-499\" or \"!408\""),
+    ("advanced.failback_after", "an integer number of cycles"),
+    ("advanced.failback_spread_s", "an integer number of seconds"),
+    ("advanced.planned_lead_s", "an integer number of seconds"),
+    ("network.dscp", "an integer DSCP value"),
+    ("maintenance.primary_windows", "an array of windows such as \"Sat 17:00-22:00\""),
+    ("maintenance.backup_windows", "an array of windows such as \"Sat 17:00-22:00\""),
+    ("maintenance.upgrade_buffer_h", "an integer number of hours"),
+];
 
-impl Ctx<'_> {
-    fn err(&self, span: Option<Range<usize>>, field: &str, message: impl Into<String>) -> ConfigFileError {
-        let (line, column) = match span {
-            Some(s) => {
-                let (l, c) = line_col(self.text, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigFileError {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            field: (!field.is_empty()).then(|| field.to_string()),
-            message: message.into(),
-        }
-    }
-    fn at<T>(&self, v: &Spanned<T>, field: &str, message: impl Into<String>) -> ConfigFileError {
-        self.err(Some(v.span()), field, message)
-    }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
+const FAILBACK_MODES: &[&str] = &["auto", "manual", "never"];
 
 impl PhoneConfig {
     /// Reads and validates the file at `path`.
-    pub fn load(path: impl AsRef<Path>) -> Result<PhoneConfig, ConfigFileError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<PhoneConfig, FileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            field: None,
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| FileError::io(path, &e))?;
         Self::parse(&text, path)
     }
 
     /// Validates `text`, naming `path` in errors.
-    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<PhoneConfig, ConfigFileError> {
-        let cx = Ctx { path: path.as_ref(), text };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let msg = e.message().trim().to_string();
-            let field = field_from_message(&msg);
-            cx.err(e.span(), &field, msg)
-        })?;
-        Self::from_raw(raw, &cx)
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<PhoneConfig, FileError> {
+        let cx = TomlText::new(path.as_ref(), text).with_types(TYPES);
+        Self::from_raw(cx.deserialize()?, &cx)
     }
 
-    fn from_raw(raw: RawFile, cx: &Ctx<'_>) -> Result<PhoneConfig, ConfigFileError> {
+    fn from_raw(raw: RawFile, cx: &TomlText<'_>) -> Result<PhoneConfig, FileError> {
         let r = raw.redundancy.into_inner();
         let primary_server = endpoint(cx, &r.primary_server, r.primary_port.as_ref(), "redundancy.primary_server")?;
         let outbound_proxy =
@@ -379,10 +321,10 @@ impl PhoneConfig {
         };
         let backup = if backup_on {
             let addr = r.backup_destination_address.as_ref().ok_or_else(|| {
-                cx.err(
+                cx.error(
                     r.backup_destination.as_ref().map(|b| b.span()),
                     "redundancy.backup_destination_address",
-                    "Backup Destination is enabled but has no address",
+                    FileErrorKind::Conflict("Backup Destination is enabled but has no address".into()),
                 )
             })?;
             Some(SideConfig {
@@ -409,23 +351,26 @@ impl PhoneConfig {
             None
         };
         let keep_alive = r.sip_keep_alive_mode.as_ref().is_none_or(|v| *v.get_ref());
-        let interval_s = int_in(cx, r.sip_keep_alive_interval.as_ref(), "redundancy.sip_keep_alive_interval", 1, 3600)?
-            .unwrap_or(15);
-        let interval = Duration::from_secs(interval_s as u64);
+        let interval = int_in(cx, r.sip_keep_alive_interval.as_ref(), "redundancy.sip_keep_alive_interval", 1, 3600)?
+            .map_or(core::Config::DEFAULT_INTERVAL, |s| Duration::from_secs(s as u64));
 
         let mut apps: Vec<AppUrl> = Vec::new();
-        for a in &raw.app {
+        let mut app_lines: Vec<usize> = Vec::new();
+        for (i, a) in raw.app.iter().enumerate() {
             let a = a.get_ref();
+            let field = |f: &str| format!("app[{i}].{f}");
             let name = a.name.get_ref().trim();
             if name.is_empty() {
-                return Err(cx.at(&a.name, "app.name", "must not be empty"));
+                return Err(cx.at(&a.name, &field("name"), FileErrorKind::Empty));
             }
-            if apps.iter().any(|x| x.name == name) {
-                return Err(cx.at(&a.name, "app.name", format!("app `{name}` is defined twice")));
+            if let Some(first) = apps.iter().position(|x| x.name == name) {
+                let kind =
+                    FileErrorKind::Duplicate { value: name.to_string(), first_line: app_lines.get(first).copied() };
+                return Err(cx.at(&a.name, &field("name"), kind));
             }
-            for (u, f) in [(&a.primary, "app.primary"), (&a.backup, "app.backup")] {
-                check_url(cx, u, f)?;
-            }
+            check_url(cx, &a.primary, &field("primary"))?;
+            check_url(cx, &a.backup, &field("backup"))?;
+            app_lines.push(line_col(cx.text(), a.name.span().start).0);
             apps.push(AppUrl {
                 name: name.to_string(),
                 primary: a.primary.get_ref().clone(),
@@ -434,27 +379,38 @@ impl PhoneConfig {
         }
 
         let adv = raw.advanced.map(Spanned::into_inner);
+        // Everything not in the file keeps the core's default.
         let mut ladder = Ladder::DEFAULT;
         let mut alive_codes = AliveCodes::DEFAULT;
         let mut failback = core::Failback::DEFAULT;
-        let mut fast = core::FastDetection::default();
-        let mut planned_lead = Duration::from_secs(15 * 60);
-        let mut user = "keepalive".to_string();
+        let mut fast = core::FastDetection::DEFAULT;
+        let mut planned_lead = core::Config::DEFAULT_PLANNED_LEAD;
+        let mut user = core::Config::DEFAULT_USER.to_string();
         if let Some(a) = &adv {
             if let Some(l) = &a.ladder_ms {
                 let waits = l.get_ref();
                 if waits.is_empty() || waits.len() > MAX_ATTEMPTS {
-                    return Err(cx.at(l, "advanced.ladder_ms", format!("must list 1 to {MAX_ATTEMPTS} waits")));
+                    let kind = FileErrorKind::OutOfRange {
+                        value: format!("{} waits", waits.len()),
+                        allowed: format!("1..={MAX_ATTEMPTS} waits"),
+                    };
+                    return Err(cx.at(l, "advanced.ladder_ms", kind));
                 }
-                if let Some(w) = waits.iter().find(|w| !(1..=60_000).contains(*w)) {
-                    return Err(cx.at(l, "advanced.ladder_ms", format!("wait {w} ms is outside 1..=60000")));
+                let mut ms = Vec::with_capacity(waits.len());
+                for (i, w) in waits.iter().enumerate() {
+                    let field = format!("advanced.ladder_ms[{i}]");
+                    let v = int_in(cx, Some(w), &field, 1, 60_000)?.unwrap_or(1);
+                    ms.push(Duration::from_millis(v as u64));
                 }
-                let waits: Vec<Duration> = waits.iter().map(|w| Duration::from_millis(*w as u64)).collect();
-                ladder = Ladder::new(&waits).ok_or_else(|| cx.at(l, "advanced.ladder_ms", "invalid ladder"))?;
+                // Every wait is at least 1 ms and there are 1 to MAX_ATTEMPTS of them.
+                ladder = Ladder::new(&ms).unwrap_or(ladder);
             }
             if let Some(codes) = &a.alive_codes {
-                alive_codes =
-                    parse_alive_codes(codes.get_ref()).map_err(|m| cx.at(codes, "advanced.alive_codes", m))?;
+                let items: Vec<String> = codes.iter().map(|c| c.get_ref().clone()).collect();
+                alive_codes = parse_alive_codes(&items).map_err(|(i, kind)| {
+                    let at = codes.get(i).map(|c| c.span());
+                    cx.error(at, &format!("advanced.alive_codes[{i}]"), kind)
+                })?;
             }
             if let Some(m) = &a.failback {
                 failback.mode = match m.get_ref().as_str() {
@@ -462,11 +418,8 @@ impl PhoneConfig {
                     "manual" => FailbackMode::Manual,
                     "never" => FailbackMode::Never,
                     other => {
-                        return Err(cx.at(
-                            m,
-                            "advanced.failback",
-                            format!("`{other}` is not one of auto, manual, never"),
-                        ))
+                        let kind = FileErrorKind::NotOneOf { value: other.to_string(), allowed: FAILBACK_MODES };
+                        return Err(cx.at(m, "advanced.failback", kind));
                     }
                 };
             }
@@ -483,7 +436,11 @@ impl PhoneConfig {
             }
             if let Some(u) = &a.user {
                 if InlineStr::<{ core::config::MAX_USER_LEN }>::new(u.get_ref()).is_none() || u.get_ref().is_empty() {
-                    return Err(cx.at(u, "advanced.user", "must be 1-32 characters allowed in a SIP user part"));
+                    let kind = FileErrorKind::Invalid {
+                        value: u.get_ref().clone(),
+                        expected: "1-32 characters allowed in a SIP user part".into(),
+                    };
+                    return Err(cx.at(u, "advanced.user", kind));
                 }
                 user = u.get_ref().clone();
             }
@@ -491,13 +448,13 @@ impl PhoneConfig {
         if ladder.total() > interval {
             let span = adv.as_ref().and_then(|a| a.ladder_ms.as_ref()).map(|l| l.span());
             let span = span.or_else(|| r.sip_keep_alive_interval.as_ref().map(|s| s.span()));
-            return Err(cx.err(
+            return Err(cx.error(
                 span,
                 "advanced.ladder_ms",
-                format!(
+                FileErrorKind::Conflict(format!(
                     "the ladder's waits ({}) add up to more than the keep-alive interval ({interval})",
                     ladder.total()
-                ),
+                )),
             ));
         }
 
@@ -513,7 +470,7 @@ impl PhoneConfig {
         };
         if let Some(n) = &net {
             if let Some(b) = &n.bind {
-                network.bind = Some(b.get_ref().parse().map_err(|_| cx.at(b, "network.bind", "not an IP address"))?);
+                network.bind = Some(b.get_ref().parse().map_err(|_| invalid(cx, b, "network.bind", "an IP address"))?);
             }
             if let Some(d) = int_in(cx, n.dscp.as_ref(), "network.dscp", 0, 63)? {
                 network.dscp = d as u8;
@@ -523,14 +480,16 @@ impl PhoneConfig {
                 let parsed =
                     s.parse::<SocketAddr>().ok().or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)));
                 network.dns_server =
-                    Some(parsed.ok_or_else(|| cx.at(d, "network.dns_server", "not an IP address or IP:port"))?);
+                    Some(parsed.ok_or_else(|| invalid(cx, d, "network.dns_server", "an IP address or IP:port"))?);
             }
             network.control_socket = n.control_socket.as_ref().map(|s| PathBuf::from(s.get_ref()));
             network.state_dir = n.state_dir.as_ref().map(|s| PathBuf::from(s.get_ref()));
             network.syslog = syslog_config(cx, n)?;
             if let Some(m) = &n.metrics {
-                network.metrics =
-                    Some(telemetry::parse_metrics_addr(m.get_ref()).map_err(|e| cx.at(m, "network.metrics", e))?);
+                network.metrics = Some(
+                    telemetry::parse_metrics_addr(m.get_ref())
+                        .map_err(|_| invalid(cx, m, "network.metrics", "ADDR:PORT"))?,
+                );
             }
         }
 
@@ -540,7 +499,7 @@ impl PhoneConfig {
         };
 
         Ok(PhoneConfig {
-            path: cx.path.to_path_buf(),
+            path: cx.path().to_path_buf(),
             maintenance,
             primary,
             backup,
@@ -559,7 +518,7 @@ impl PhoneConfig {
 
     /// The planned-maintenance schedule: the clusters of both sides, the notice feed (read now) and
     /// the recurring windows.
-    pub fn schedule(&self) -> Result<Schedule, FeedError> {
+    pub fn schedule(&self) -> Result<Schedule, FileError> {
         let feed = match &self.maintenance.notices {
             Some(p) => NoticeFeed::load(p)?,
             None => NoticeFeed::default(),
@@ -635,17 +594,21 @@ impl PhoneConfig {
     }
 }
 
-fn maintenance_config(cx: &Ctx<'_>, m: &RawMaintenance) -> Result<MaintenanceConfig, ConfigFileError> {
+fn maintenance_config(cx: &TomlText<'_>, m: &RawMaintenance) -> Result<MaintenanceConfig, FileError> {
+    // A time zone in the file is checked where it is written, before the rules that use it.
+    let zone = |t: &Spanned<String>, field: &str| {
+        calendar::time_zone(t.get_ref()).map(|_| ()).map_err(|e| cx.at(t, field, e.in_file().0))
+    };
     let tz = m.time_zone.as_ref();
-    let tz_name = tz.map_or("UTC", |t| t.get_ref().as_str());
     if let Some(t) = tz {
-        calendar::time_zone(tz_name).map_err(|e| cx.at(t, "maintenance.time_zone", e.to_string()))?;
+        zone(t, "maintenance.time_zone")?;
     }
-    let windows = |v: Option<&Spanned<Vec<String>>>, field: &str| -> Result<Vec<RecurringWindow>, ConfigFileError> {
-        let Some(v) = v else { return Ok(Vec::new()) };
-        v.get_ref()
+    let tz_name = tz.map_or("UTC", |t| t.get_ref().as_str());
+    let windows = |v: Option<&Vec<Spanned<String>>>, field: &str| -> Result<Vec<RecurringWindow>, FileError> {
+        v.map_or(&[][..], Vec::as_slice)
             .iter()
-            .map(|w| RecurringWindow::parse(w, tz_name).map_err(|e| cx.at(v, field, format!("`{w}`: {e}"))))
+            .enumerate()
+            .map(|(i, w)| window(cx, w, tz_name, &format!("{field}[{i}]")))
             .collect()
     };
     let primary_windows = windows(m.primary_windows.as_ref(), "maintenance.primary_windows")?;
@@ -654,14 +617,15 @@ fn maintenance_config(cx: &Ctx<'_>, m: &RawMaintenance) -> Result<MaintenanceCon
         None => None,
         Some(w) => {
             let utz = m.upgrade_time_zone.as_ref().ok_or_else(|| {
-                cx.at(w, "maintenance.upgrade_time_zone", "an upgrade window needs the phone's local time zone")
+                let why = "an upgrade window needs the phone's local time zone";
+                cx.at(w, "maintenance.upgrade_time_zone", FileErrorKind::Conflict(why.into()))
             })?;
-            let rw = RecurringWindow::parse(w.get_ref(), utz.get_ref())
-                .map_err(|e| cx.at(w, "maintenance.upgrade_window", e.to_string()))?;
-            let mut up = UpgradeWindow::new(rw);
+            zone(utz, "maintenance.upgrade_time_zone")?;
+            let mut up = UpgradeWindow::new(window(cx, w, utz.get_ref(), "maintenance.upgrade_window")?);
             if let Some(h) = int_in(cx, m.upgrade_buffer_h.as_ref(), "maintenance.upgrade_buffer_h", 0, 24 * 366)? {
                 up = up.with_buffer(jiff::SignedDuration::from_hours(h)).map_err(|e| {
-                    cx.err(m.upgrade_buffer_h.as_ref().map(|b| b.span()), "maintenance.upgrade_buffer_h", e.to_string())
+                    let span = m.upgrade_buffer_h.as_ref().map(|b| b.span());
+                    cx.error(span, "maintenance.upgrade_buffer_h", FileErrorKind::Conflict(e.to_string()))
                 })?;
             }
             Some(up)
@@ -669,87 +633,98 @@ fn maintenance_config(cx: &Ctx<'_>, m: &RawMaintenance) -> Result<MaintenanceCon
     };
     let notices = match &m.notices {
         None => None,
-        Some(n) if n.get_ref().trim().is_empty() => return Err(cx.at(n, "maintenance.notices", "must not be empty")),
+        Some(n) if n.get_ref().trim().is_empty() => return Err(cx.at(n, "maintenance.notices", FileErrorKind::Empty)),
         Some(n) => {
             let p = PathBuf::from(n.get_ref());
-            Some(if p.is_relative() { cx.path.parent().map_or(p.clone(), |d| d.join(&p)) } else { p })
+            Some(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p })
         }
     };
     Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade })
 }
 
 /// `network.syslog` with its facility and CA file (relative to the file's folder).
-fn syslog_config(cx: &Ctx, n: &RawNetwork) -> Result<Option<telemetry::SyslogConfig>, ConfigFileError> {
+fn syslog_config(cx: &TomlText<'_>, n: &RawNetwork) -> Result<Option<telemetry::SyslogConfig>, FileError> {
     let Some(url) = &n.syslog else {
         for (v, f) in [(&n.syslog_facility, "network.syslog_facility"), (&n.syslog_ca_file, "network.syslog_ca_file")] {
             if let Some(v) = v {
-                return Err(cx.at(v, f, "needs network.syslog"));
+                return Err(cx.at(v, f, FileErrorKind::Conflict("needs network.syslog".into())));
             }
         }
         return Ok(None);
     };
-    let target = url.get_ref().parse().map_err(|e: String| cx.at(url, "network.syslog", e))?;
+    let target = url
+        .get_ref()
+        .parse()
+        .map_err(|_: String| invalid(cx, url, "network.syslog", "udp://, tcp:// or tls://HOST[:PORT]"))?;
     let mut c = telemetry::SyslogConfig::new(target);
     if let Some(f) = &n.syslog_facility {
-        c.facility = telemetry::parse_facility(f.get_ref()).map_err(|e| cx.at(f, "network.syslog_facility", e))?;
+        c.facility = telemetry::parse_facility(f.get_ref())
+            .map_err(|_| invalid(cx, f, "network.syslog_facility", "local0-local7, user, daemon, ... or 0-23"))?;
     }
     if let Some(ca) = &n.syslog_ca_file {
         if ca.get_ref().trim().is_empty() {
-            return Err(cx.at(ca, "network.syslog_ca_file", "must not be empty"));
+            return Err(cx.at(ca, "network.syslog_ca_file", FileErrorKind::Empty));
         }
         let p = PathBuf::from(ca.get_ref());
-        c.ca_file = Some(if p.is_relative() { cx.path.parent().map_or(p.clone(), |d| d.join(&p)) } else { p });
+        c.ca_file = Some(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p });
     }
     Ok(Some(c))
 }
 
-/// Guesses the field from a serde message such as "unknown field `x`" or "missing field `y`".
-fn field_from_message(msg: &str) -> String {
-    let mut parts = msg.split('`');
-    match (parts.next(), parts.next()) {
-        (Some(pre), Some(name)) if pre.contains("field") => name.to_string(),
-        _ => String::new(),
-    }
+/// A recurring window written as a string in the file, in the time zone named `tz`; an error points at
+/// the token at fault inside the string.
+fn window(cx: &TomlText<'_>, w: &Spanned<String>, tz: &str, field: &str) -> Result<RecurringWindow, FileError> {
+    RecurringWindow::parse(w.get_ref(), tz).map_err(|e| match e.in_file() {
+        (kind, Some(column)) => cx.in_string(w, column, field, kind),
+        (kind, None) => cx.at(w, field, kind),
+    })
 }
 
 fn int_in(
-    cx: &Ctx<'_>,
+    cx: &TomlText<'_>,
     v: Option<&Spanned<i64>>,
     field: &str,
     min: i64,
     max: i64,
-) -> Result<Option<i64>, ConfigFileError> {
+) -> Result<Option<i64>, FileError> {
     match v {
         None => Ok(None),
         Some(s) if (min..=max).contains(s.get_ref()) => Ok(Some(*s.get_ref())),
-        Some(s) => Err(cx.at(s, field, format!("{} is outside {min}..={max}", s.get_ref()))),
+        Some(s) => Err(cx.at(
+            s,
+            field,
+            FileErrorKind::OutOfRange { value: s.get_ref().to_string(), allowed: format!("{min}..={max}") },
+        )),
     }
 }
 
-fn opt_text(cx: &Ctx<'_>, v: Option<&Spanned<String>>, field: &str) -> Result<Option<String>, ConfigFileError> {
+fn invalid(cx: &TomlText<'_>, v: &Spanned<String>, field: &str, expected: &str) -> FileError {
+    cx.at(v, field, FileErrorKind::Invalid { value: v.get_ref().clone(), expected: expected.to_string() })
+}
+
+fn opt_text(cx: &TomlText<'_>, v: Option<&Spanned<String>>, field: &str) -> Result<Option<String>, FileError> {
     match v {
         None => Ok(None),
-        Some(s) if s.get_ref().trim().is_empty() => Err(cx.at(s, field, "must not be empty")),
-        Some(s) if s.get_ref().chars().any(char::is_control) => {
-            Err(cx.at(s, field, "must not hold control characters"))
-        }
+        Some(s) if s.get_ref().trim().is_empty() => Err(cx.at(s, field, FileErrorKind::Empty)),
+        Some(s) if s.get_ref().chars().any(char::is_control) => Err(cx.at(s, field, FileErrorKind::ControlCharacters)),
         Some(s) => Ok(Some(s.get_ref().trim().to_string())),
     }
 }
 
 fn endpoint(
-    cx: &Ctx<'_>,
+    cx: &TomlText<'_>,
     host: &Spanned<String>,
     port: Option<&Spanned<i64>>,
     field: &str,
-) -> Result<Endpoint, ConfigFileError> {
+) -> Result<Endpoint, FileError> {
     let h = host.get_ref().trim();
     let h = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
     if h.parse::<IpAddr>().is_err() && !is_hostname(h) {
-        return Err(cx.at(host, field, format!("`{}` is neither an IP address nor a host name", host.get_ref())));
+        return Err(invalid(cx, host, field, "an IP address or a host name"));
     }
     if h.len() > core::MAX_HOST_LEN {
-        return Err(cx.at(host, field, format!("longer than {} characters", core::MAX_HOST_LEN)));
+        let expected = format!("a host name of at most {} characters", core::MAX_HOST_LEN);
+        return Err(invalid(cx, host, field, &expected));
     }
     let port_field = if let Some(f) = field.strip_suffix("_server") {
         format!("{f}_port")
@@ -763,16 +738,17 @@ fn endpoint(
 }
 
 fn opt_endpoint(
-    cx: &Ctx<'_>,
+    cx: &TomlText<'_>,
     host: Option<&Spanned<String>>,
     port: Option<&Spanned<i64>>,
     field: &str,
-) -> Result<Option<Endpoint>, ConfigFileError> {
+) -> Result<Option<Endpoint>, FileError> {
     match host {
         Some(h) if !h.get_ref().trim().is_empty() => endpoint(cx, h, port, field).map(Some),
         _ => {
             if let Some(p) = port {
-                return Err(cx.at(p, &format!("{field}_port"), format!("a port is given but `{field}` is not")));
+                let why = format!("a port is given but `{field}` is not");
+                return Err(cx.at(p, &format!("{field}_port"), FileErrorKind::Conflict(why)));
             }
             Ok(None)
         }
@@ -795,7 +771,7 @@ fn is_hostname(h: &str) -> bool {
         && !h.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn check_url(cx: &Ctx<'_>, u: &Spanned<String>, field: &str) -> Result<(), ConfigFileError> {
+fn check_url(cx: &TomlText<'_>, u: &Spanned<String>, field: &str) -> Result<(), FileError> {
     let s = u.get_ref();
     let ok = ["http://", "https://", "sip:", "sips:"].iter().any(|p| s.starts_with(p))
         && s.len() > 8
@@ -803,15 +779,15 @@ fn check_url(cx: &Ctx<'_>, u: &Spanned<String>, field: &str) -> Result<(), Confi
     if ok {
         Ok(())
     } else {
-        Err(cx.at(u, field, format!("`{s}` is not an http(s) or sip URL")))
+        Err(invalid(cx, u, field, "an http(s) or sip URL"))
     }
 }
 
 /// Parses an alive-code policy: entries such as `"200-499"`, `"503"` to add and `"!408"` to remove,
-/// applied in order to an empty set.
-pub fn parse_alive_codes(items: &[String]) -> Result<AliveCodes, String> {
+/// applied in order to an empty set. An error gives the index of the entry at fault and what is wrong.
+pub fn parse_alive_codes(items: &[String]) -> Result<AliveCodes, (usize, FileErrorKind)> {
     let mut set = AliveCodes::NONE;
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
         let t = item.trim();
         let (neg, body) = match t.strip_prefix('!') {
             Some(b) => (true, b.trim()),
@@ -823,10 +799,11 @@ pub fn parse_alive_codes(items: &[String]) -> Result<AliveCodes, String> {
         };
         let parse = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=699).contains(c));
         let (Some(from), Some(to)) = (parse(from), parse(to)) else {
-            return Err(format!("`{item}` is not a status code or range within 100-699"));
+            let expected = "a status code or range within 100-699, such as \"503\", \"200-499\" or \"!408\"";
+            return Err((i, FileErrorKind::Invalid { value: item.clone(), expected: expected.into() }));
         };
         if from > to {
-            return Err(format!("`{item}` is an empty range"));
+            return Err((i, FileErrorKind::Conflict(format!("`{item}` is an empty range"))));
         }
         for c in from..=to {
             set = if neg { set.without(c) } else { set.with_range(c, c) };

@@ -291,12 +291,23 @@ impl Failback {
 }
 
 /// Optional faster detection, off by default so the seed's timing holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FastDetection {
     /// A send refused by the network (ICMP port unreachable) ends the attempt at once.
     pub refused_ends_attempt: bool,
     /// A SIP transaction failure reported by the firmware starts a probe cycle at once.
     pub transaction_failure_probes: bool,
+}
+
+impl FastDetection {
+    /// Both off.
+    pub const DEFAULT: FastDetection = FastDetection { refused_ends_attempt: false, transaction_failure_probes: false };
+}
+
+impl Default for FastDetection {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Everything the core needs to run.
@@ -326,19 +337,30 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, with the primary at `addr` named `host` and no backup.
+    /// The Keep Alive Interval when none is configured: the seed's 15 s.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+    /// How long before a planned maintenance window the phone may leave, when not configured: 15 min.
+    pub const DEFAULT_PLANNED_LEAD: Duration = Duration::from_secs(15 * 60);
+    /// The From user of probes when none is configured.
+    pub const DEFAULT_USER: &'static str = "keepalive";
+
+    /// The defaults, with the primary at `addr` named `host` and no backup. These are the only
+    /// defaults: the configuration file and the lab's scenarios start from the same constants
+    /// ([`Config::DEFAULT_INTERVAL`], [`Ladder::DEFAULT`], [`AliveCodes::DEFAULT`],
+    /// [`Failback::DEFAULT`], [`FastDetection::DEFAULT`], [`Config::DEFAULT_PLANNED_LEAD`],
+    /// [`Config::DEFAULT_USER`]).
     pub fn new(addr: SocketAddr, host: &str) -> Self {
         Config {
             primary: ServerConfig::new(addr, host),
             backup: None,
             keep_alive: true,
-            interval: Duration::from_secs(15),
+            interval: Self::DEFAULT_INTERVAL,
             ladder: Ladder::DEFAULT,
             alive_codes: AliveCodes::DEFAULT,
             failback: Failback::DEFAULT,
-            fast: FastDetection::default(),
-            planned_lead: Duration::from_secs(15 * 60),
-            user: InlineStr::new("keepalive").unwrap_or(InlineStr::EMPTY),
+            fast: FastDetection::DEFAULT,
+            planned_lead: Self::DEFAULT_PLANNED_LEAD,
+            user: InlineStr::new(Self::DEFAULT_USER).unwrap_or(InlineStr::EMPTY),
         }
     }
 

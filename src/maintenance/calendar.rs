@@ -45,6 +45,8 @@ use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::files::FileErrorKind;
+
 /// How many candidate days or months a search looks at before giving up (only reached at the edge of
 /// jiff's supported range, year 9999).
 const SEARCH_LIMIT: usize = 400;
@@ -357,6 +359,25 @@ impl fmt::Display for ParseErrorKind {
     }
 }
 
+impl ParseErrorKind {
+    /// What the rule needs where this error is, in words (`a day of the week (Mon..Sun, Monday..Sunday)`).
+    pub fn expected(&self) -> &'static str {
+        match self {
+            ParseErrorKind::Empty => "a window such as \"Sat 17:00-22:00\" or \"first Fri 02:00-06:00\"",
+            ParseErrorKind::ExpectedDayOrOrdinal => {
+                "a day of the week (Mon..Sun, Monday..Sunday) or an ordinal (first..fifth, 1st..5th, last)"
+            }
+            ParseErrorKind::ExpectedDay => "a day of the week (Mon..Sun, Monday..Sunday)",
+            ParseErrorKind::MissingTimeRange | ParseErrorKind::ExpectedTimeRange => {
+                "a time range START-END such as 17:00-22:00"
+            }
+            ParseErrorKind::BadTime(Bound::Start) => "a start time HH:MM on a 24-hour clock (00:00..23:59)",
+            ParseErrorKind::BadTime(Bound::End) => "an end time HH:MM on a 24-hour clock (00:00..24:00)",
+            ParseErrorKind::UnexpectedToken => "nothing after the time range",
+        }
+    }
+}
+
 /// A recurrence text that could not be parsed, with the token at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -558,6 +579,28 @@ impl std::error::Error for CalendarError {
         match self {
             CalendarError::Parse(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl CalendarError {
+    /// The error as the kind of a [`FileError`](crate::files::FileError) about a rule or time zone
+    /// written in a file, with the 1-based character column inside the rule where the token at fault
+    /// is.
+    pub fn in_file(&self) -> (FileErrorKind, Option<usize>) {
+        match self {
+            CalendarError::Parse(e) => (
+                FileErrorKind::Invalid { value: e.token().to_owned(), expected: e.kind().expected().to_owned() },
+                Some(e.column()),
+            ),
+            CalendarError::UnknownTimeZone { name } => (
+                FileErrorKind::Invalid {
+                    value: name.clone(),
+                    expected: "an IANA time zone name such as \"Europe/Paris\"".to_owned(),
+                },
+                None,
+            ),
+            CalendarError::OutOfRange => (FileErrorKind::Conflict(self.to_string()), None),
         }
     }
 }

@@ -24,7 +24,6 @@
 //! [`plan_feed`](crate::maintenance::plan_feed) take and return plain strings for the command line.
 
 pub mod calendar;
-pub mod cli;
 pub mod notice;
 pub mod plan;
 pub mod schedule;

@@ -28,14 +28,17 @@
 //! are not expanded: a notice for region `eu` affects a phone that lists `eu` among its clusters.
 
 use core::fmt;
+use core::ops::Range;
 use core::str::FromStr;
 use std::collections::HashMap;
+use std::path::Path;
 
 use jiff::Timestamp;
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::calendar::Window;
+use crate::files::{line_col, value_in_words, FileError, FileErrorKind, TomlText};
 
 /// How much a maintenance intervention may disturb service.
 #[non_exhaustive]
@@ -136,157 +139,6 @@ impl Notice {
     }
 }
 
-/// What was wrong with a notice feed.
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FeedErrorKind {
-    /// The file could not be read.
-    Io(std::io::ErrorKind),
-    /// Not valid TOML, an unknown key or a missing key (the TOML reader's message).
-    Syntax(String),
-    /// A value of the wrong TOML type.
-    WrongType {
-        /// What was expected.
-        expected: &'static str,
-    },
-    /// A time that is not an RFC 3339 instant with an offset.
-    BadTimestamp {
-        /// The text as given.
-        value: String,
-    },
-    /// An impact other than none, minimal or high.
-    UnknownImpact {
-        /// The text as given.
-        value: String,
-    },
-    /// A required text is empty.
-    Empty,
-    /// The end is not after the start.
-    EndNotAfterStart,
-    /// The publication is after the end.
-    PublishedAfterEnd,
-    /// Two notices with the same id.
-    DuplicateId {
-        /// The id.
-        id: String,
-        /// Where the first one is: its line in the file, or its 1-based position in the list.
-        first: usize,
-    },
-}
-
-impl fmt::Display for FeedErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FeedErrorKind::Io(kind) => write!(f, "cannot read the file: {kind}"),
-            FeedErrorKind::Syntax(message) => f.write_str(message.trim_end()),
-            FeedErrorKind::WrongType { expected } => write!(f, "expected {expected}"),
-            FeedErrorKind::BadTimestamp { value } => {
-                write!(f, "invalid time {value:?}: expected RFC 3339 with an offset, e.g. \"2024-03-15T07:00:00Z\"")
-            }
-            FeedErrorKind::UnknownImpact { value } => {
-                write!(f, "unknown impact {value:?}: expected none, minimal or high")
-            }
-            FeedErrorKind::Empty => f.write_str("must not be empty"),
-            FeedErrorKind::EndNotAfterStart => f.write_str("end must be after start"),
-            FeedErrorKind::PublishedAfterEnd => f.write_str("published must not be after the end of the window"),
-            FeedErrorKind::DuplicateId { id, first } => {
-                write!(f, "duplicate id {id:?} (first used at {first})")
-            }
-        }
-    }
-}
-
-/// A notice feed that could not be read or is not valid, with where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeedError {
-    path: Option<String>,
-    line: Option<usize>,
-    column: Option<usize>,
-    notice: Option<usize>,
-    field: Option<&'static str>,
-    kind: FeedErrorKind,
-}
-
-impl FeedError {
-    fn in_file(path: &str, text: &str, span: Option<core::ops::Range<usize>>, kind: FeedErrorKind) -> Self {
-        let (line, column) = match span {
-            Some(s) => {
-                let (l, c) = line_col(text, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        FeedError { path: Some(path.to_owned()), line, column, notice: None, field: None, kind }
-    }
-
-    fn field(mut self, field: &'static str) -> Self {
-        self.field = Some(field);
-        self
-    }
-
-    /// What was wrong.
-    pub fn kind(&self) -> &FeedErrorKind {
-        &self.kind
-    }
-
-    /// The file, if the feed came from one.
-    pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
-    }
-
-    /// The 1-based line in the file, if known.
-    pub fn line(&self) -> Option<usize> {
-        self.line
-    }
-
-    /// The 1-based character column in the file, if known.
-    pub fn column(&self) -> Option<usize> {
-        self.column
-    }
-
-    /// The 1-based position of the notice in a list given to [`NoticeFeed::new`].
-    pub fn notice(&self) -> Option<usize> {
-        self.notice
-    }
-
-    /// The field at fault (`id`, `cluster`, `start`, `end`, `impact`, `published`, `title`), if one.
-    pub fn field_name(&self) -> Option<&'static str> {
-        self.field
-    }
-}
-
-impl fmt::Display for FeedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.path, self.line, self.column) {
-            (Some(p), Some(l), Some(c)) => write!(f, "{p}:{l}:{c}: ")?,
-            (Some(p), Some(l), None) => write!(f, "{p}:{l}: ")?,
-            (Some(p), None, _) => write!(f, "{p}: ")?,
-            (None, _, _) => {}
-        }
-        if let Some(n) = self.notice {
-            write!(f, "notice {n}: ")?;
-        }
-        if let Some(field) = self.field {
-            write!(f, "field `{field}`: ")?;
-        }
-        self.kind.fmt(f)
-    }
-}
-
-impl std::error::Error for FeedError {}
-
-/// 1-based line and character column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFeed {
@@ -297,22 +149,29 @@ struct RawFeed {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNotice {
-    id: Spanned<toml::Value>,
-    cluster: Spanned<toml::Value>,
+    id: Spanned<String>,
+    cluster: Spanned<String>,
+    // A time is an RFC 3339 string or a TOML offset date-time.
     start: Spanned<toml::Value>,
     end: Spanned<toml::Value>,
-    impact: Spanned<toml::Value>,
+    impact: Spanned<String>,
     published: Spanned<toml::Value>,
-    title: Option<Spanned<toml::Value>>,
+    title: Option<Spanned<String>>,
 }
+
+/// What a time field takes, in words.
+const TIME: &str = "an RFC 3339 time with an offset, such as \"2024-03-15T07:00:00Z\"";
+
+/// The impact names a file may use.
+const IMPACTS: &[&str] = &["none", "minimal", "high"];
 
 /// Where each field of a notice is, for validation errors.
 #[derive(Clone, Default)]
 struct Spans {
-    id: Option<core::ops::Range<usize>>,
-    cluster: Option<core::ops::Range<usize>>,
-    end: Option<core::ops::Range<usize>>,
-    published: Option<core::ops::Range<usize>>,
+    id: Option<Range<usize>>,
+    cluster: Option<Range<usize>>,
+    end: Option<Range<usize>>,
+    published: Option<Range<usize>>,
 }
 
 /// A validated list of maintenance notices.
@@ -323,43 +182,53 @@ pub struct NoticeFeed {
 
 impl NoticeFeed {
     /// A feed from notices, validated like a file (ids unique and non-empty, cluster non-empty, end after
-    /// start, published not after end).
-    pub fn new(notices: Vec<Notice>) -> Result<NoticeFeed, FeedError> {
+    /// start, published not after end). An error has no file; its field names the notice by its
+    /// 0-based index (`notice[1].end`).
+    pub fn new(notices: Vec<Notice>) -> Result<NoticeFeed, FileError> {
         let spans = vec![Spans::default(); notices.len()];
-        validate(&notices, &spans, |index, _span, field, kind| FeedError {
-            path: None,
-            line: None,
-            column: None,
-            notice: Some(index + 1),
-            field: Some(field),
-            kind,
-        })?;
+        validate(&notices, &spans, None, |_span, field, kind| FileError::new(None, kind).with_field(field))?;
         Ok(NoticeFeed { notices })
     }
 
     /// Reads a feed from TOML `text`; `path` is only used to name the file in errors.
-    pub fn parse(text: &str, path: &str) -> Result<NoticeFeed, FeedError> {
-        let raw: RawFeed = toml::from_str(text)
-            .map_err(|e| FeedError::in_file(path, text, e.span(), FeedErrorKind::Syntax(e.message().to_owned())))?;
-        let err = |span: core::ops::Range<usize>, field: &'static str, kind| {
-            FeedError::in_file(path, text, Some(span), kind).field(field)
-        };
+    pub fn parse(text: &str, path: &str) -> Result<NoticeFeed, FileError> {
+        let cx = TomlText::new(Path::new(path), text);
+        let raw: RawFeed = cx.deserialize()?;
         let mut notices = Vec::with_capacity(raw.notice.len());
         let mut spans = Vec::with_capacity(raw.notice.len());
-        for r in raw.notice {
-            let id = text_field(&r.id, "id", &err)?;
-            let cluster = text_field(&r.cluster, "cluster", &err)?;
-            let start = time_field(&r.start, "start", &err)?;
-            let end = time_field(&r.end, "end", &err)?;
-            let published = time_field(&r.published, "published", &err)?;
-            let impact_text = string_field(&r.impact, "impact", &err)?;
-            let impact = impact_text.parse::<Impact>().map_err(|_| {
-                err(r.impact.span(), "impact", FeedErrorKind::UnknownImpact { value: impact_text.to_owned() })
-            })?;
-            let title = match &r.title {
-                None => None,
-                Some(t) => Some(string_field(t, "title", &err)?.to_owned()),
+        for (i, r) in raw.notice.into_iter().enumerate() {
+            let field = |name: &str| format!("notice[{i}].{name}");
+            let text_field = |v: &Spanned<String>, name: &str| {
+                let t = v.get_ref().trim();
+                if t.is_empty() {
+                    Err(cx.at(v, &field(name), FileErrorKind::Empty))
+                } else {
+                    Ok(t.to_owned())
+                }
             };
+            let time_field = |v: &Spanned<toml::Value>, name: &str| {
+                let text = match v.get_ref() {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Datetime(d) => d.to_string(),
+                    other => {
+                        let kind = FileErrorKind::WrongType { expected: TIME.into(), found: value_in_words(other) };
+                        return Err(cx.at(v, &field(name), kind));
+                    }
+                };
+                text.trim()
+                    .parse::<Timestamp>()
+                    .map_err(|_| cx.at(v, &field(name), FileErrorKind::Invalid { value: text, expected: TIME.into() }))
+            };
+            let id = text_field(&r.id, "id")?;
+            let cluster = text_field(&r.cluster, "cluster")?;
+            let start = time_field(&r.start, "start")?;
+            let end = time_field(&r.end, "end")?;
+            let published = time_field(&r.published, "published")?;
+            let impact = r.impact.get_ref().parse::<Impact>().map_err(|_| {
+                let kind = FileErrorKind::NotOneOf { value: r.impact.get_ref().clone(), allowed: IMPACTS };
+                cx.at(&r.impact, &field("impact"), kind)
+            })?;
+            let title = r.title.map(Spanned::into_inner);
             spans.push(Spans {
                 id: Some(r.id.span()),
                 cluster: Some(r.cluster.span()),
@@ -368,32 +237,14 @@ impl NoticeFeed {
             });
             notices.push(Notice { id, cluster, start, end, impact, published, title });
         }
-        validate(&notices, &spans, |_index, span, field, kind| {
-            let mut e = FeedError::in_file(path, text, span, kind).field(field);
-            if let FeedErrorKind::DuplicateId { first, .. } = &mut e.kind {
-                // Report the first one's line rather than its position.
-                let first_span = spans.get(first.saturating_sub(1)).and_then(|s| s.id.clone());
-                if let Some(s) = first_span {
-                    *first = line_col(text, s.start).0;
-                }
-            }
-            e
-        })?;
+        validate(&notices, &spans, Some(text), |span, field, kind| cx.error(span, &field, kind))?;
         Ok(NoticeFeed { notices })
     }
 
     /// Reads a feed from a file.
-    pub fn load(path: &std::path::Path) -> Result<NoticeFeed, FeedError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| FeedError {
-            path: Some(name.clone()),
-            line: None,
-            column: None,
-            notice: None,
-            field: None,
-            kind: FeedErrorKind::Io(e.kind()),
-        })?;
-        NoticeFeed::parse(&text, &name)
+    pub fn load(path: &Path) -> Result<NoticeFeed, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FileError::io(path, &e))?;
+        NoticeFeed::parse(&text, &path.display().to_string())
     }
 
     /// The feed in the TOML file format (times in UTC); [`NoticeFeed::parse`] reads it back unchanged.
@@ -460,63 +311,33 @@ impl NoticeFeed {
     }
 }
 
-fn string_field<'v, E>(v: &'v Spanned<toml::Value>, field: &'static str, err: &E) -> Result<&'v str, FeedError>
+/// Checks the rules that span fields or notices; `err(span, field, kind)` builds the error. `text`
+/// is the file's, when the notices come from one.
+fn validate<E>(notices: &[Notice], spans: &[Spans], text: Option<&str>, err: E) -> Result<(), FileError>
 where
-    E: Fn(core::ops::Range<usize>, &'static str, FeedErrorKind) -> FeedError,
-{
-    match v.get_ref() {
-        toml::Value::String(s) => Ok(s),
-        _ => Err(err(v.span(), field, FeedErrorKind::WrongType { expected: "a string" })),
-    }
-}
-
-fn text_field<E>(v: &Spanned<toml::Value>, field: &'static str, err: &E) -> Result<String, FeedError>
-where
-    E: Fn(core::ops::Range<usize>, &'static str, FeedErrorKind) -> FeedError,
-{
-    let s = string_field(v, field, err)?.trim();
-    if s.is_empty() {
-        return Err(err(v.span(), field, FeedErrorKind::Empty));
-    }
-    Ok(s.to_owned())
-}
-
-fn time_field<E>(v: &Spanned<toml::Value>, field: &'static str, err: &E) -> Result<Timestamp, FeedError>
-where
-    E: Fn(core::ops::Range<usize>, &'static str, FeedErrorKind) -> FeedError,
-{
-    let text = match v.get_ref() {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Datetime(d) => d.to_string(),
-        _ => {
-            return Err(err(v.span(), field, FeedErrorKind::WrongType { expected: "an RFC 3339 time with an offset" }))
-        }
-    };
-    text.trim().parse::<Timestamp>().map_err(|_| err(v.span(), field, FeedErrorKind::BadTimestamp { value: text }))
-}
-
-/// Checks the rules that span fields or notices; `err(index, span, field, kind)` builds the error.
-fn validate<E>(notices: &[Notice], spans: &[Spans], err: E) -> Result<(), FeedError>
-where
-    E: Fn(usize, Option<core::ops::Range<usize>>, &'static str, FeedErrorKind) -> FeedError,
+    E: Fn(Option<Range<usize>>, String, FileErrorKind) -> FileError,
 {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, n) in notices.iter().enumerate() {
         let s = spans.get(i).cloned().unwrap_or_default();
+        let field = |name: &str| format!("notice[{i}].{name}");
         if n.id.trim().is_empty() {
-            return Err(err(i, s.id, "id", FeedErrorKind::Empty));
+            return Err(err(s.id, field("id"), FileErrorKind::Empty));
         }
         if n.cluster.trim().is_empty() {
-            return Err(err(i, s.cluster, "cluster", FeedErrorKind::Empty));
+            return Err(err(s.cluster, field("cluster"), FileErrorKind::Empty));
         }
         if n.end <= n.start {
-            return Err(err(i, s.end, "end", FeedErrorKind::EndNotAfterStart));
+            return Err(err(s.end, field("end"), FileErrorKind::MustBeAfter { other: "start" }));
         }
         if n.published > n.end {
-            return Err(err(i, s.published, "published", FeedErrorKind::PublishedAfterEnd));
+            return Err(err(s.published, field("published"), FileErrorKind::MustNotBeAfter { other: "end" }));
         }
         if let Some(&first) = seen.get(n.id.as_str()) {
-            return Err(err(i, s.id, "id", FeedErrorKind::DuplicateId { id: n.id.clone(), first: first + 1 }));
+            let first_id = spans.get(first).and_then(|s| s.id.clone());
+            let first_line = text.zip(first_id).map(|(t, span)| line_col(t, span.start).0);
+            let kind = FileErrorKind::Duplicate { value: n.id.clone(), first_line };
+            return Err(err(s.id, field("id"), kind));
         }
         seen.insert(n.id.as_str(), i);
     }
@@ -526,16 +347,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_and_column() {
-        let text = "a\nbc\ndéf";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 2), (2, 1));
-        assert_eq!(line_col(text, 3), (2, 2));
-        assert_eq!(line_col(text, 7), (3, 2)); // inside 'é': rounds down to its start
-        assert_eq!(line_col(text, 100), (3, 4));
-    }
 
     #[test]
     fn cluster_names() {

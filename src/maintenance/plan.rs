@@ -35,7 +35,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 
 use super::calendar::{local_to_timestamp, time_zone, CalendarError};
-use super::notice::{cluster_matches, FeedError, Impact, Notice, NoticeFeed, UnknownImpact};
+use super::notice::{cluster_matches, Impact, Notice, NoticeFeed, UnknownImpact};
+use crate::files::FileError;
 
 /// The time zone of the slot policy (seed 000's "EST", i.e. US Eastern time).
 pub const POLICY_TIME_ZONE: &str = "America/New_York";
@@ -149,7 +150,7 @@ pub enum PlanError {
     /// The plan would lie outside the supported calendar range.
     OutOfRange,
     /// The planned notices did not validate (a bug if it ever happens).
-    Feed(FeedError),
+    Feed(FileError),
 }
 
 impl fmt::Display for PlanError {

@@ -13,10 +13,8 @@
 //! - [`hook`]: `--on-switch CMD`, whose exit status acknowledges the switch.
 //! - [`control`]: the Unix control socket and its client.
 //! - [`state`]: the state file that lets the agent resume after a crash.
-//! - [`cli`]: what the `run`, `check-config` and control subcommands call.
 
 pub mod adapter;
-pub mod cli;
 pub mod control;
 pub mod dns;
 pub mod driver;

@@ -70,7 +70,7 @@ impl StateFile {
     /// Writes `snap` crash-safely: temporary file, fsync, rename, fsync of the directory.
     pub fn save(&self, snap: &Snapshot) -> Result<(), StateError> {
         let path = self.path();
-        crate::config::apply::write_atomic(&path, encode(snap).as_bytes()).map_err(|e| StateError::Io(path, e))
+        crate::files::write_atomic(&path, encode(snap).as_bytes()).map_err(|e| StateError::Io(path, e))
     }
 }
 

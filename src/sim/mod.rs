@@ -9,7 +9,6 @@
 //! - [`fleet`]: N phones in one process sharing one socket per side, against the UDP pair.
 //! - [`timeline`]: live lines, JSON lines and the SVG picture.
 //! - [`summary`]: outages, detection latency, failback, distributions.
-//! - [`cli`]: what `lab` and `pbx-sim` call.
 //!
 //! No failover logic lives here: every decision is the core [`Agent`](crate::core::Agent)'s.
 
@@ -18,7 +17,6 @@ use std::net::SocketAddr;
 
 use crate::core::{Agent, Config, ConfigError, InlineStr, Instant, PlannedWindow, Side};
 
-pub mod cli;
 pub mod fleet;
 pub mod model;
 pub mod realtime;

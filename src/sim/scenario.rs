@@ -25,15 +25,14 @@
 //! (`form` = `normal` | `compact` | `folded`). Times are written `"800ms"`, `"8s"`, `"1.5s"` or
 //! `"2m"`. Every error names the file, line, column and field.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{Action, HeaderForm};
-use crate::config::line_col;
-use crate::core::{Duration, FailbackMode, Instant, Ladder, Side};
+use crate::core::{Config, Duration, Failback, FailbackMode, FastDetection, Instant, Ladder, Side, MAX_ATTEMPTS};
+use crate::files::{FileError, FileErrorKind, TomlText};
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::RecurringWindow;
 
@@ -55,38 +54,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
 ];
 
 /// A shipped scenario by name (`rolling-restart`), validated.
-pub fn shipped(name: &str) -> Option<Result<Scenario, ScenarioError>> {
+pub fn shipped(name: &str) -> Option<Result<Scenario, FileError>> {
     let (n, text) = SHIPPED.iter().find(|(n, _)| *n == name)?;
     Some(Scenario::parse(text, Path::new(&format!("<built-in {n}>"))))
 }
-
-/// A scenario file that cannot be used, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScenarioError {
-    /// The file (or `<built-in>`).
-    pub path: PathBuf,
-    /// 1-based line and column, when the error has a place.
-    pub position: Option<(usize, usize)>,
-    /// The field at fault (`at[2].share`), when one is.
-    pub field: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some((l, c)) = self.position {
-            write!(f, ":{l}:{c}")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, ": field `{field}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ScenarioError {}
 
 /// Which servers a step acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,14 +87,15 @@ pub struct PhoneSettings {
 }
 
 impl Default for PhoneSettings {
+    /// The core's defaults ([`Config::new`]'s).
     fn default() -> Self {
         PhoneSettings {
-            interval: Duration::from_secs(15),
+            interval: Config::DEFAULT_INTERVAL,
             ladder: Ladder::DEFAULT,
-            failback: FailbackMode::Auto,
-            failback_after: 2,
-            fast_refused: false,
-            planned_lead: Duration::from_secs(15 * 60),
+            failback: Failback::DEFAULT.mode,
+            failback_after: Failback::DEFAULT.after_cycles,
+            fast_refused: FastDetection::DEFAULT.refused_ends_attempt,
+            planned_lead: Config::DEFAULT_PLANNED_LEAD,
         }
     }
 }
@@ -211,9 +183,9 @@ struct RawMaintenance {
     starts_at: Spanned<String>,
     time_zone: Spanned<String>,
     #[serde(default)]
-    primary_windows: Vec<String>,
+    primary_windows: Vec<Spanned<String>>,
     #[serde(default)]
-    backup_windows: Vec<String>,
+    backup_windows: Vec<Spanned<String>>,
     #[serde(default)]
     planned_lead: Option<Spanned<String>>,
 }
@@ -222,7 +194,7 @@ struct RawMaintenance {
 #[serde(deny_unknown_fields)]
 struct RawPhone {
     #[serde(default)]
-    ladder_ms: Option<Spanned<Vec<i64>>>,
+    ladder_ms: Option<Spanned<Vec<Spanned<i64>>>>,
     #[serde(default)]
     failback: Option<Spanned<String>>,
     #[serde(default)]
@@ -259,25 +231,38 @@ struct RawStep {
 /// The windows of a scenario's `[maintenance]` section that fall in the run, converted the way the
 /// running agent converts them (through [`Schedule`]), from the wall-clock instant `starts_at`.
 fn maintenance_windows(
-    cx: &Ctx<'_>,
-    m: &Spanned<RawMaintenance>,
+    cx: &TomlText<'_>,
+    m: &RawMaintenance,
     duration: Duration,
     phone: &mut PhoneSettings,
-) -> Result<Vec<PlannedSpan>, ScenarioError> {
-    let m_span = m.span();
-    let m = m.get_ref();
-    let start: jiff::Timestamp =
-        m.starts_at.get_ref().parse().map_err(|e| {
-            cx.err(m.starts_at.span(), "maintenance.starts_at", format!("not an RFC 3339 instant: {e}"))
-        })?;
+) -> Result<Vec<PlannedSpan>, FileError> {
+    let start: jiff::Timestamp = m.starts_at.get_ref().parse().map_err(|_| {
+        let expected = "an RFC 3339 instant such as \"2024-03-15T07:00:00Z\"".to_string();
+        cx.at(
+            &m.starts_at,
+            "maintenance.starts_at",
+            FileErrorKind::Invalid { value: m.starts_at.get_ref().clone(), expected },
+        )
+    })?;
     let tz = m.time_zone.get_ref();
-    let parse = |list: &[String], field: &str| -> Result<Vec<RecurringWindow>, ScenarioError> {
+    crate::maintenance::calendar::time_zone(tz)
+        .map_err(|e| cx.at(&m.time_zone, "maintenance.time_zone", e.in_file().0))?;
+    let parse = |list: &[Spanned<String>], field: &str| -> Result<Vec<RecurringWindow>, FileError> {
         list.iter()
-            .map(|w| RecurringWindow::parse(w, tz).map_err(|e| cx.err(m_span.clone(), field, format!("`{w}`: {e}"))))
+            .enumerate()
+            .map(|(i, w)| {
+                RecurringWindow::parse(w.get_ref(), tz).map_err(|e| {
+                    let field = format!("{field}[{i}]");
+                    match e.in_file() {
+                        (kind, Some(column)) => cx.in_string(w, column, &field, kind),
+                        (kind, None) => cx.at(w, &field, kind),
+                    }
+                })
+            })
             .collect()
     };
     if let Some(l) = &m.planned_lead {
-        phone.planned_lead = cx.duration(l, "maintenance.planned_lead")?;
+        phone.planned_lead = duration_of(cx, l, "maintenance.planned_lead")?;
     }
     let schedule = Schedule {
         primary_windows: parse(&m.primary_windows, "maintenance.primary_windows")?,
@@ -330,29 +315,37 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_micros(us))
 }
 
-struct Ctx<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// Fields whose type is better said with its unit, for type errors.
+const TYPES: &[(&str, &str)] = &[
+    ("duration", "a duration such as \"50s\""),
+    ("interval", "a duration such as \"15s\""),
+    ("phone.ladder_ms", "an array of waits in milliseconds"),
+    ("phone.ladder_ms[]", "an integer number of milliseconds"),
+    ("phone.failback_after", "an integer number of cycles"),
+    ("at[].t", "a duration such as \"8s\""),
+    ("at[].ms", "an integer number of milliseconds"),
+    ("at[].share", "a number from 0 to 1"),
+    ("at[].code", "an integer status code"),
+    ("at[].retry_after", "an integer number of seconds"),
+    ("maintenance.planned_lead", "a duration such as \"15m\""),
+];
+
+const FAILBACK_MODES: &[&str] = &["auto", "manual", "never"];
+const SERVERS: &[&str] = &["primary", "backup", "both"];
+const ACTIONS: &[&str] =
+    &["answer", "blackhole", "refuse", "delay", "loss", "status", "flap", "rolling_restart", "headers"];
+const HEADER_FORMS: &[&str] = &["normal", "compact", "folded"];
+
+/// A duration field (`"800ms"`, `"8s"`, `"2m"`).
+fn duration_of(cx: &TomlText<'_>, v: &Spanned<String>, field: &str) -> Result<Duration, FileError> {
+    parse_duration(v.get_ref()).ok_or_else(|| {
+        let expected = "a duration such as \"800ms\", \"8s\" or \"2m\"".to_string();
+        cx.at(v, field, FileErrorKind::Invalid { value: v.get_ref().clone(), expected })
+    })
 }
 
-impl Ctx<'_> {
-    fn err(&self, span: std::ops::Range<usize>, field: &str, message: impl Into<String>) -> ScenarioError {
-        ScenarioError {
-            path: self.path.to_path_buf(),
-            position: Some(line_col(self.text, span.start)),
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
-    }
-    fn duration(&self, v: &Spanned<String>, field: &str) -> Result<Duration, ScenarioError> {
-        parse_duration(v.get_ref()).ok_or_else(|| {
-            self.err(
-                v.span(),
-                field,
-                format!("`{}` is not a duration such as \"800ms\", \"8s\" or \"2m\"", v.get_ref()),
-            )
-        })
-    }
+fn out_of_range(value: impl ToString, allowed: &str) -> FileErrorKind {
+    FileErrorKind::OutOfRange { value: value.to_string(), allowed: allowed.to_string() }
 }
 
 impl Scenario {
@@ -363,53 +356,51 @@ impl Scenario {
     }
 
     /// Reads and validates a scenario file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, FileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            path: path.to_path_buf(),
-            position: None,
-            field: None,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| FileError::io(path, &e))?;
         Scenario::parse(&text, path)
     }
 
     /// Validates scenario text; `path` names it in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let cx = Ctx { path, text };
-        let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError {
-            path: path.to_path_buf(),
-            position: e.span().map(|s| line_col(text, s.start)),
-            field: None,
-            message: e.message().trim().to_string(),
-        })?;
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, FileError> {
+        let cx = TomlText::new(path, text).with_types(TYPES);
+        let raw: RawScenario = cx.deserialize()?;
         let name = raw.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(cx.err(raw.name.span(), "name", "must not be empty"));
+            return Err(cx.at(&raw.name, "name", FileErrorKind::Empty));
         }
-        let duration = cx.duration(&raw.duration, "duration")?;
+        let duration = duration_of(&cx, &raw.duration, "duration")?;
         if duration == Duration::ZERO || duration > MAX_DURATION {
-            return Err(cx.err(raw.duration.span(), "duration", "must be more than 0 and at most 7 days"));
+            return Err(cx.at(&raw.duration, "duration", out_of_range(raw.duration.get_ref(), "1ms..=7d")));
         }
         let mut phone = PhoneSettings::default();
         if let Some(i) = &raw.interval {
-            phone.interval = cx.duration(i, "interval")?;
+            phone.interval = duration_of(&cx, i, "interval")?;
             if phone.interval < Duration::from_secs(1) || phone.interval > Duration::from_secs(3600) {
-                return Err(cx.err(i.span(), "interval", "must be between 1s and 1h"));
+                return Err(cx.at(i, "interval", out_of_range(i.get_ref(), "1s..=1h")));
             }
         }
         if let Some(p) = &raw.phone {
             if let Some(l) = &p.ladder_ms {
-                let waits: Option<Vec<Duration>> = l
-                    .get_ref()
-                    .iter()
-                    .map(|ms| u64::try_from(*ms).ok().filter(|m| (1..=60_000).contains(m)).map(Duration::from_millis))
-                    .collect();
-                phone.ladder = waits
-                    .and_then(|w| Ladder::new(&w))
-                    .ok_or_else(|| cx.err(l.span(), "phone.ladder_ms", "1 to 5 waits, each 1..=60000 ms"))?;
+                let waits = l.get_ref();
+                if waits.is_empty() || waits.len() > MAX_ATTEMPTS {
+                    let kind = out_of_range(format!("{} waits", waits.len()), &format!("1..={MAX_ATTEMPTS} waits"));
+                    return Err(cx.at(l, "phone.ladder_ms", kind));
+                }
+                let mut ms = Vec::with_capacity(waits.len());
+                for (i, w) in waits.iter().enumerate() {
+                    let v = u64::try_from(*w.get_ref()).ok().filter(|m| (1..=60_000).contains(m));
+                    let v = v.ok_or_else(|| {
+                        cx.at(w, &format!("phone.ladder_ms[{i}]"), out_of_range(w.get_ref(), "1..=60000"))
+                    })?;
+                    ms.push(Duration::from_millis(v));
+                }
+                // 1 to MAX_ATTEMPTS waits of at least 1 ms each.
+                phone.ladder = Ladder::new(&ms).unwrap_or(phone.ladder);
                 if phone.ladder.total() > phone.interval {
-                    return Err(cx.err(l.span(), "phone.ladder_ms", "the waits add up to more than the interval"));
+                    let why = "the waits add up to more than the interval";
+                    return Err(cx.at(l, "phone.ladder_ms", FileErrorKind::Conflict(why.into())));
                 }
             }
             if let Some(f) = &p.failback {
@@ -418,11 +409,8 @@ impl Scenario {
                     "manual" => FailbackMode::Manual,
                     "never" => FailbackMode::Never,
                     other => {
-                        return Err(cx.err(
-                            f.span(),
-                            "phone.failback",
-                            format!("`{other}`: expected auto, manual or never"),
-                        ))
+                        let kind = FileErrorKind::NotOneOf { value: other.to_string(), allowed: FAILBACK_MODES };
+                        return Err(cx.at(f, "phone.failback", kind));
                     }
                 };
             }
@@ -430,7 +418,7 @@ impl Scenario {
                 phone.failback_after = u8::try_from(*n.get_ref())
                     .ok()
                     .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| cx.err(n.span(), "phone.failback_after", "must be 1..=100"))?;
+                    .ok_or_else(|| cx.at(n, "phone.failback_after", out_of_range(n.get_ref(), "1..=100")))?;
             }
             if let Some(b) = &p.fast_refused {
                 phone.fast_refused = *b.get_ref();
@@ -443,7 +431,7 @@ impl Scenario {
         steps.sort_by_key(|s| s.at);
         let description = raw.description.map(|d| d.into_inner().trim().to_string()).unwrap_or_default();
         let windows = match &raw.maintenance {
-            Some(m) => maintenance_windows(&cx, m, duration, &mut phone)?,
+            Some(m) => maintenance_windows(&cx, m.get_ref(), duration, &mut phone)?,
             None => Vec::new(),
         };
         Ok(Scenario { name, description, duration, phone, steps, windows })
@@ -492,25 +480,27 @@ impl Scenario {
     }
 }
 
-fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step, ScenarioError> {
+fn step(cx: &TomlText<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step, FileError> {
     let f = |name: &str| format!("at[{i}].{name}");
-    let at = cx.duration(&s.t, &f("t"))?;
+    let at = duration_of(cx, &s.t, &f("t"))?;
     if at > duration {
-        return Err(cx.err(s.t.span(), &f("t"), "is after the end of the scenario"));
+        return Err(cx.at(&s.t, &f("t"), FileErrorKind::MustNotBeAfter { other: "duration" }));
     }
+    let not_one_of = |v: &Spanned<String>, name: &str, allowed: &'static [&'static str]| {
+        cx.at(v, &f(name), FileErrorKind::NotOneOf { value: v.get_ref().clone(), allowed })
+    };
     let target = match &s.server {
         None => Target::One(Side::Primary),
         Some(v) => match v.get_ref().as_str() {
             "primary" => Target::One(Side::Primary),
             "backup" => Target::One(Side::Backup),
             "both" => Target::Both,
-            other => {
-                return Err(cx.err(v.span(), &f("server"), format!("`{other}`: expected primary, backup or both")))
-            }
+            _ => return Err(not_one_of(v, "server", SERVERS)),
         },
     };
     // Parameters an action does not take are an error, so a typo cannot pass silently.
-    let allowed: &[&str] = match s.action.get_ref().as_str() {
+    let action = s.action.get_ref().as_str();
+    let allowed: &[&str] = match action {
         "answer" | "blackhole" | "refuse" => &[],
         "delay" => &["ms"],
         "loss" => &["share"],
@@ -518,15 +508,7 @@ fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step,
         "flap" => &["period"],
         "rolling_restart" => &["down_for", "gap"],
         "headers" => &["form"],
-        other => {
-            return Err(cx.err(
-                s.action.span(),
-                &f("action"),
-                format!(
-                "`{other}`: expected answer, blackhole, refuse, delay, loss, status, flap, rolling_restart or headers"
-            ),
-            ))
-        }
+        _ => return Err(not_one_of(&s.action, "action", ACTIONS)),
     };
     let given: [(&str, Option<std::ops::Range<usize>>); 8] = [
         ("ms", s.ms.as_ref().map(|v| v.span())),
@@ -541,13 +523,16 @@ fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step,
     for (name, span) in given {
         if let Some(span) = span {
             if !allowed.contains(&name) {
-                return Err(cx.err(span, &f(name), format!("action `{}` takes no `{name}`", s.action.get_ref())));
+                let why = format!("action `{action}` takes no `{name}`");
+                return Err(cx.error(Some(span), &f(name), FileErrorKind::Conflict(why)));
             }
         }
     }
-    let missing =
-        |name: &str| cx.err(s.action.span(), &f(name), format!("action `{}` needs `{name}`", s.action.get_ref()));
-    let action = match s.action.get_ref().as_str() {
+    let missing = |name: &str| {
+        let why = format!("action `{action}` needs `{name}`");
+        cx.at(&s.action, &f(name), FileErrorKind::Conflict(why))
+    };
+    let action = match action {
         "answer" => StepAction::Set(Action::Answer),
         "blackhole" => StepAction::Set(Action::Blackhole),
         "refuse" => StepAction::Set(Action::Refuse),
@@ -556,14 +541,14 @@ fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step,
             let ms = u64::try_from(*v.get_ref())
                 .ok()
                 .filter(|m| *m <= 600_000)
-                .ok_or_else(|| cx.err(v.span(), &f("ms"), "must be 0..=600000"))?;
+                .ok_or_else(|| cx.at(v, &f("ms"), out_of_range(v.get_ref(), "0..=600000")))?;
             StepAction::Set(Action::Delay(Duration::from_millis(ms)))
         }
         "loss" => {
             let v = s.share.as_ref().ok_or_else(|| missing("share"))?;
             let share = *v.get_ref();
             if !(0.0..=1.0).contains(&share) {
-                return Err(cx.err(v.span(), &f("share"), "must be between 0 and 1"));
+                return Err(cx.at(v, &f("share"), out_of_range(share, "0..=1")));
             }
             StepAction::Set(Action::Loss(share))
         }
@@ -572,40 +557,37 @@ fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step,
             let code = u16::try_from(*v.get_ref())
                 .ok()
                 .filter(|c| (200..=699).contains(c))
-                .ok_or_else(|| cx.err(v.span(), &f("code"), "must be a final status, 200..=699"))?;
+                .ok_or_else(|| cx.at(v, &f("code"), out_of_range(v.get_ref(), "200..=699 (a final status)")))?;
             let retry_after = match &s.retry_after {
                 None => None,
                 Some(r) => Some(
                     u32::try_from(*r.get_ref())
-                        .map_err(|_| cx.err(r.span(), &f("retry_after"), "must be 0..=4294967295 seconds"))?,
+                        .map_err(|_| cx.at(r, &f("retry_after"), out_of_range(r.get_ref(), "0..=4294967295")))?,
                 ),
             };
             StepAction::Set(Action::Status { code, retry_after })
         }
         "flap" => {
             let v = s.period.as_ref().ok_or_else(|| missing("period"))?;
-            let period = cx.duration(v, &f("period"))?;
+            let period = duration_of(cx, v, &f("period"))?;
             if period < Duration::from_millis(100) {
-                return Err(cx.err(v.span(), &f("period"), "must be at least 100ms"));
+                return Err(cx.at(v, &f("period"), out_of_range(v.get_ref(), "100ms or more")));
             }
             // Each period is one scripted change; keep the script to a size a run can hold.
             let remaining = duration.as_micros().saturating_sub(at.as_micros());
             if remaining / period.as_micros() > MAX_FLAPS {
-                return Err(cx.err(
-                    v.span(),
-                    &f("period"),
-                    format!("flaps more than {MAX_FLAPS} times before the end"),
-                ));
+                let why = format!("flaps more than {MAX_FLAPS} times before the end");
+                return Err(cx.at(v, &f("period"), FileErrorKind::Conflict(why)));
             }
             StepAction::Flap { period }
         }
         "rolling_restart" => {
             let d = s.down_for.as_ref().ok_or_else(|| missing("down_for"))?;
             let g = s.gap.as_ref().ok_or_else(|| missing("gap"))?;
-            let down_for = cx.duration(d, &f("down_for"))?;
-            let gap = cx.duration(g, &f("gap"))?;
+            let down_for = duration_of(cx, d, &f("down_for"))?;
+            let gap = duration_of(cx, g, &f("gap"))?;
             if down_for == Duration::ZERO {
-                return Err(cx.err(d.span(), &f("down_for"), "must be more than 0"));
+                return Err(cx.at(d, &f("down_for"), out_of_range(d.get_ref(), "1ms or more")));
             }
             StepAction::RollingRestart { down_for, gap }
         }
@@ -615,9 +597,7 @@ fn step(cx: &Ctx<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step,
                 "normal" => HeaderForm::Normal,
                 "compact" => HeaderForm::Compact,
                 "folded" => HeaderForm::Folded,
-                other => {
-                    return Err(cx.err(v.span(), &f("form"), format!("`{other}`: expected normal, compact or folded")))
-                }
+                _ => return Err(not_one_of(v, "form", HEADER_FORMS)),
             };
             StepAction::Set(Action::Headers(form))
         }
@@ -650,11 +630,11 @@ mod tests {
     fn errors_name_line_and_field() {
         let text = "name = \"x\"\nduration = \"10s\"\n[[at]]\nt = \"1s\"\naction = \"loss\"\nshare = 1.5\n";
         let e = Scenario::parse(text, Path::new("s.toml")).unwrap_err();
-        assert_eq!(e.to_string(), "s.toml:6:9: field `at[0].share`: must be between 0 and 1");
+        assert_eq!(e.to_string(), "s.toml:6:9: at[0].share: 1.5 is outside 0..=1");
         let text = "name = \"x\"\nduration = \"10s\"\n[[at]]\nt = \"1s\"\naction = \"delay\"\nshare = 0.5\n";
         let e = Scenario::parse(text, Path::new("s.toml")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("at[0].share"));
         let e = Scenario::parse("name = \"x\"\nduration = \"10s\"\nbogus = 1\n", Path::new("s.toml")).unwrap_err();
-        assert_eq!(e.position.map(|p| p.0), Some(3));
+        assert_eq!(e.line, Some(3));
     }
 }

@@ -1,6 +1,6 @@
 //! Helpers for the tests that run the built `sip-failover` binary on loopback: the agent as a child
 //! process with its JSON events read line by line, small SIP responders, temporary directories, and the
-//! rule for tests that need peer software (SIPp, Kamailio).
+//! rule for tests that need peer software (SIPp, Kamailio) or IPv6 ([`skip`]).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -14,6 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../skip/mod.rs"]
+pub mod skip;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sip-failover");
 
@@ -119,22 +122,6 @@ impl AgentProc {
             }
         }
         self.events.iter().filter(|e| e["event"] == name && pred(e)).nth(n - 1).cloned().unwrap()
-    }
-
-    /// Collects events for `d` (no assertion).
-    pub fn collect_for(&mut self, d: Duration) {
-        let deadline = Instant::now() + d;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.lines.recv_timeout(left) {
-                Ok(v) => self.events.push(v),
-                Err(mpsc::RecvTimeoutError::Timeout) => return,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
     }
 
     /// The events named `name` seen so far.
@@ -371,19 +358,11 @@ pub fn have(program: &str) -> bool {
 /// For tests that need peer software: `true` to go on; `false` (after saying why) to skip. With
 /// `REQUIRE_PEERS=1` a missing program fails the test instead.
 pub fn peer_available(program: &str, package: &str) -> bool {
-    if have(program) {
-        return true;
-    }
-    if std::env::var("REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("`{program}` (Debian package `{package}`) is required (REQUIRE_PEERS=1) but not installed");
-    }
-    // Written to the real stderr, past the test harness's capture, so that a normal run shows why.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: `{program}` not found; install the Debian package `{package}` (scripts/ci-net.sh) to run this test"
-    );
-    false
+    skip::need(
+        have(program),
+        &format!("`{program}`"),
+        &format!("install the Debian package `{package}` (scripts/ci-net.sh) to run this test"),
+    )
 }
 
 /// The primary's probes as (t_ms, attempt) from the agent's events, starting at the first attempt 1
@@ -518,4 +497,28 @@ pub fn cycles(events: &[Value], server: &str) -> Vec<Vec<(u64, u64)>> {
         }
     }
     out
+}
+
+/// `server`'s events split into probe cycles: each segment starts at a probe of its attempt 1 and runs
+/// to the next one. Only its probes, replies and timeouts, and the switches, are kept.
+pub fn event_cycles(events: &[Value], server: &str) -> Vec<Vec<Value>> {
+    let mut out: Vec<Vec<Value>> = Vec::new();
+    for e in events {
+        let own = e["server"] == server && ["probe", "reply", "timeout"].contains(&e["event"].as_str().unwrap_or(""));
+        if !(own || e["event"] == "switch") {
+            continue;
+        }
+        if own && e["event"] == "probe" && e["attempt"] == 1 {
+            out.push(Vec::new());
+        }
+        if let Some(c) = out.last_mut() {
+            c.push(e.clone());
+        }
+    }
+    out
+}
+
+/// One cycle of [`event_cycles`] as (event, attempt) pairs, `("switch", 0)` for a switch.
+pub fn steps(cycle: &[Value]) -> Vec<(&str, u64)> {
+    cycle.iter().map(|e| (e["event"].as_str().unwrap_or(""), e["attempt"].as_u64().unwrap_or(0))).collect()
 }

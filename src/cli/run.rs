@@ -1,7 +1,7 @@
-//! The command-line side of the network driver: `run`, `check-config` and the control clients
-//! (`status`, `force`, `release`, `failback`, `pause`, `resume`, `call`, `reload`).
+//! `run`, `check-config` and the control clients (`status`, `force`, `release`, `failback`, `pause`,
+//! `resume`, `call`, `reload`): the command-line side of the network driver.
 //!
-//! Each function here is what one subcommand of `main.rs` calls; each returns the process exit code.
+//! Each function here is what one subcommand calls; each returns the process exit code.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::control::{self, Request};
-use super::driver::{self, Overrides, RunOptions};
-use super::hook::HookOptions;
 use crate::config::telemetry::{parse_facility, SyslogTarget};
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::Side;
+use crate::net::control::{self, Request};
+use crate::net::driver::{self, Overrides, RunOptions};
+use crate::net::hook::HookOptions;
 
 /// The control socket clients use when `--socket` is not given.
 pub const DEFAULT_SOCKET: &str = "/run/sip-failover.sock";

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{plan_feed, upgrade_window_answer};
+use crate::maintenance::{plan_feed, upgrade_window_answer};
 
 /// Arguments of `upgrade-window`.
 #[derive(Debug, Args)]
@@ -80,7 +80,7 @@ pub fn plan(a: &PlanArgs) -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Some(p) => match crate::config::apply::write_atomic(p, text.as_bytes()) {
+        Some(p) => match crate::files::write_atomic(p, text.as_bytes()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sip-failover: {}: {e}", p.display());

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::apply::{Mode, Store};
-use super::PhoneConfig;
-use crate::net::cli::ClientArgs;
+use super::run::ClientArgs;
+use crate::config::apply::{Mode, Store};
+use crate::config::PhoneConfig;
 use crate::net::control::{self, Request};
 
 /// Where the apply command keeps saved and rebuilt configurations by default.

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::scenario::{shipped, Scenario, StepAction, Target, SHIPPED};
-use super::summary::{render, secs};
-use super::timeline::{is_shown, live_line, Record, What};
-use super::{fleet, r#virtual, realtime, udp, RunOutput};
 use crate::core::{Duration, Event, Instant, Side};
+use crate::sim::scenario::{shipped, Scenario, StepAction, Target, SHIPPED};
+use crate::sim::summary::{render, secs};
+use crate::sim::timeline::{is_shown, live_line, Record, What};
+use crate::sim::{fleet, r#virtual, realtime, udp, Live, RunOutput, SimError};
 
 /// Which live lines `lab` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +78,7 @@ macro_rules! say {
 }
 
 fn load(path: Option<&Path>) -> Result<Scenario, ExitCode> {
-    let fail = |e: super::scenario::ScenarioError| {
+    let fail = |e: crate::files::FileError| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     };
@@ -230,7 +230,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
         active: Side::Primary,
     };
     let started = std::time::Instant::now();
-    let result: Result<RunOutput, super::SimError> = if args.virtual_time {
+    let result: Result<RunOutput, SimError> = if args.virtual_time {
         let opts = r#virtual::VirtualOptions { phones, seed: args.seed, extend: fleet_extend, ..Default::default() };
         r#virtual::run(&scenario, &opts, &mut |r| printer.record(r))
     } else if phones > 1 {
@@ -238,14 +238,14 @@ pub fn lab(args: &LabArgs) -> ExitCode {
             &scenario,
             &fleet::FleetOptions { phones, seed: args.seed, extend: fleet_extend },
             &mut |l| match l {
-                super::Live::Record(r) => printer.record(r),
-                super::Live::Tick(now) => printer.tick(now),
+                Live::Record(r) => printer.record(r),
+                Live::Tick(now) => printer.tick(now),
             },
         )
     } else {
         realtime::run(&scenario, args.seed, &mut |l| match l {
-            super::Live::Record(r) => printer.record(r),
-            super::Live::Tick(now) => printer.tick(now),
+            Live::Record(r) => printer.record(r),
+            Live::Tick(now) => printer.tick(now),
         })
     };
     printer.clear();
@@ -261,7 +261,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let text = render(&out.tracker, &summary);
     let mut text = format!("{text}{}", pair_line(&out));
     for w in &scenario.windows {
-        let inside = super::summary::in_force_inside(&out.tracker, w);
+        let inside = crate::sim::summary::in_force_inside(&out.tracker, w);
         text.push_str(&format!(
             "planned window on the {} from {} to {}: the {} was in force inside it for {}{}\n",
             w.side,
@@ -279,7 +279,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
         if args.virtual_time { "virtual time" } else { "real time" },
         wall.as_secs_f64()
     );
-    let mut json = super::summary::to_json(&out.tracker, &summary);
+    let mut json = crate::sim::summary::to_json(&out.tracker, &summary);
     json["scenario"] = serde_json::json!(scenario.name);
     json["seed"] = serde_json::json!(args.seed);
     json["virtual"] = serde_json::json!(args.virtual_time);
