@@ -21,7 +21,7 @@ use crate::config::PhoneConfig;
 use crate::core::{Agent, Event, Instant};
 
 /// Where events go: JSON lines, `tracing`, and later collectors.
-pub trait Sink {
+pub trait Sink: Send {
     /// A core event at `t`; `fields` are its JSON fields (a probe's `destination` included).
     fn core(&mut self, t: Instant, ev: &Event, fields: &Map<String, Value>);
     /// A driver event (`started`, `resolved`, `hook`, ...) at `t`.
