@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::config::telemetry::{parse_facility, SyslogTarget};
+use crate::config::telemetry::{parse_facility, parse_metrics_addr, SyslogTarget};
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::Side;
 use crate::net::control::{self, Request};
@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// The CA certificates (PEM) a `tls://` collector must chain to (default: the system's store).
     #[arg(long, value_name = "FILE")]
     pub syslog_ca_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on `http://ADDR:PORT/metrics` (overrides the file's
+    /// `network.metrics`).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
+    pub metrics: Option<SocketAddr>,
     /// How many syslog messages may wait for the collector before new ones are dropped (tests).
     #[arg(long, hide = true, value_name = "N")]
     pub syslog_queue: Option<usize>,
@@ -229,6 +233,7 @@ impl RunArgs {
             syslog_facility: self.syslog_facility,
             syslog_ca_file: self.syslog_ca_file.clone(),
             syslog_queue: self.syslog_queue,
+            metrics: self.metrics,
         }
     }
 

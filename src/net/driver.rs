@@ -28,6 +28,7 @@ use super::events::{event_fields, EventLog};
 use super::flows::Flows;
 use super::hook::{HookOptions, Switcher};
 use super::maintenance::{Maintenance, Planner};
+use super::metrics::{self, Metrics, MetricsSink};
 use super::names::{resolver_for, Names};
 use super::socket::SocketOptions;
 use super::state::{StateFile, StateSaver};
@@ -81,6 +82,8 @@ pub struct Overrides {
     pub syslog_ca_file: Option<PathBuf>,
     /// The syslog queue's bound.
     pub syslog_queue: Option<usize>,
+    /// Where Prometheus scrapes `/metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Overrides {
@@ -131,6 +134,9 @@ impl Overrides {
         if let Some(s) = &self.state_dir {
             cfg.network.state_dir = Some(s.clone());
         }
+        if let Some(m) = self.metrics {
+            cfg.network.metrics = Some(m);
+        }
         if let Some(t) = &self.syslog {
             cfg.network.syslog = Some(crate::config::telemetry::SyslogConfig::new(t.clone()));
         }
@@ -164,6 +170,8 @@ pub enum RunError {
     Signals(io::Error),
     /// The syslog sink cannot start.
     Syslog(super::syslog::SyslogError),
+    /// The metrics address cannot be listened on.
+    Metrics(SocketAddr, io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -175,6 +183,7 @@ impl fmt::Display for RunError {
             RunError::Control(p, e) => write!(f, "control socket {}: {e}", p.display()),
             RunError::Signals(e) => write!(f, "signal handlers: {e}"),
             RunError::Syslog(e) => write!(f, "{e}"),
+            RunError::Metrics(a, e) => write!(f, "metrics address {a}: {e}"),
         }
     }
 }
@@ -200,6 +209,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(log)];
     if let Some(s) = &cfg.network.syslog {
         sinks.push(Box::new(SyslogSink::start(s, start).map_err(RunError::Syslog)?));
+    }
+    if let Some(addr) = cfg.network.metrics {
+        let m = Metrics::new();
+        metrics::serve(addr, m.clone()).await.map_err(|e| RunError::Metrics(addr, e))?;
+        sinks.push(Box::new(MetricsSink(m)));
     }
     let resolver = resolver_for(&cfg).map_err(|_| RunError::NoResolver)?;
     // Resolve both next hops before the agent can start: the core needs an address for each.

@@ -23,6 +23,7 @@ pub mod events;
 pub mod flows;
 pub mod hook;
 pub mod maintenance;
+pub mod metrics;
 pub mod names;
 pub mod socket;
 pub mod state;
