@@ -13,7 +13,8 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use sip_failover::core::{Agent, Command, Event, Instant, Side, SwitchReason};
+use sip_failover::core::drive::{self, Ack, Io, Sent};
+use sip_failover::core::{Agent, Command, Event, Instant, Side, SwitchReason, Transmit};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -152,17 +153,25 @@ fn fingerprint(a: &Agent) -> String {
 /// bytes).
 type Output = (Vec<Event>, Vec<(Side, u8, Vec<u8>)>);
 
+/// Collects a drain's output; switches are acknowledged by the test's own operations.
+#[derive(Default)]
+struct Collect(Output);
+
+impl Io for Collect {
+    fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+        self.0 .1.push((t.server, t.attempt, bytes.to_vec()));
+        Sent::Sent
+    }
+    fn event(&mut self, _: Instant, e: &Event) -> Ack {
+        self.0 .0.push(*e);
+        Ack::None
+    }
+}
+
 fn drain(agent: &mut Agent, now: Instant) -> Output {
-    let mut buf = [0u8; 1500];
-    let mut sent = Vec::new();
-    while let Some(t) = agent.poll_transmit(now, &mut buf).unwrap() {
-        sent.push((t.server, t.attempt, buf[..t.len].to_vec()));
-    }
-    let mut events = Vec::new();
-    while let Some(e) = agent.poll_event() {
-        events.push(e);
-    }
-    (events, sent)
+    let mut out = Collect::default();
+    drive::drain(agent, now, &mut [0u8; 1500], &mut out);
+    out.0
 }
 
 fn side_of(b: bool) -> Side {

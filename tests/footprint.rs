@@ -7,7 +7,8 @@ mod skip;
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use sip_failover::core::{Agent, Command, Config, Event, Instant, Side};
+use sip_failover::core::drive::{self, Ack, Io, Sent};
+use sip_failover::core::{Agent, Command, Config, Event, Instant, Side, Transmit};
 
 #[test]
 fn the_agent_is_under_one_kib() {
@@ -46,6 +47,29 @@ fn ok_reply(request: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The phone's side of a drain: the primary is silent for the first cycle, the backup always
+/// answers; switches are applied and their times kept.
+struct Phone<'a> {
+    inflight: &'a mut Vec<(u64, SocketAddr, Vec<u8>)>,
+    over: &'a mut u64,
+    back: &'a mut u64,
+}
+
+impl Io for Phone<'_> {
+    fn transmit(&mut self, now: Instant, tx: &Transmit, bytes: &[u8]) -> Sent {
+        let now = now.as_micros();
+        if tx.server == Side::Backup || now >= 15_000_000 {
+            self.inflight.push((now + 20_000, tx.destination, ok_reply(bytes)));
+        }
+        Sent::Sent
+    }
+    fn event(&mut self, now: Instant, e: &Event) -> Ack {
+        let Event::Switch { to, .. } = e else { return Ack::None };
+        *(if *to == Side::Backup { &mut *self.over } else { &mut *self.back }) = now.as_micros();
+        Ack::Applied
+    }
+}
+
 /// A failover and a failback through the whole API, with all buffers on the stack: the primary is
 /// silent for the first cycle, the backup always answers. Returns when the agent switched and back.
 #[inline(never)]
@@ -59,22 +83,8 @@ fn failover_and_back() -> (u64, u64) {
     let mut now = 0u64;
     let (mut over, mut back) = (0, 0);
     while now < 60_000_000 {
-        while let Ok(Some(tx)) = agent.poll_transmit(Instant::from_micros(now), &mut buf) {
-            let primary_answers = now >= 15_000_000;
-            if tx.server == Side::Backup || primary_answers {
-                inflight.push((now + 20_000, tx.destination, ok_reply(&buf[..tx.len])));
-            }
-        }
-        while let Some(e) = agent.poll_event() {
-            if let Event::Switch { to, generation, .. } = e {
-                if to == Side::Backup {
-                    over = now
-                } else {
-                    back = now
-                }
-                agent.handle_command(Instant::from_micros(now), Command::Applied { generation }).unwrap();
-            }
-        }
+        let mut io = Phone { inflight: &mut inflight, over: &mut over, back: &mut back };
+        drive::drain(&mut agent, Instant::from_micros(now), &mut buf, &mut io);
         let deadline = agent.poll_timeout().map_or(u64::MAX, |t| t.as_micros());
         let next = inflight.iter().map(|d| d.0).min().unwrap_or(u64::MAX);
         now = now.max(deadline.min(next));

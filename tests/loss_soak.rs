@@ -22,7 +22,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::thread;
 
-use sip_failover::core::{Agent, Command, Config, Duration, Event, Instant, Side, SwitchReason};
+use sip_failover::core::drive::{self, Ack, Io};
+use sip_failover::core::{Agent, Config, Duration, Event, Instant, Side, SwitchReason, Transmit};
 
 const PRIMARY: &str = "127.0.0.1:5060";
 const BACKUP: &str = "127.0.0.2:5060";
@@ -130,6 +131,52 @@ struct Soak {
     truth: Vec<CycleTruth>,
 }
 
+/// The lossy link's side of a drain: drops requests and replies to the primary as drawn, records
+/// what it did in the cycle's truth, and applies every switch.
+struct Link<'a> {
+    now: u64,
+    p: f64,
+    link: &'a mut SplitMix64,
+    inflight: &'a mut Vec<(u64, SocketAddr, Vec<u8>)>,
+    events: &'a mut Vec<(u64, Event)>,
+    truth: &'a mut [CycleTruth],
+}
+
+impl Io for Link<'_> {
+    fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> drive::Sent {
+        let request = std::str::from_utf8(bytes).expect("a probe is ASCII");
+        let lossy = t.server == Side::Primary;
+        let truth = &mut self.truth[cycle_of(self.now).min(CYCLES)];
+        if lossy {
+            truth.attempts += 1;
+            if self.link.chance(self.p) {
+                truth.requests_lost += 1;
+                return drive::Sent::Sent;
+            }
+            if self.link.chance(self.p) {
+                truth.replies_lost += 1;
+                return drive::Sent::Sent;
+            }
+        }
+        let at = self.now + self.link.between(REPLY_DELAY_US.0, REPLY_DELAY_US.1);
+        if lossy {
+            assert!(truth.answered_at.is_none(), "a probe after a reply got through, cycle {}", cycle_of(at));
+            truth.answered_at = Some(at);
+        }
+        self.inflight.push((at, t.destination, ok_to(request)));
+        drive::Sent::Sent
+    }
+
+    fn event(&mut self, _: Instant, e: &Event) -> Ack {
+        self.events.push((self.now, *e));
+        if matches!(e, Event::Switch { .. }) {
+            Ack::Applied
+        } else {
+            Ack::None
+        }
+    }
+}
+
 impl Soak {
     fn new(config: Config, p: f64, seed: u64) -> Soak {
         let agent = Agent::new(config, Instant::ZERO, seed).expect("the configuration is valid");
@@ -149,45 +196,9 @@ impl Soak {
     /// Drains every transmit through the link, then every event, acknowledging each switch as
     /// applied, until the agent has nothing more to say.
     fn drain(&mut self) {
-        let mut buf = [0u8; 1500];
-        loop {
-            let now = Instant::from_micros(self.now);
-            while let Some(t) = self.agent.poll_transmit(now, &mut buf).expect("a probe fits 1500 bytes") {
-                let request = std::str::from_utf8(&buf[..t.len]).expect("a probe is ASCII");
-                let lossy = t.server == Side::Primary;
-                let truth = &mut self.truth[cycle_of(self.now).min(CYCLES)];
-                if lossy {
-                    truth.attempts += 1;
-                    if self.link.chance(self.p) {
-                        truth.requests_lost += 1;
-                        continue;
-                    }
-                    if self.link.chance(self.p) {
-                        truth.replies_lost += 1;
-                        continue;
-                    }
-                }
-                let at = self.now + self.link.between(REPLY_DELAY_US.0, REPLY_DELAY_US.1);
-                if lossy {
-                    assert!(truth.answered_at.is_none(), "a probe after a reply got through, cycle {}", cycle_of(at));
-                    truth.answered_at = Some(at);
-                }
-                self.inflight.push((at, t.destination, ok_to(request)));
-            }
-            let mut acks = vec![];
-            while let Some(e) = self.agent.poll_event() {
-                if let Event::Switch { generation, .. } = e {
-                    acks.push(Command::Applied { generation });
-                }
-                self.events.push((self.now, e));
-            }
-            if acks.is_empty() {
-                return;
-            }
-            for a in acks {
-                self.agent.handle_command(now, a).expect("the switch just issued is pending");
-            }
-        }
+        let Soak { agent, now, p, link, inflight, events, truth } = self;
+        let mut io = Link { now: *now, p: *p, link, inflight, events, truth };
+        drive::drain(agent, Instant::from_micros(*now), &mut [0u8; 1500], &mut io);
     }
 
     /// Runs until `end_us`, jumping to the next timer or delivery; a delivery goes first on a tie.

@@ -10,14 +10,6 @@ use std::time::Duration;
 use interop_common::*;
 use jiff::{SignedDuration, Timestamp};
 
-fn notice(id: &str, cluster: &str, start: Timestamp, end: Timestamp) -> String {
-    format!(
-        "[[notice]]\nid = \"{id}\"\ncluster = \"{cluster}\"\nstart = \"{start}\"\nend = \"{end}\"\n\
-         impact = \"minimal\"\npublished = \"{}\"\n\n",
-        Timestamp::now()
-    )
-}
-
 #[test]
 fn a_notice_file_changed_in_the_lead_time_does_not_flap_the_phone() {
     let dir = TempDir::new("refresh");
@@ -27,21 +19,8 @@ fn a_notice_file_changed_in_the_lead_time_does_not_flap_the_phone() {
     let secs = |s: i64| Timestamp::now().checked_add(SignedDuration::from_secs(s)).unwrap();
     // A window on the primary's cluster an hour from now; the lead time (2 h) has begun.
     let (start, end) = (secs(3_600), secs(7_200));
-    std::fs::write(&feed, notice("CX-42", "cx-eu-1", start, end)).unwrap();
-    let config = dir.join("phone.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[redundancy]\nprimary_server = \"127.0.0.1\"\nprimary_port = {}\nbackup_destination = true\n\
-             backup_destination_address = \"127.0.0.1\"\nbackup_destination_port = {}\nsip_keep_alive_interval = 2\n\n\
-             [primary]\ncluster = \"cx-eu-1\"\n[backup]\ncluster = \"cx-eu-2\"\n\n\
-             [advanced]\nplanned_lead_s = 7200\nfailback_after = 1\n\n[maintenance]\nnotices = \"notices.toml\"\n",
-            p.addr.port(),
-            b.addr.port()
-        ),
-    )
-    .unwrap();
-    let cfg = config.to_string_lossy().into_owned();
+    std::fs::write(&feed, notice("CX-42", "cx-eu-1", start, end, Timestamp::now())).unwrap();
+    let cfg = write_maintenance_config(&dir, p.addr, b.addr, 2, 7_200);
     let mut agent = AgentProc::start(&["--config", &cfg], dir.path());
     let sw = agent.wait_for(Duration::from_secs(10), "planned switch", |e| e["event"] == "switch");
     assert_eq!(
@@ -51,8 +30,12 @@ fn a_notice_file_changed_in_the_lead_time_does_not_flap_the_phone() {
     agent.wait_for(Duration::from_secs(10), "applied", |e| e["event"] == "applied" && e["generation"] == 1);
 
     // The operator edits the feed: the same window, and a notice for another cluster.
-    std::fs::write(&feed, notice("CX-42", "cx-eu-1", start, end) + &notice("OTHER-1", "cx-elsewhere", start, end))
-        .unwrap();
+    std::fs::write(
+        &feed,
+        notice("CX-42", "cx-eu-1", start, end, Timestamp::now())
+            + &notice("OTHER-1", "cx-elsewhere", start, end, Timestamp::now()),
+    )
+    .unwrap();
     let reload = agent.wait_for(Duration::from_secs(10), "reload", |e| {
         e["event"] == "maintenance_windows" && e["reason"] == "feed_changed"
     });

@@ -12,13 +12,6 @@ use std::time::Duration;
 use interop_common::*;
 use jiff::{SignedDuration, Timestamp};
 
-fn notice(id: &str, cluster: &str, start: Timestamp, end: Timestamp, published: Timestamp) -> String {
-    format!(
-        "[[notice]]\nid = \"{id}\"\ncluster = \"{cluster}\"\nstart = \"{start}\"\nend = \"{end}\"\n\
-         impact = \"minimal\"\npublished = \"{published}\"\n\n"
-    )
-}
-
 #[test]
 fn notices_drive_the_bell_and_a_planned_switch() {
     let dir = TempDir::new("maint");
@@ -29,20 +22,7 @@ fn notices_drive_the_bell_and_a_planned_switch() {
     let secs = |s: i64| now.checked_add(SignedDuration::from_secs(s)).unwrap();
     // One notice for another cluster only: nothing for this phone.
     std::fs::write(&feed, notice("OTHER-1", "cx-elsewhere", secs(5), secs(600), secs(-60))).unwrap();
-    let config = dir.join("phone.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[redundancy]\nprimary_server = \"127.0.0.1\"\nprimary_port = {}\nbackup_destination = true\n\
-             backup_destination_address = \"127.0.0.1\"\nbackup_destination_port = {}\nsip_keep_alive_interval = 2\n\n\
-             [primary]\ncluster = \"cx-eu-1\"\n[backup]\ncluster = \"cx-eu-2\"\n\n\
-             [advanced]\nplanned_lead_s = 2\nfailback_after = 1\n\n[maintenance]\nnotices = \"notices.toml\"\n",
-            p.addr.port(),
-            b.addr.port()
-        ),
-    )
-    .unwrap();
-    let cfg = config.to_string_lossy().into_owned();
+    let cfg = write_maintenance_config(&dir, p.addr, b.addr, 2, 2);
     let mut agent = AgentProc::start(&["--config", &cfg], dir.path());
     let bell = agent.wait_for(Duration::from_secs(10), "bell", |e| e["event"] == "bell");
     assert_eq!(bell["count"], 0);

@@ -8,7 +8,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use sip_failover::core::{Agent, Command, Config, DownReason, Duration, Event, Instant, Side, SwitchReason};
+use sip_failover::core::drive::{self, Ack, Io, Sent};
+use sip_failover::core::{Agent, Command, Config, DownReason, Duration, Event, Instant, Side, SwitchReason, Transmit};
 
 struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -60,6 +61,107 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The day's side of a drain, without allocating: answers each probe as the schedule says, keeps
+/// forgeries of some replies for after the drain, counts the events and acknowledges switches (every
+/// fourth as failed).
+struct Day<'a> {
+    p: SocketAddr,
+    b: SocketAddr,
+    primary_status: Option<&'static [u8]>,
+    backup_up: bool,
+    inflight: &'a mut [(u64, Side, usize, [u8; 1500]); 4],
+    resp: &'a mut [u8; 1500],
+    forged: [(SocketAddr, usize, [u8; 1500]); 3],
+    forged_n: usize,
+    transmits: &'a mut u64,
+    switch_events: &'a mut u32,
+    seen: &'a mut Seen,
+}
+
+impl Io for Day<'_> {
+    fn transmit(&mut self, now: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+        *self.transmits += 1;
+        let from = if t.server == Side::Primary { self.p } else { self.b };
+        let status =
+            if t.server == Side::Primary { self.primary_status } else { self.backup_up.then_some(&b"200"[..]) };
+        let Some(status) = status else {
+            // Every seventh unanswered probe is refused by the network (ICMP port unreachable).
+            return if *self.transmits % 7 == 0 { Sent::Refused } else { Sent::Sent };
+        };
+        let len = respond(bytes, status, self.resp);
+        if let Some(slot) = self.inflight.iter_mut().find(|s| s.0 == u64::MAX) {
+            slot.3[..len].copy_from_slice(&self.resp[..len]);
+            *slot = (now.as_micros() + 7_000, t.server, len, slot.3);
+        }
+        if *self.transmits % 5 == 0 && self.forged_n + 2 <= self.forged.len() {
+            self.forged[self.forged_n] = (STRANGER, len, *self.resp);
+            self.forged_n += 1;
+            if let Some(i) = find(&self.resp[..len], b"branch=z9hG4bK") {
+                let mut forged = *self.resp;
+                let at = i + b"branch=z9hG4bK".len();
+                forged[at] = if forged[at] == b'x' { b'y' } else { b'x' };
+                self.forged[self.forged_n] = (from, len, forged);
+                self.forged_n += 1;
+            }
+        }
+        Sent::Sent
+    }
+
+    fn event(&mut self, _: Instant, e: &Event) -> Ack {
+        count(self.seen, self.switch_events, e)
+    }
+}
+
+/// Counts `e`; for a switch, says how the firmware applied it (every fourth one failed).
+fn count(seen: &mut Seen, switch_events: &mut u32, e: &Event) -> Ack {
+    match *e {
+        Event::Switch { reason, .. } => {
+            *switch_events += 1;
+            seen.switches += 1;
+            match reason {
+                SwitchReason::Failback => seen.failbacks += 1,
+                SwitchReason::Forced => seen.forced += 1,
+                SwitchReason::Planned => seen.planned += 1,
+                _ => {}
+            }
+            // Every fourth switch cannot be applied by the firmware.
+            return if *switch_events % 4 == 0 { Ack::Failed } else { Ack::Applied };
+        }
+        Event::Applied { .. } => seen.applied += 1,
+        Event::ApplyFailed { .. } => seen.apply_failed += 1,
+        Event::ServerDown { reason: DownReason::Status { code: 503, .. }, .. } => seen.down_503 += 1,
+        Event::Reply { status: 503, .. } => seen.replies_503 += 1,
+        Event::Ignored { .. } => seen.ignored += 1,
+        Event::AttemptRefused { .. } => seen.refused += 1,
+        Event::ProbingPaused => seen.paused += 1,
+        Event::ProbingResumed => seen.resumed += 1,
+        Event::Held { .. } => seen.held += 1,
+        _ => {}
+    }
+    Ack::None
+}
+
+/// The drain after the forgeries: only events.
+struct After<'a> {
+    seen: &'a mut Seen,
+    switch_events: &'a mut u32,
+}
+
+impl Io for After<'_> {
+    fn transmit(&mut self, _: Instant, _: &Transmit, _: &[u8]) -> Sent {
+        Sent::Sent
+    }
+    fn event(&mut self, _: Instant, e: &Event) -> Ack {
+        count(self.seen, self.switch_events, e)
+    }
+}
+
+fn day_after<'a>(seen: &'a mut Seen, switch_events: &'a mut u32) -> After<'a> {
+    After { seen, switch_events }
+}
+
+const STRANGER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(192, 0, 2, 9), 5060));
+
 /// What the day went through, counted without allocating.
 #[derive(Debug, Default)]
 struct Seen {
@@ -84,7 +186,6 @@ struct Seen {
 fn a_simulated_day_allocates_nothing() {
     let p: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let b: SocketAddr = "127.0.0.2:5060".parse().unwrap();
-    let stranger: SocketAddr = "192.0.2.9:5060".parse().unwrap();
     let mut config = Config::new(p, "pbx-a.example").with_backup(b, "pbx-b.example");
     config.fast.refused_ends_attempt = true;
     let mut slower = config;
@@ -163,63 +264,28 @@ fn a_simulated_day_allocates_nothing() {
                 _ => {}
             }
         }
-        while let Some(t) = agent.poll_transmit(now, &mut buf).unwrap() {
-            transmits += 1;
-            let from = if t.server == Side::Primary { p } else { b };
-            let status = if t.server == Side::Primary { primary_status } else { backup_up.then_some(&b"200"[..]) };
-            if let Some(status) = status {
-                let len = respond(&buf[..t.len], status, &mut resp);
-                if let Some(slot) = inflight.iter_mut().find(|s| s.0 == u64::MAX) {
-                    slot.3[..len].copy_from_slice(&resp[..len]);
-                    *slot = (now.as_micros() + 7_000, t.server, len, slot.3);
-                }
-                // Every few probes: the same reply with a forged branch, the same from a stranger, and
-                // garbage; all must be ignored.
-                if transmits % 5 == 0 {
-                    agent.handle_datagram(now, stranger, &resp[..len]);
-                    if let Some(i) = find(&resp[..len], b"branch=z9hG4bK") {
-                        let at = i + b"branch=z9hG4bK".len();
-                        resp[at] = if resp[at] == b'x' { b'y' } else { b'x' };
-                        agent.handle_datagram(now, from, &resp[..len]);
-                    }
-                    agent.handle_datagram(now, from, garbage);
-                }
-            } else if transmits % 7 == 0 {
-                // The network refused it (ICMP port unreachable).
-                agent.handle_refused(now, t.server);
-            }
+        let mut day = Day {
+            p,
+            b,
+            primary_status,
+            backup_up,
+            inflight: &mut inflight,
+            resp: &mut resp,
+            forged: [(STRANGER, 0, [0; 1500]); 3],
+            forged_n: 0,
+            transmits: &mut transmits,
+            switch_events: &mut switch_events,
+            seen: &mut seen,
+        };
+        drive::drain(&mut agent, now, &mut buf, &mut day);
+        // Every few probes: the same reply with a forged branch, the same from a stranger, and garbage;
+        // all must be ignored.
+        let (forged, n) = (day.forged, day.forged_n);
+        for (from, len, bytes) in &forged[..n] {
+            agent.handle_datagram(now, *from, &bytes[..*len]);
+            agent.handle_datagram(now, p, garbage);
         }
-        while let Some(e) = agent.poll_event() {
-            match e {
-                Event::Switch { generation, reason, .. } => {
-                    switch_events += 1;
-                    seen.switches += 1;
-                    match reason {
-                        SwitchReason::Failback => seen.failbacks += 1,
-                        SwitchReason::Forced => seen.forced += 1,
-                        SwitchReason::Planned => seen.planned += 1,
-                        _ => {}
-                    }
-                    // Every fourth switch cannot be applied by the firmware.
-                    let cmd = if switch_events % 4 == 0 {
-                        Command::ApplyFailed { generation }
-                    } else {
-                        Command::Applied { generation }
-                    };
-                    agent.handle_command(now, cmd).unwrap();
-                }
-                Event::Applied { .. } => seen.applied += 1,
-                Event::ApplyFailed { .. } => seen.apply_failed += 1,
-                Event::ServerDown { reason: DownReason::Status { code: 503, .. }, .. } => seen.down_503 += 1,
-                Event::Reply { status: 503, .. } => seen.replies_503 += 1,
-                Event::Ignored { .. } => seen.ignored += 1,
-                Event::AttemptRefused { .. } => seen.refused += 1,
-                Event::ProbingPaused => seen.paused += 1,
-                Event::ProbingResumed => seen.resumed += 1,
-                Event::Held { .. } => seen.held += 1,
-                _ => {}
-            }
-        }
+        drive::drain(&mut agent, now, &mut buf, &mut day_after(&mut seen, &mut switch_events));
         // The next delivery, timer or minute boundary (so that the schedule runs while paused too).
         let next_delivery = inflight.iter().map(|s| s.0).min().unwrap_or(u64::MAX);
         let next_timer = agent.poll_timeout().map(|t| t.as_micros()).unwrap_or(u64::MAX);

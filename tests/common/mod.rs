@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use sip_failover::core::{Agent, Command, Config, Event, Instant, Side};
+use sip_failover::core::drive::{self, Ack, Io};
+use sip_failover::core::{Agent, Command, Config, Event, Instant, Side, Transmit};
 
 pub const PRIMARY: &str = "127.0.0.1:5060";
 pub const BACKUP: &str = "127.0.0.2:5060";
@@ -54,6 +55,37 @@ pub struct Lab {
     pub fail_apply: bool,
 }
 
+/// The lab's side of a drain: answers each probe by the script, records probes and events.
+struct Recorder<'a> {
+    sent: &'a mut Vec<Sent>,
+    events: &'a mut Vec<(u64, Event)>,
+    inflight: &'a mut Vec<(u64, SocketAddr, Vec<u8>)>,
+    script: &'a mut Script,
+    ack: Ack,
+}
+
+impl Io for Recorder<'_> {
+    fn transmit(&mut self, now: Instant, t: &Transmit, bytes: &[u8]) -> drive::Sent {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let ms = now.as_millis();
+        if let Answer::Reply { status, delay_ms } = (self.script)(ms, t.server, t.attempt) {
+            let at = now.as_micros() + delay_ms * 1000;
+            self.inflight.push((at, t.destination, response_to(&text, status).into_bytes()));
+        }
+        self.sent.push(Sent { t_ms: ms, server: t.server, attempt: t.attempt, destination: t.destination, text });
+        drive::Sent::Sent
+    }
+
+    fn event(&mut self, now: Instant, e: &Event) -> Ack {
+        self.events.push((now.as_millis(), *e));
+        if matches!(e, Event::Switch { .. }) {
+            self.ack
+        } else {
+            Ack::None
+        }
+    }
+}
+
 impl Lab {
     pub fn new(config: Config, script: impl FnMut(u64, Side, u8) -> Answer + 'static) -> Lab {
         Lab::with_agent(Agent::new(config, Instant::ZERO, 7).unwrap(), script)
@@ -81,41 +113,16 @@ impl Lab {
 
     /// Drains transmits (answering each by the script) and events, acknowledging switches.
     pub fn drain(&mut self) {
-        loop {
-            let mut buf = [0u8; 1500];
-            while let Some(t) = self.agent.poll_transmit(self.now, &mut buf).unwrap() {
-                let text = String::from_utf8(buf[..t.len].to_vec()).unwrap();
-                let ms = self.now.as_millis();
-                if let Answer::Reply { status, delay_ms } = (self.script)(ms, t.server, t.attempt) {
-                    let at = self.now.as_micros() + delay_ms * 1000;
-                    self.inflight.push((at, t.destination, response_to(&text, status).into_bytes()));
-                }
-                self.sent.push(Sent {
-                    t_ms: ms,
-                    server: t.server,
-                    attempt: t.attempt,
-                    destination: t.destination,
-                    text,
-                });
-            }
-            let mut acks = vec![];
-            while let Some(e) = self.agent.poll_event() {
-                if let Event::Switch { generation, .. } = e {
-                    if self.fail_apply {
-                        acks.push(Command::ApplyFailed { generation });
-                    } else if self.auto_apply {
-                        acks.push(Command::Applied { generation });
-                    }
-                }
-                self.events.push((self.now.as_millis(), e));
-            }
-            if acks.is_empty() {
-                break;
-            }
-            for a in acks {
-                self.agent.handle_command(self.now, a).unwrap();
-            }
-        }
+        let ack = if self.fail_apply {
+            Ack::Failed
+        } else if self.auto_apply {
+            Ack::Applied
+        } else {
+            Ack::None
+        };
+        let Lab { agent, now, sent, events, inflight, script, .. } = self;
+        let mut io = Recorder { sent, events, inflight, script, ack };
+        drive::drain(agent, *now, &mut [0u8; 1500], &mut io);
     }
 
     /// Injects a datagram now.

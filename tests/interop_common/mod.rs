@@ -522,3 +522,38 @@ pub fn event_cycles(events: &[Value], server: &str) -> Vec<Vec<Value>> {
 pub fn steps(cycle: &[Value]) -> Vec<(&str, u64)> {
     cycle.iter().map(|e| (e["event"].as_str().unwrap_or(""), e["attempt"].as_u64().unwrap_or(0))).collect()
 }
+
+/// One `[[notice]]` of a notice feed file.
+pub fn notice(
+    id: &str,
+    cluster: &str,
+    start: jiff::Timestamp,
+    end: jiff::Timestamp,
+    published: jiff::Timestamp,
+) -> String {
+    format!(
+        "[[notice]]\nid = \"{id}\"\ncluster = \"{cluster}\"\nstart = \"{start}\"\nend = \"{end}\"\n\
+         impact = \"minimal\"\npublished = \"{published}\"\n\n"
+    )
+}
+
+/// Writes `phone.toml` in `dir` for a primary `p` in cluster `cx-eu-1` and a backup `b` in `cx-eu-2`
+/// on 127.0.0.1, probed every `interval_s`, with a planned lead of `lead_s`, failback after one
+/// cycle and the notice feed `notices.toml` beside it; returns its path as a string.
+pub fn write_maintenance_config(dir: &TempDir, p: SocketAddr, b: SocketAddr, interval_s: u64, lead_s: u64) -> String {
+    let config = dir.join("phone.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[redundancy]\nprimary_server = \"127.0.0.1\"\nprimary_port = {}\nbackup_destination = true\n\
+             backup_destination_address = \"127.0.0.1\"\nbackup_destination_port = {}\n\
+             sip_keep_alive_interval = {interval_s}\n\n\
+             [primary]\ncluster = \"cx-eu-1\"\n[backup]\ncluster = \"cx-eu-2\"\n\n\
+             [advanced]\nplanned_lead_s = {lead_s}\nfailback_after = 1\n\n[maintenance]\nnotices = \"notices.toml\"\n",
+            p.port(),
+            b.port()
+        ),
+    )
+    .unwrap();
+    config.to_string_lossy().into_owned()
+}
