@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the peer software the network interop tests run against: SIPp (Debian package
-# `sip-tester`), Kamailio (`kamailio`, which also ships `kamcmd`) and dnsmasq (`dnsmasq-base`, the
-# DNS server of tests/dns_dnsmasq.rs). Only what is missing is
-# installed. Kamailio's package would start a system service on port 5060; a policy-rc.d that
-# refuses service starts keeps it stopped (the tests run their own instances on free loopback ports
-# with their own configuration).
+# `sip-tester`), Kamailio (`kamailio`, which also ships `kamcmd`), dnsmasq (`dnsmasq-base`, the
+# DNS server of tests/dns_dnsmasq.rs), rsyslog with its TLS driver (`rsyslog`, `rsyslog-gnutls`) and
+# openssl for the syslog tests' certificates, and promtool (`prometheus`) to check the metrics
+# exposition. Only what is missing is installed. Kamailio's, rsyslog's and Prometheus's packages
+# would start system services; a policy-rc.d that refuses service starts keeps them stopped (the
+# tests run their own instances on free loopback ports with their own configuration).
 set -eu
 
 missing=""
@@ -12,9 +13,13 @@ command -v sipp >/dev/null 2>&1 || missing="$missing sip-tester"
 { command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ]; } &&
     { command -v kamcmd >/dev/null 2>&1 || [ -x /usr/sbin/kamcmd ]; } || missing="$missing kamailio"
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$missing dnsmasq-base"
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing="$missing rsyslog"
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$missing rsyslog-gnutls"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 
 if [ -z "$missing" ]; then
-    echo "ci-net: sipp, kamailio, kamcmd and dnsmasq are installed"
+    echo "ci-net: sipp, kamailio, kamcmd, dnsmasq, rsyslogd, openssl and promtool are installed"
     exit 0
 fi
 
@@ -38,11 +43,11 @@ if [ -n "$created_policy" ]; then
 fi
 # A service that started anyway would hold nothing the tests use, but stop it to be quiet.
 if command -v systemctl >/dev/null 2>&1; then
-    $SUDO systemctl stop kamailio >/dev/null 2>&1 || true
+    $SUDO systemctl stop kamailio rsyslog prometheus >/dev/null 2>&1 || true
 fi
 
 # kamailio and kamcmd live in /usr/sbin, which a non-root PATH may lack.
-for p in sipp kamailio kamcmd dnsmasq; do
+for p in sipp kamailio kamcmd dnsmasq rsyslogd openssl promtool; do
     command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || { echo "ci-net: $p still missing" >&2; exit 1; }
 done
 echo "ci-net: done"

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::config::telemetry::{parse_facility, parse_metrics_addr, SyslogTarget};
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::Side;
 use crate::net::control::{self, Request};
@@ -84,6 +85,23 @@ pub struct RunArgs {
     /// How long the switch hook may run, in seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
     pub hook_timeout: Duration,
+    /// Send every event to a syslog collector (RFC 5424): `udp://HOST[:514]`, `tcp://HOST[:601]`
+    /// (octet counting) or `tls://HOST[:6514]`. Overrides the file's `network.syslog`.
+    #[arg(long, value_name = "URL", value_parser = parse_syslog)]
+    pub syslog: Option<SyslogTarget>,
+    /// The syslog facility: `local0` (the default) to `local7`, `user`, `daemon`, ... or 0-23.
+    #[arg(long, value_name = "FACILITY", value_parser = parse_facility)]
+    pub syslog_facility: Option<u8>,
+    /// The CA certificates (PEM) a `tls://` collector must chain to (default: the system's store).
+    #[arg(long, value_name = "FILE")]
+    pub syslog_ca_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on `http://ADDR:PORT/metrics` (overrides the file's
+    /// `network.metrics`).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
+    pub metrics: Option<SocketAddr>,
+    /// How many syslog messages may wait for the collector before new ones are dropped (tests).
+    #[arg(long, hide = true, value_name = "N")]
+    pub syslog_queue: Option<usize>,
     /// A fixed seed for branches and tags (tests only; the default draws from the system).
     #[arg(long, hide = true)]
     pub seed: Option<u64>,
@@ -161,6 +179,10 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     Ok(Endpoint { host, port })
 }
 
+fn parse_syslog(s: &str) -> Result<SyslogTarget, String> {
+    s.parse()
+}
+
 /// Parses seconds with an optional fraction (`2`, `0.5`).
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
@@ -216,6 +238,11 @@ impl RunArgs {
             hosts: self.hosts.clone(),
             control: self.control.clone(),
             state_dir: self.state_dir.clone(),
+            syslog: self.syslog.clone(),
+            syslog_facility: self.syslog_facility,
+            syslog_ca_file: self.syslog_ca_file.clone(),
+            syslog_queue: self.syslog_queue,
+            metrics: self.metrics,
         }
     }
 

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod apply;
+pub mod telemetry;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -131,6 +132,10 @@ pub struct NetworkConfig {
     pub control_socket: Option<PathBuf>,
     /// Where the crash-safe state file lives.
     pub state_dir: Option<PathBuf>,
+    /// The remote syslog collector, if any.
+    pub syslog: Option<telemetry::SyslogConfig>,
+    /// Where Prometheus scrapes `/metrics`, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A validated configuration file.
@@ -265,6 +270,10 @@ struct RawNetwork {
     dns_server: Option<Spanned<String>>,
     control_socket: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    syslog: Option<Spanned<String>>,
+    syslog_facility: Option<Spanned<String>>,
+    syslog_ca_file: Option<Spanned<String>>,
+    metrics: Option<Spanned<String>>,
 }
 
 /// Fields whose type is better said with its unit, for type errors.
@@ -463,6 +472,8 @@ impl PhoneConfig {
             hosts_file: None,
             control_socket: None,
             state_dir: None,
+            syslog: None,
+            metrics: None,
         };
         if let Some(n) = &net {
             if let Some(b) = &n.bind {
@@ -480,6 +491,13 @@ impl PhoneConfig {
             }
             network.control_socket = n.control_socket.as_ref().map(|s| PathBuf::from(s.get_ref()));
             network.state_dir = n.state_dir.as_ref().map(|s| PathBuf::from(s.get_ref()));
+            network.syslog = syslog_config(cx, n)?;
+            if let Some(m) = &n.metrics {
+                network.metrics = Some(
+                    telemetry::parse_metrics_addr(m.get_ref())
+                        .map_err(|_| invalid(cx, m, "network.metrics", "ADDR:PORT"))?,
+                );
+            }
         }
 
         let maintenance = match raw.maintenance.map(Spanned::into_inner) {
@@ -629,6 +647,35 @@ fn maintenance_config(cx: &TomlText<'_>, m: &RawMaintenance) -> Result<Maintenan
         }
     };
     Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade })
+}
+
+/// `network.syslog` with its facility and CA file (relative to the file's folder).
+fn syslog_config(cx: &TomlText<'_>, n: &RawNetwork) -> Result<Option<telemetry::SyslogConfig>, FileError> {
+    let Some(url) = &n.syslog else {
+        for (v, f) in [(&n.syslog_facility, "network.syslog_facility"), (&n.syslog_ca_file, "network.syslog_ca_file")] {
+            if let Some(v) = v {
+                return Err(cx.at(v, f, FileErrorKind::Conflict("needs network.syslog".into())));
+            }
+        }
+        return Ok(None);
+    };
+    let target = url
+        .get_ref()
+        .parse()
+        .map_err(|_: String| invalid(cx, url, "network.syslog", "udp://, tcp:// or tls://HOST[:PORT]"))?;
+    let mut c = telemetry::SyslogConfig::new(target);
+    if let Some(f) = &n.syslog_facility {
+        c.facility = telemetry::parse_facility(f.get_ref())
+            .map_err(|_| invalid(cx, f, "network.syslog_facility", "local0-local7, user, daemon, ... or 0-23"))?;
+    }
+    if let Some(ca) = &n.syslog_ca_file {
+        if ca.get_ref().trim().is_empty() {
+            return Err(cx.at(ca, "network.syslog_ca_file", FileErrorKind::Empty));
+        }
+        let p = PathBuf::from(ca.get_ref());
+        c.ca_file = Some(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p });
+    }
+    Ok(Some(c))
 }
 
 /// A recurring window written as a string in the file, in the time zone named `tz`; an error points at

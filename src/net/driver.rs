@@ -28,9 +28,11 @@ use super::events::{event_fields, EventLog};
 use super::flows::Flows;
 use super::hook::{HookOptions, Switcher};
 use super::maintenance::{Maintenance, Planner};
+use super::metrics::{self, Metrics, MetricsSink};
 use super::names::{resolver_for, Names};
 use super::socket::SocketOptions;
 use super::state::{StateFile, StateSaver};
+use super::syslog::SyslogSink;
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::{Agent, Command, ConfigError, Event, Instant, Side};
 
@@ -76,6 +78,16 @@ pub struct Overrides {
     pub control: Option<PathBuf>,
     /// The state directory.
     pub state_dir: Option<PathBuf>,
+    /// The syslog collector.
+    pub syslog: Option<crate::config::telemetry::SyslogTarget>,
+    /// The syslog facility.
+    pub syslog_facility: Option<u8>,
+    /// The CA file a TLS syslog collector must chain to.
+    pub syslog_ca_file: Option<PathBuf>,
+    /// The syslog queue's bound.
+    pub syslog_queue: Option<usize>,
+    /// Where Prometheus scrapes `/metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Overrides {
@@ -132,6 +144,23 @@ impl Overrides {
         if let Some(s) = &self.state_dir {
             cfg.network.state_dir = Some(s.clone());
         }
+        if let Some(m) = self.metrics {
+            cfg.network.metrics = Some(m);
+        }
+        if let Some(t) = &self.syslog {
+            cfg.network.syslog = Some(crate::config::telemetry::SyslogConfig::new(t.clone()));
+        }
+        if let Some(s) = cfg.network.syslog.as_mut() {
+            if let Some(f) = self.syslog_facility {
+                s.facility = f;
+            }
+            if let Some(c) = &self.syslog_ca_file {
+                s.ca_file = Some(c.clone());
+            }
+            if let Some(q) = self.syslog_queue {
+                s.queue = q;
+            }
+        }
     }
 }
 
@@ -151,6 +180,10 @@ pub enum RunError {
     Control(PathBuf, io::Error),
     /// Signal handlers could not be installed.
     Signals(io::Error),
+    /// The syslog sink cannot start.
+    Syslog(super::syslog::SyslogError),
+    /// The metrics address cannot be listened on.
+    Metrics(SocketAddr, io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -162,6 +195,8 @@ impl fmt::Display for RunError {
             RunError::Socket(s, a, e) => write!(f, "{s} socket to {a}: {e}"),
             RunError::Control(p, e) => write!(f, "control socket {}: {e}", p.display()),
             RunError::Signals(e) => write!(f, "signal handlers: {e}"),
+            RunError::Syslog(e) => write!(f, "{e}"),
+            RunError::Metrics(a, e) => write!(f, "metrics address {a}: {e}"),
         }
     }
 }
@@ -185,6 +220,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         None => {}
     }
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(log)];
+    if let Some(s) = &cfg.network.syslog {
+        sinks.push(Box::new(SyslogSink::start(s, start).map_err(RunError::Syslog)?));
+    }
+    if let Some(addr) = cfg.network.metrics {
+        let m = Metrics::new();
+        metrics::serve(addr, m.clone()).await.map_err(|e| RunError::Metrics(addr, e))?;
+        sinks.push(Box::new(MetricsSink(m)));
+    }
     let resolver = resolver_for(&cfg).map_err(RunError::Resolver)?;
     // Resolve both next hops before the agent can start: the core needs an address for each.
     let names = Names::start(&cfg, resolver, &mut sinks, start).await;

@@ -23,8 +23,10 @@ pub mod events;
 pub mod flows;
 pub mod hook;
 pub mod maintenance;
+pub mod metrics;
 pub mod names;
 pub mod socket;
 pub mod state;
+pub mod syslog;
 
 pub use driver::{run, Overrides, RunError, RunOptions};
