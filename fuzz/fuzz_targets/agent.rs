@@ -687,8 +687,9 @@ impl Harness {
                 }
             }
             Step::ClearPlannedWindows => {
-                self.command(Command::ClearPlannedWindows, step);
+                // Forgotten before the command: the policy it runs no longer sees them.
                 self.windows.clear();
+                self.command(Command::ClearPlannedWindows, step);
             }
             Step::UpdateConfig(pick) => {
                 let new = pick.build();
