@@ -438,7 +438,10 @@ impl Harness {
                     if automatic {
                         assert_eq!(self.agent.forced(), None, "{reason:?} switch while forced");
                         assert!(
-                            forced_before.is_none() || matches!(step, Step::Release | Step::UpdateConfig(_)),
+                            // Release ends a force; Failback ends a force to the backup; a configuration
+                            // without a backup ends a force to it.
+                            forced_before.is_none()
+                                || matches!(step, Step::Release | Step::Failback | Step::UpdateConfig(_)),
                             "{reason:?} switch while forced to {forced_before:?}"
                         );
                     }
