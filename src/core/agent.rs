@@ -963,7 +963,17 @@ impl Agent {
 
     /// The policy: failover, planned switch, failback. Called after every input.
     fn decide(&mut self, now: Instant) {
-        if self.config.backup.is_none() || self.forced.is_some() || self.hold_after_failed_apply {
+        if self.hold_after_failed_apply {
+            return;
+        }
+        if self.config.backup.is_none() {
+            // Still on a backup the configuration removed (the move back failed to apply): retry.
+            if self.target() == Side::Backup {
+                self.switch(Side::Primary, SwitchReason::Reconfigured);
+            }
+            return;
+        }
+        if self.forced.is_some() {
             return;
         }
         let target = self.target();

@@ -1,0 +1,778 @@
+//! The agent driven like a driver drives it, by structured sequences of time steps, datagrams and
+//! commands. After every input the outputs are drained in the documented order (`poll_transmit` until
+//! `None`, then `poll_event` until `None`) and the invariants of `tests/core_properties.rs` are checked,
+//! with more that the property test does not reach:
+//!
+//! - no panic, and no event lost by a caller that drains after every input;
+//! - the wake-up is never in the past, and after `handle_timeout` it is in the future;
+//! - generations only grow: every `Switch` carries a newer one, a pending one is newer than the one in
+//!   force, and an `Applied` puts exactly the pending side and generation in force;
+//! - a switch never leaves a side for itself, never targets a disabled backup, never happens by policy
+//!   while a side is forced, and a planned switch or failback never lands on a server inside a planned
+//!   window;
+//! - a datagram counts as a reply only if it came from the server's next hop and carries the Call-ID,
+//!   branch and CSeq of a probe of the current cycle that is still waiting, and at most once per cycle;
+//!   a datagram that does not count changes nothing but the ignored counters and events;
+//! - an unmodified final reply to a probe that is still waiting, from the right address, always counts;
+//! - a command or a configuration that is refused changes nothing.
+//!
+//! Datagrams are real replies built from the probes the agent sent (the Via, From, To, Call-ID and
+//! CSeq echoed, as a server does), optionally forged (branch, Call-ID, CSeq number or method, source
+//! address) or mangled (truncated, bytes flipped, bytes inserted, bare LF line ends).
+#![no_main]
+
+use std::net::SocketAddr;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use sip_failover::core::wire::parse_response;
+use sip_failover::core::{
+    Agent, Command, Config, Duration, Event, FailbackMode, Instant, Ladder, ServerConfig, Side, Snapshot, SwitchReason,
+};
+
+const PRIMARY: &str = "127.0.0.1:5060";
+const BACKUP: &str = "127.0.0.2:5060";
+const PRIMARY_PROXY: &str = "192.0.2.7:5080";
+const BACKUP_PROXY: &str = "[2001:db8::9]:5060";
+const STRANGER: &str = "198.51.100.3:5060";
+
+/// Snapshot generations at and above this are left out: a resume that near `u32::MAX` freezes the
+/// generation (`issued.saturating_add(1)`), which issue 9 item 3 fixes on its own branch. Raise it to
+/// `u32::MAX` once that fix is in.
+const RESUME_GENERATION_CAP: u32 = u32::MAX - 1_000_000;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn side(b: bool) -> Side {
+    if b {
+        Side::Backup
+    } else {
+        Side::Primary
+    }
+}
+
+/// A configuration chosen by the input. Some are invalid on purpose (a zero interval, a ladder longer
+/// than the interval, failback after zero cycles): the agent must refuse them whole.
+#[derive(Arbitrary, Debug, Clone)]
+struct ConfigPick {
+    backup: bool,
+    proxies: bool,
+    keep_alive: bool,
+    interval_s: u8,
+    ladder_ms: Vec<u16>,
+    failback: u8,
+    failback_after: u8,
+    spread_s: u8,
+    fast_refused: bool,
+    fast_transaction: bool,
+    planned_lead_s: u16,
+}
+
+impl ConfigPick {
+    fn build(&self) -> Config {
+        let mut c = Config::new(addr(PRIMARY), "pbx-a.example");
+        if self.backup {
+            c = c.with_backup(addr(BACKUP), "pbx-b.example");
+        }
+        if self.proxies {
+            c.primary.next_hop = addr(PRIMARY_PROXY);
+            if let Some(b) = c.backup.as_mut() {
+                b.next_hop = addr(BACKUP_PROXY);
+            }
+        }
+        c.keep_alive = self.keep_alive;
+        c.interval = Duration::from_secs(u64::from(self.interval_s % 40));
+        let waits: Vec<Duration> =
+            self.ladder_ms.iter().take(6).map(|ms| Duration::from_millis(u64::from(*ms % 10_000))).collect();
+        if let Some(l) = Ladder::new(&waits) {
+            c.ladder = l;
+        }
+        c.failback.mode = match self.failback % 3 {
+            0 => FailbackMode::Auto,
+            1 => FailbackMode::Manual,
+            _ => FailbackMode::Never,
+        };
+        c.failback.after_cycles = self.failback_after % 5;
+        c.failback.spread = Duration::from_secs(u64::from(self.spread_s % 60));
+        c.fast.refused_ends_attempt = self.fast_refused;
+        c.fast.transaction_failure_probes = self.fast_transaction;
+        c.planned_lead = Duration::from_secs(u64::from(self.planned_lead_s % 3600));
+        c
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Status {
+    Ok,
+    Trying,
+    Ringing,
+    Unavailable,
+    RequestTimeout,
+    NotFound,
+    Other(u16),
+}
+
+impl Status {
+    fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::Trying => 100,
+            Status::Ringing => 180,
+            Status::Unavailable => 503,
+            Status::RequestTimeout => 408,
+            Status::NotFound => 404,
+            Status::Other(c) => 100 + c % 600,
+        }
+    }
+}
+
+/// What is done to a real reply before it is delivered.
+#[derive(Arbitrary, Debug, Clone)]
+enum Forge {
+    None,
+    /// One character of the branch (after the cookie) replaced.
+    Branch {
+        at: u8,
+        with: u8,
+    },
+    /// The magic cookie removed.
+    BranchCookie,
+    /// One character of the Call-ID replaced.
+    CallId {
+        at: u8,
+        with: u8,
+    },
+    /// Another CSeq number.
+    CSeq(u32),
+    /// Another CSeq method.
+    Method,
+    /// Sent from another address.
+    Source(u8),
+    /// Cut short.
+    Truncate(u16),
+    /// One byte anywhere changed.
+    Flip {
+        at: u16,
+        xor: u8,
+    },
+    /// Bytes inserted anywhere.
+    Insert {
+        at: u16,
+        bytes: Vec<u8>,
+    },
+    /// Bare LF line ends.
+    BareLf,
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+enum Step {
+    /// Time passes by up to about a minute.
+    Advance(u16),
+    /// Time jumps by up to about 50 days.
+    Jump(u32),
+    /// The next input is handed a time this many ms before the agent's latest.
+    Back(u16),
+    /// A reply to one of the probes sent to a side (`age` 0 is the latest).
+    Reply {
+        backup: bool,
+        age: u8,
+        status: Status,
+        forge: Forge,
+    },
+    /// The same reply twice.
+    Duplicate {
+        backup: bool,
+        status: Status,
+    },
+    /// Bytes from a server's address.
+    Garbage {
+        backup: bool,
+        bytes: Vec<u8>,
+    },
+    Refused(bool),
+    Force(bool),
+    Release,
+    Failback,
+    Pause,
+    Resume,
+    InCall(bool),
+    /// Acknowledge the pending generation, or any other.
+    Applied {
+        pending: bool,
+        generation: u32,
+    },
+    ApplyFailed {
+        pending: bool,
+        generation: u32,
+    },
+    TransactionFailed,
+    LocalAddr {
+        backup: bool,
+        port: u16,
+    },
+    /// A window on a side, starting `start_s` seconds from now (negative: already started).
+    PlannedWindow {
+        backup: bool,
+        start_s: i16,
+        len_s: u16,
+    },
+    ClearPlannedWindows,
+    UpdateConfig(ConfigPick),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    config: ConfigPick,
+    seed: u64,
+    resume: Option<(bool, u32, Option<bool>, bool)>,
+    steps: Vec<Step>,
+}
+
+/// A probe as it left the agent.
+#[derive(Debug, Clone)]
+struct Sent {
+    cycle: u32,
+    attempt: u8,
+    text: String,
+    destination: SocketAddr,
+}
+
+/// The fields that make a reply match a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    branch: Vec<u8>,
+    call_id: Vec<u8>,
+    cseq: u32,
+}
+
+fn header<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split("\r\n")
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("probe without {name}: {text}"))
+}
+
+/// The branch, Call-ID and CSeq number of a probe, read from its text without the crate's parser.
+fn probe_key(text: &str) -> Key {
+    let via = header(text, "Via");
+    let branch = via.split(';').find_map(|p| p.trim().strip_prefix("branch=")).expect("branch");
+    let cseq = header(text, "CSeq").split_whitespace().next().unwrap().parse().unwrap();
+    Key { branch: branch.as_bytes().to_vec(), call_id: header(text, "Call-ID").as_bytes().to_vec(), cseq }
+}
+
+/// A server's reply to `request`: the Via, From, Call-ID and CSeq echoed, a To tag added.
+fn response_to(request: &str, status: u16) -> String {
+    let mut out = format!("SIP/2.0 {status} Whatever\r\n");
+    for line in request.split("\r\n") {
+        let name = line.split(':').next().unwrap_or("");
+        match name {
+            "Via" | "From" | "Call-ID" | "CSeq" => out.push_str(&format!("{line}\r\n")),
+            "To" => out.push_str(&format!("{line};tag=srv1\r\n")),
+            _ => {}
+        }
+    }
+    if status == 503 {
+        out.push_str("Retry-After: 300\r\n");
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// Replaces the character at `at` (modulo its length) of header `name`'s value segment that starts
+/// after `after`.
+fn replace_in(resp: &mut Vec<u8>, name: &str, after: &str, at: u8, with: u8) {
+    let text = String::from_utf8_lossy(resp).into_owned();
+    let Some(line_start) = text.find(&format!("\r\n{name}:")) else { return };
+    let Some(rel) = text[line_start..].find(after) else { return };
+    let start = line_start + rel + after.len();
+    let end = text[start..].find([';', '\r']).map_or(text.len(), |e| start + e);
+    if end > start {
+        let i = start + usize::from(at) % (end - start);
+        resp[i] = with;
+    }
+}
+
+fn forge(resp: String, f: &Forge) -> (Vec<u8>, bool) {
+    let mut b = resp.clone().into_bytes();
+    let mut forged_source = false;
+    match f {
+        Forge::None => {}
+        Forge::Branch { at, with } => replace_in(&mut b, "Via", "branch=z9hG4bK", *at, *with),
+        Forge::BranchCookie => b = resp.replacen("branch=z9hG4bK", "branch=", 1).into_bytes(),
+        Forge::CallId { at, with } => replace_in(&mut b, "Call-ID", ": ", *at, *with),
+        Forge::CSeq(n) => {
+            let text: Vec<String> = resp
+                .split("\r\n")
+                .map(|l| if l.starts_with("CSeq:") { format!("CSeq: {n} OPTIONS") } else { l.to_string() })
+                .collect();
+            b = text.join("\r\n").into_bytes();
+        }
+        Forge::Method => b = resp.replace(" OPTIONS\r\n", " INVITE\r\n").into_bytes(),
+        Forge::Source(_) => forged_source = true,
+        Forge::Truncate(n) => b.truncate(usize::from(*n) % (b.len() + 1)),
+        Forge::Flip { at, xor } => {
+            let i = usize::from(*at) % b.len();
+            b[i] ^= xor;
+        }
+        Forge::Insert { at, bytes } => {
+            let i = usize::from(*at) % (b.len() + 1);
+            b.splice(i..i, bytes.iter().copied().take(64));
+        }
+        Forge::BareLf => b = resp.replace("\r\n", "\n").into_bytes(),
+    }
+    (b, forged_source)
+}
+
+/// What the harness knows of one side's probing, from the outputs alone.
+#[derive(Debug, Default, Clone)]
+struct Track {
+    cycle: u32,
+    sent: Vec<Sent>,
+    /// A probe of the current cycle waits for its answer.
+    waiting: bool,
+}
+
+struct Harness {
+    agent: Agent,
+    /// The agent's latest time.
+    now: Instant,
+    /// The time handed to the next input (earlier than `now` after a `Back` step).
+    input_now: Instant,
+    track: [Track; 2],
+    last_switch_gen: u32,
+    /// Planned windows the agent accepted (side, start, end).
+    windows: Vec<(Side, Instant, Instant)>,
+    /// A switch failed to apply since the last cycle started: the policy waits for the next cycle.
+    apply_held: bool,
+    buf: [u8; 1500],
+}
+
+/// The agent's observable state, compared across inputs that must change nothing.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    snapshot: Snapshot,
+    pending: Option<(Side, u32)>,
+    generation: u32,
+    up: [Option<bool>; 2],
+    timeout: Option<Instant>,
+    paused: bool,
+    in_call: bool,
+    next_cycle: Option<Instant>,
+    replies: u32,
+    probes_sent: u32,
+    cycles: u32,
+}
+
+impl Harness {
+    fn observe(&self) -> Observed {
+        let a = &self.agent;
+        let s = a.stats();
+        Observed {
+            snapshot: a.snapshot(),
+            pending: a.pending(),
+            generation: a.generation(),
+            up: [a.is_up(Side::Primary), a.is_up(Side::Backup)],
+            timeout: a.poll_timeout(),
+            paused: a.is_paused(),
+            in_call: a.in_call(),
+            next_cycle: a.next_cycle(),
+            replies: s.replies,
+            probes_sent: s.probes_sent,
+            cycles: s.cycles,
+        }
+    }
+
+    fn in_window(&self, side: Side, at: Instant) -> bool {
+        self.windows.iter().any(|(s, start, end)| *s == side && *start <= at && at < *end)
+    }
+
+    /// Drains transmits then events, checking each; returns the events.
+    fn drain(&mut self) -> Vec<Event> {
+        let now = self.input_now;
+        while let Some(t) = self.agent.poll_transmit(now, &mut self.buf).expect("1500 bytes hold a probe") {
+            let config = self.agent.config();
+            let server = config.server(t.server).expect("a probe to a server that is not configured");
+            assert_eq!(t.destination, server.next_hop, "probe not sent to the next hop");
+            assert!(!self.agent.is_paused(), "probe sent while paused");
+            assert!(t.attempt >= 1 && t.attempt <= config.ladder.attempts(), "attempt {} off the ladder", t.attempt);
+            let text = std::str::from_utf8(&self.buf[..t.len]).expect("probe is text").to_string();
+            // `waiting` follows the events, in their order (a timeout of the old cycle comes before
+            // the new cycle's probe); the cycle count follows the transmits.
+            let tr = &mut self.track[t.server.index()];
+            if t.attempt == 1 {
+                tr.cycle += 1;
+            }
+            tr.sent.push(Sent { cycle: tr.cycle, attempt: t.attempt, text, destination: t.destination });
+            if tr.sent.len() > 32 {
+                tr.sent.remove(0);
+            }
+        }
+        let mut events = Vec::new();
+        while let Some(e) = self.agent.poll_event() {
+            events.push(e);
+        }
+        assert_eq!(self.agent.stats().events_dropped, 0, "events lost by a caller that drains after every input");
+        events
+    }
+
+    /// Applies what the events say to the tracking and checks the invariants tied to them.
+    fn check_events(&mut self, events: &[Event], forced_before: Option<Side>, step: &Step) {
+        let attempts = self.agent.config().ladder.attempts();
+        for e in events {
+            match *e {
+                Event::Switch { from, to, reason, generation } => {
+                    assert!(
+                        generation > self.last_switch_gen,
+                        "switch generation {generation} not after {}",
+                        self.last_switch_gen
+                    );
+                    self.last_switch_gen = generation;
+                    assert_ne!(from, to, "switch from a side to itself");
+                    if to == Side::Backup {
+                        assert!(self.agent.config().backup.is_some(), "switch to a disabled backup");
+                    }
+                    let automatic =
+                        matches!(reason, SwitchReason::Failover | SwitchReason::Failback | SwitchReason::Planned);
+                    if automatic {
+                        assert_eq!(self.agent.forced(), None, "{reason:?} switch while forced");
+                        assert!(
+                            // Release ends a force; Failback ends a force to the backup; a configuration
+                            // without a backup ends a force to it.
+                            forced_before.is_none()
+                                || matches!(step, Step::Release | Step::Failback | Step::UpdateConfig(_)),
+                            "{reason:?} switch while forced to {forced_before:?}"
+                        );
+                    }
+                    if matches!(reason, SwitchReason::Planned | SwitchReason::Failback) {
+                        assert!(!self.in_window(to, self.now), "{reason:?} switch onto {to} inside its window");
+                    }
+                }
+                Event::AttemptTimedOut { server, attempt } | Event::AttemptRefused { server, attempt } => {
+                    if attempt >= attempts {
+                        self.track[server.index()].waiting = false;
+                    }
+                }
+                Event::ApplyFailed { .. } => self.apply_held = true,
+                Event::ProbeSent { server, attempt, .. } => {
+                    if attempt == 1 {
+                        self.apply_held = false;
+                    }
+                    let tr = &mut self.track[server.index()];
+                    assert!(attempt == 1 || tr.waiting, "attempt {attempt} sent with no ladder running");
+                    tr.waiting = true;
+                }
+                Event::ProbingPaused => {
+                    for t in &mut self.track {
+                        t.waiting = false;
+                    }
+                }
+                Event::Reply { .. } => {
+                    assert!(matches!(step, Step::Reply { .. } | Step::Duplicate { .. } | Step::Garbage { .. }));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn check_after(&self, after_timeout: bool) {
+        if let Some(t) = self.agent.poll_timeout() {
+            assert!(t >= self.now, "wake-up {t:?} in the past (now {:?})", self.now);
+            if after_timeout {
+                assert!(t > self.now, "wake-up {t:?} not after handle_timeout({:?})", self.now);
+            }
+        }
+        if let Some((_, g)) = self.agent.pending() {
+            assert!(g > self.agent.generation(), "pending generation {g} not after {}", self.agent.generation());
+        }
+        if self.agent.config().backup.is_none() && !self.apply_held {
+            assert_eq!(self.agent.target(), Side::Primary, "heading to a disabled backup");
+        }
+    }
+
+    /// Delivers a datagram and checks that it counts exactly when it should.
+    fn deliver(&mut self, from: SocketAddr, bytes: &[u8], genuine: Option<(Side, &Sent, u16)>, step: &Step) {
+        let before = self.observe();
+        let forced = self.agent.forced();
+        let ignored_before: u32 = self.agent.stats().ignored.iter().sum();
+        self.agent.handle_datagram(self.input_now, from, bytes);
+        let events = self.drain();
+        let after_replies = self.agent.stats().replies;
+        if after_replies == before.replies {
+            // Not taken: nothing changes but one ignored count and one event saying why.
+            assert_eq!(self.observe(), before, "an ignored datagram changed the agent");
+            assert_eq!(self.agent.stats().ignored.iter().sum::<u32>(), ignored_before + 1);
+            assert!(
+                events.len() == 1 && matches!(events[0], Event::Ignored { .. }),
+                "an ignored datagram gave {events:?}"
+            );
+            if let Some((s, sent, status)) = genuine {
+                let tr = &self.track[s.index()];
+                let should = status >= 200
+                    && sent.cycle == tr.cycle
+                    && tr.waiting
+                    && self.agent.config().server(s).is_some_and(|c| c.next_hop == from);
+                assert!(!should, "a genuine reply to a waiting probe was ignored: {events:?}");
+            }
+        } else {
+            assert_eq!(after_replies, before.replies + 1);
+            let Some(&Event::Reply { server, attempt, status, .. }) =
+                events.iter().find(|e| matches!(e, Event::Reply { .. }))
+            else {
+                panic!("a reply counted without a Reply event: {events:?}")
+            };
+            let config = self.agent.config();
+            assert_eq!(config.server(server).map(|c| c.next_hop), Some(from), "reply from {from} counted for {server}");
+            let tr = &self.track[server.index()];
+            assert!(tr.waiting, "a reply counted for {server} with no probe waiting");
+            let sent = tr
+                .sent
+                .iter()
+                .rev()
+                .find(|p| p.cycle == tr.cycle && p.attempt == attempt)
+                .unwrap_or_else(|| panic!("reply counted for attempt {attempt} never sent this cycle"));
+            let want = probe_key(&sent.text);
+            let got = parse_response(bytes).expect("a counted reply parses");
+            assert_eq!(got.status, status);
+            assert!(status >= 200, "provisional reply counted");
+            assert!(
+                got.branch.eq_ignore_ascii_case(&want.branch)
+                    && got.call_id.eq_ignore_ascii_case(&want.call_id)
+                    && got.cseq == want.cseq
+                    && got.cseq_method == b"OPTIONS",
+                "counted reply does not match probe {want:?}: {got:?}"
+            );
+            self.track[server.index()].waiting = false;
+            self.check_events(&events, forced, step);
+        }
+        self.check_after(false);
+    }
+
+    fn command(&mut self, cmd: Command, step: &Step) -> bool {
+        let before = self.observe();
+        let config_before = *self.agent.config();
+        let forced = self.agent.forced();
+        let pending = self.agent.pending();
+        let r = self.agent.handle_command(self.input_now, cmd);
+        let events = self.drain();
+        match r {
+            Err(_) => {
+                assert_eq!(self.observe(), before, "refused {cmd:?} changed the agent");
+                assert_eq!(*self.agent.config(), config_before);
+                assert_eq!(self.agent.forced(), forced);
+                assert!(events.is_empty(), "refused {cmd:?} gave {events:?}");
+            }
+            Ok(()) => {
+                if let Command::Applied { generation } = cmd {
+                    let (side, g) = pending.expect("Applied accepted with nothing pending");
+                    assert_eq!(g, generation);
+                    assert_eq!(self.agent.active(), side, "the side applied is not the side that was pending");
+                    assert_eq!(self.agent.generation(), g);
+                    assert!(events.contains(&Event::Applied { side, generation }));
+                }
+                if let Command::ApplyFailed { generation } = cmd {
+                    assert_eq!(pending.map(|p| p.1), Some(generation));
+                    assert_eq!(self.agent.active(), before.snapshot.active, "a failed apply changed the side");
+                    assert_eq!(self.agent.generation(), before.generation);
+                }
+                self.check_events(&events, forced, step);
+            }
+        }
+        self.check_after(false);
+        r.is_ok()
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Advance(ms) => self.advance(Duration::from_millis(u64::from(*ms))),
+            Step::Jump(ms) => self.advance(Duration::from_millis(u64::from(*ms))),
+            Step::Back(ms) => {
+                self.input_now = Instant::from_micros(self.now.as_micros().saturating_sub(u64::from(*ms) * 1000));
+                return;
+            }
+            Step::Reply { backup, age, status, forge: f } => {
+                let s = side(*backup);
+                let tr = &self.track[s.index()];
+                if tr.sent.is_empty() {
+                    return;
+                }
+                let i = tr.sent.len() - 1 - usize::from(*age) % tr.sent.len();
+                let sent = tr.sent[i].clone();
+                let (bytes, forged_source) = forge(response_to(&sent.text, status.code()), f);
+                let from = if forged_source {
+                    let Forge::Source(k) = f else { unreachable!() };
+                    let others: Vec<SocketAddr> = [PRIMARY, BACKUP, PRIMARY_PROXY, BACKUP_PROXY, STRANGER]
+                        .iter()
+                        .map(|a| addr(a))
+                        .filter(|a| *a != sent.destination)
+                        .collect();
+                    others[usize::from(*k) % others.len()]
+                } else {
+                    sent.destination
+                };
+                let genuine = matches!(f, Forge::None).then_some((s, &sent, status.code()));
+                self.deliver(from, &bytes, genuine, step);
+            }
+            Step::Duplicate { backup, status } => {
+                let s = side(*backup);
+                let Some(sent) = self.track[s.index()].sent.last().cloned() else { return };
+                let bytes = response_to(&sent.text, status.code()).into_bytes();
+                self.deliver(sent.destination, &bytes, Some((s, &sent, status.code())), step);
+                // The second copy finds the probe answered.
+                self.deliver(sent.destination, &bytes, None, step);
+            }
+            Step::Garbage { backup, bytes } => {
+                let from = self.agent.config().server(side(*backup)).map_or(addr(STRANGER), |c| c.next_hop);
+                self.deliver(from, bytes, None, step);
+            }
+            Step::Refused(b) => {
+                let forced = self.agent.forced();
+                self.agent.handle_refused(self.input_now, side(*b));
+                let events = self.drain();
+                self.check_events(&events, forced, step);
+                self.check_after(false);
+            }
+            Step::Force(b) => {
+                let ok = self.command(Command::Force(side(*b)), step);
+                if ok {
+                    assert_eq!(self.agent.forced(), Some(side(*b)));
+                    assert_eq!(self.agent.target(), side(*b), "forced side is not the target");
+                }
+            }
+            Step::Release => {
+                self.command(Command::Release, step);
+            }
+            Step::Failback => {
+                self.command(Command::Failback, step);
+            }
+            Step::Pause => {
+                self.command(Command::Pause, step);
+                assert!(self.agent.is_paused());
+            }
+            Step::Resume => {
+                self.command(Command::Resume, step);
+            }
+            Step::InCall(c) => {
+                self.command(Command::InCall(*c), step);
+            }
+            Step::Applied { pending, generation } => {
+                let g = match (pending, self.agent.pending()) {
+                    (true, Some((_, g))) => g,
+                    _ => *generation,
+                };
+                self.command(Command::Applied { generation: g }, step);
+            }
+            Step::ApplyFailed { pending, generation } => {
+                let g = match (pending, self.agent.pending()) {
+                    (true, Some((_, g))) => g,
+                    _ => *generation,
+                };
+                self.command(Command::ApplyFailed { generation: g }, step);
+            }
+            Step::TransactionFailed => {
+                self.command(Command::TransactionFailed, step);
+            }
+            Step::LocalAddr { backup, port } => {
+                let a = SocketAddr::new("10.0.0.2".parse().unwrap(), *port);
+                self.command(Command::LocalAddr { side: side(*backup), addr: a }, step);
+            }
+            Step::PlannedWindow { backup, start_s, len_s } => {
+                let base = self.input_now.as_micros() as i128;
+                let start = (base + i128::from(*start_s) * 1_000_000).max(0) as u64;
+                let start = Instant::from_micros(start);
+                let end = Instant::from_micros(start.as_micros() + u64::from(*len_s) * 1_000_000);
+                let s = side(*backup);
+                if self.command(Command::PlannedWindow { side: s, start, end }, step)
+                    && !self.windows.contains(&(s, start, end))
+                {
+                    self.windows.push((s, start, end));
+                }
+            }
+            Step::ClearPlannedWindows => {
+                // Forgotten before the command: the policy it runs no longer sees them.
+                self.windows.clear();
+                self.command(Command::ClearPlannedWindows, step);
+            }
+            Step::UpdateConfig(pick) => {
+                let new = pick.build();
+                let before = self.observe();
+                let old = *self.agent.config();
+                let forced = self.agent.forced();
+                let had_backup = old.backup.is_some();
+                let r = self.agent.update_config(self.input_now, new);
+                let events = self.drain();
+                match r {
+                    Err(_) => {
+                        assert!(new.validate().is_err());
+                        assert_eq!(*self.agent.config(), old, "a refused configuration changed the running one");
+                        assert_eq!(self.observe(), before, "a refused configuration changed the agent");
+                        assert!(events.is_empty());
+                    }
+                    Ok(()) => {
+                        let mut want = new;
+                        // The bound local addresses are kept when the new configuration names none.
+                        want.primary.local = self.agent.config().primary.local;
+                        if let (Some(w), Some(got)) = (want.backup.as_mut(), self.agent.config().backup) {
+                            w.local = got.local;
+                        }
+                        assert_eq!(*self.agent.config(), want);
+                        if had_backup && new.backup.is_none() {
+                            self.track[Side::Backup.index()].waiting = false;
+                        }
+                        self.check_events(&events, forced, step);
+                    }
+                }
+                self.check_after(false);
+            }
+        }
+        self.input_now = self.now;
+    }
+
+    fn advance(&mut self, by: Duration) {
+        let forced = self.agent.forced();
+        self.now = Instant::from_micros(self.now.as_micros().saturating_add(by.as_micros()));
+        self.input_now = self.now;
+        let generation = self.agent.generation();
+        self.agent.handle_timeout(self.now);
+        let events = self.drain();
+        assert_eq!(self.agent.generation(), generation, "time alone put a generation in force");
+        self.check_events(&events, forced, &Step::Advance(0));
+        self.check_after(true);
+    }
+}
+
+fn run(input: Input) {
+    let config = match input.config.build() {
+        c if c.validate().is_ok() => c,
+        _ => Config::new(addr(PRIMARY), "pbx-a.example").with_backup(addr(BACKUP), "pbx-b.example"),
+    };
+    assert_eq!(ServerConfig::UNBOUND, config.primary.local);
+    let (agent, last_gen) = match input.resume {
+        Some((active, generation, forced, failback_pending)) => {
+            let generation = generation.min(RESUME_GENERATION_CAP);
+            let snap = Snapshot { active: side(active), generation, forced: forced.map(side), failback_pending };
+            let a = Agent::resume(config, Instant::ZERO, input.seed, snap).expect("valid configuration");
+            (a, generation)
+        }
+        None => (Agent::new(config, Instant::ZERO, input.seed).expect("valid configuration"), 0),
+    };
+    let mut h = Harness {
+        agent,
+        now: Instant::ZERO,
+        input_now: Instant::ZERO,
+        track: Default::default(),
+        last_switch_gen: last_gen,
+        windows: Vec::new(),
+        apply_held: false,
+        buf: [0; 1500],
+    };
+    let events = h.drain();
+    h.check_events(&events, None, &Step::Advance(0));
+    h.check_after(false);
+    for step in input.steps.iter().take(400) {
+        h.step(step);
+    }
+}
+
+fuzz_target!(|input: Input| run(input));
