@@ -5,8 +5,8 @@
 //! have run inside the counted window.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::SocketAddr;
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sip_failover::core::drive::{self, Ack, Io, Sent};

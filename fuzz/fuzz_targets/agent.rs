@@ -36,10 +36,10 @@ const PRIMARY_PROXY: &str = "192.0.2.7:5080";
 const BACKUP_PROXY: &str = "[2001:db8::9]:5060";
 const STRANGER: &str = "198.51.100.3:5060";
 
-/// Snapshot generations at and above this are left out: a resume that near `u32::MAX` freezes the
-/// generation (`issued.saturating_add(1)`), which issue 9 item 3 fixes on its own branch. Raise it to
-/// `u32::MAX` once that fix is in.
-const RESUME_GENERATION_CAP: u32 = u32::MAX - 1_000_000;
+/// The generation after `g`: generations count up and wrap from `u32::MAX` to 1.
+fn next_generation(g: u32) -> u32 {
+    g.checked_add(1).unwrap_or(1)
+}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -423,9 +423,10 @@ impl Harness {
         for e in events {
             match *e {
                 Event::Switch { from, to, reason, generation } => {
-                    assert!(
-                        generation > self.last_switch_gen,
-                        "switch generation {generation} not after {}",
+                    assert_eq!(
+                        generation,
+                        next_generation(self.last_switch_gen),
+                        "switch generation {generation} does not follow {}",
                         self.last_switch_gen
                     );
                     self.last_switch_gen = generation;
@@ -750,10 +751,12 @@ fn run(input: Input) {
     assert_eq!(ServerConfig::UNBOUND, config.primary.local);
     let (agent, last_gen) = match input.resume {
         Some((active, generation, forced, failback_pending)) => {
-            let generation = generation.min(RESUME_GENERATION_CAP);
-            let snap = Snapshot { active: side(active), generation, forced: forced.map(side), failback_pending };
+            // A snapshot taken while a switch was being applied: `issued` runs ahead of `generation`.
+            let issued = generation.wrapping_add(u32::from(failback_pending));
+            let snap =
+                Snapshot { active: side(active), generation, issued, forced: forced.map(side), failback_pending };
             let a = Agent::resume(config, Instant::ZERO, input.seed, snap).expect("valid configuration");
-            (a, generation)
+            (a, issued)
         }
         None => (Agent::new(config, Instant::ZERO, input.seed).expect("valid configuration"), 0),
     };
