@@ -9,8 +9,8 @@ unset CARGO_TARGET_DIR
 seconds=${FUZZ_SECONDS:-15}
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "the nightly toolchain is not installed (rustup toolchain install nightly)" >&2
-    exit 1
+    echo "== installing the nightly toolchain"
+    rustup toolchain install nightly --profile minimal
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
