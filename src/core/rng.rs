@@ -24,16 +24,31 @@ impl core::fmt::Debug for Rng {
 
 const ROUNDS: usize = 8;
 
+/// The ChaCha quarter round.
 #[inline(always)]
-fn quarter(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
-    s[a] = s[a].wrapping_add(s[b]);
-    s[d] = (s[d] ^ s[a]).rotate_left(16);
-    s[c] = s[c].wrapping_add(s[d]);
-    s[b] = (s[b] ^ s[c]).rotate_left(12);
-    s[a] = s[a].wrapping_add(s[b]);
-    s[d] = (s[d] ^ s[a]).rotate_left(8);
-    s[c] = s[c].wrapping_add(s[d]);
-    s[b] = (s[b] ^ s[c]).rotate_left(7);
+fn quarter([mut a, mut b, mut c, mut d]: [u32; 4]) -> [u32; 4] {
+    a = a.wrapping_add(b);
+    d = (d ^ a).rotate_left(16);
+    c = c.wrapping_add(d);
+    b = (b ^ c).rotate_left(12);
+    a = a.wrapping_add(b);
+    d = (d ^ a).rotate_left(8);
+    c = c.wrapping_add(d);
+    b = (b ^ c).rotate_left(7);
+    [a, b, c, d]
+}
+
+/// A quarter round on four words of the state, named by constant indices (checked at compile time).
+macro_rules! quarter {
+    ($s:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
+        [$s[$a], $s[$b], $s[$c], $s[$d]] = quarter([$s[$a], $s[$b], $s[$c], $s[$d]]);
+    };
+}
+
+/// Word `pos % 16` of `block`, the block that holds keystream word `pos`.
+fn word(block: &[u32; 16], pos: u64) -> u32 {
+    // Never the fallback: the remainder indexes the 16 words.
+    block.get((pos % 16) as usize).copied().unwrap_or(0)
 }
 
 impl Rng {
@@ -41,7 +56,9 @@ impl Rng {
     pub fn from_key(key: [u8; 32]) -> Self {
         let mut k = [0u32; 8];
         for (word, chunk) in k.iter_mut().zip(key.chunks_exact(4)) {
-            *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            if let &[a, b, c, d] = chunk {
+                *word = u32::from_le_bytes([a, b, c, d]);
+            }
         }
         Rng { key: k, pos: 0 }
     }
@@ -56,29 +73,34 @@ impl Rng {
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes());
+            for (dst, src) in chunk.iter_mut().zip(z.to_le_bytes()) {
+                *dst = src;
+            }
         }
         Self::from_key(key)
     }
 
     /// Keystream block number `counter`.
     fn block(&self, counter: u64) -> [u32; 16] {
-        const C: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
-        let mut input = [0u32; 16];
-        input[..4].copy_from_slice(&C);
-        input[4..12].copy_from_slice(&self.key);
-        input[12] = counter as u32;
-        input[13] = (counter >> 32) as u32;
+        let [k0, k1, k2, k3, k4, k5, k6, k7] = self.key;
+        // "expand 32-byte k", the key, the 64-bit block counter, a zero nonce.
+        #[rustfmt::skip]
+        let input = [
+            0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574,
+            k0, k1, k2, k3,
+            k4, k5, k6, k7,
+            counter as u32, (counter >> 32) as u32, 0, 0,
+        ];
         let mut s = input;
         for _ in 0..ROUNDS / 2 {
-            quarter(&mut s, 0, 4, 8, 12);
-            quarter(&mut s, 1, 5, 9, 13);
-            quarter(&mut s, 2, 6, 10, 14);
-            quarter(&mut s, 3, 7, 11, 15);
-            quarter(&mut s, 0, 5, 10, 15);
-            quarter(&mut s, 1, 6, 11, 12);
-            quarter(&mut s, 2, 7, 8, 13);
-            quarter(&mut s, 3, 4, 9, 14);
+            quarter!(s, 0, 4, 8, 12);
+            quarter!(s, 1, 5, 9, 13);
+            quarter!(s, 2, 6, 10, 14);
+            quarter!(s, 3, 7, 11, 15);
+            quarter!(s, 0, 5, 10, 15);
+            quarter!(s, 1, 6, 11, 12);
+            quarter!(s, 2, 7, 8, 13);
+            quarter!(s, 3, 4, 9, 14);
         }
         for (o, i) in s.iter_mut().zip(input.iter()) {
             *o = o.wrapping_add(*i);
@@ -106,15 +128,16 @@ impl Rng {
                     b
                 }
             };
-            let v = block[(pos % 16) as usize].to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
+            for (o, b) in chunk.iter_mut().zip(word(&block, pos).to_le_bytes()) {
+                *o = b;
+            }
             pos = pos.wrapping_add(1);
         }
     }
 
     /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
-        let v = self.block(self.pos / 16)[(self.pos % 16) as usize];
+        let v = word(&self.block(self.pos / 16), self.pos);
         self.pos = self.pos.wrapping_add(1);
         v
     }
@@ -135,12 +158,14 @@ impl Rng {
         if max == u64::MAX {
             return self.next_u64();
         }
-        // Multiply-shift reduction (Lemire); bias is at most 2^-64 per draw.
-        ((u128::from(self.next_u64()) * (u128::from(max) + 1)) >> 64) as u64
+        // Multiply-shift reduction (Lemire); bias is at most 2^-64 per draw. `max + 1` is at most 2^64,
+        // and the product of a 64-bit value with it fits in 128 bits: neither can wrap.
+        (u128::from(self.next_u64()).wrapping_mul(u128::from(max).wrapping_add(1)) >> 64) as u64
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
