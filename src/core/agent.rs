@@ -123,6 +123,8 @@ impl fmt::Display for CommandError {
     }
 }
 
+impl core::error::Error for CommandError {}
+
 /// What must survive a reboot: written by the std side after every change, handed to
 /// [`Agent::resume`].
 ///

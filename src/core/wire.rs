@@ -77,6 +77,8 @@ impl fmt::Display for BufferTooSmall {
     }
 }
 
+impl core::error::Error for BufferTooSmall {}
+
 /// The exact length of `req` once encoded.
 pub fn encoded_len(req: &OptionsRequest<'_>) -> usize {
     let parts = Parts::new(req);
@@ -443,6 +445,8 @@ impl fmt::Display for ParseError {
         })
     }
 }
+
+impl core::error::Error for ParseError {}
 
 /// Parses one datagram as a SIP response, borrowing from it.
 pub fn parse_response(bytes: &[u8]) -> Result<Response<'_>, ParseError> {
