@@ -454,7 +454,7 @@ impl Agent {
             agent.applied_generation = s.generation;
             agent.forced = s.forced.filter(|f| backup_ok || *f == Side::Primary);
             if s.failback_pending {
-                agent.probes[Side::Primary].streak = agent.config.failback.after_cycles.saturating_sub(1);
+                agent.probes[Side::Primary].streak = agent.config.failback.after_cycles.get().saturating_sub(1);
             }
             // A forced switch that was not acknowledged before the snapshot: hand it out again.
             if let Some(f) = agent.forced.filter(|f| *f != agent.applied) {
@@ -1057,7 +1057,7 @@ impl Agent {
         // Failback: the primary alive long enough, not in a window, the phone idle, the spread over.
         if target == Side::Backup
             && self.config.failback.mode == FailbackMode::Auto
-            && self.probes[Side::Primary].streak >= self.config.failback.after_cycles
+            && self.probes[Side::Primary].streak >= self.config.failback.after_cycles.get()
             && !self.window_near(Side::Primary, now)
         {
             let due = *self.failback_due.get_or_insert(now.saturating_add(self.spread));

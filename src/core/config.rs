@@ -3,6 +3,7 @@
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::num::NonZeroU8;
 
 use super::time::Duration;
 
@@ -290,8 +291,8 @@ pub enum FailbackMode {
 pub struct Failback {
     /// Auto, manual or never.
     pub mode: FailbackMode,
-    /// Consecutive alive cycles of the primary before returning (at least 1).
-    pub after_cycles: u8,
+    /// Consecutive alive cycles of the primary before returning.
+    pub after_cycles: NonZeroU8,
     /// The longest per-device delay before returning; each device draws its own delay in `0..=spread`
     /// so a fleet does not return all at once.
     pub spread: Duration,
@@ -299,7 +300,14 @@ pub struct Failback {
 
 impl Failback {
     /// Auto, after 2 cycles, no spread.
-    pub const DEFAULT: Failback = Failback { mode: FailbackMode::Auto, after_cycles: 2, spread: Duration::ZERO };
+    pub const DEFAULT: Failback = Failback {
+        mode: FailbackMode::Auto,
+        after_cycles: match NonZeroU8::new(2) {
+            Some(n) => n,
+            None => NonZeroU8::MIN,
+        },
+        spread: Duration::ZERO,
+    };
 }
 
 /// Optional faster detection, off by default so the seed's timing holds.
@@ -398,9 +406,6 @@ impl Config {
         if self.ladder.total() > self.interval {
             return Err(ConfigError::LadderLongerThanInterval);
         }
-        if self.failback.after_cycles == 0 {
-            return Err(ConfigError::FailbackAfterZero);
-        }
         for s in Side::BOTH {
             if let Some(server) = self.server(s) {
                 if server.next_hop.port() == 0 {
@@ -423,8 +428,6 @@ pub enum ConfigError {
     IntervalTooShort,
     /// The ladder's waits add up to more than the keep-alive interval, so cycles would overlap.
     LadderLongerThanInterval,
-    /// `failback.after_cycles` is zero.
-    FailbackAfterZero,
     /// A server's next hop has port 0.
     ZeroPort(Side),
     /// A server's Request-URI host is empty.
@@ -438,7 +441,6 @@ impl fmt::Display for ConfigError {
             ConfigError::LadderLongerThanInterval => {
                 f.write_str("the ladder's waits add up to more than the keep-alive interval")
             }
-            ConfigError::FailbackAfterZero => f.write_str("failback after_cycles must be at least 1"),
             ConfigError::ZeroPort(s) => write!(f, "{s} server port must not be 0"),
             ConfigError::EmptyHost(s) => write!(f, "{s} server host must not be empty"),
         }
