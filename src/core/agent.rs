@@ -246,11 +246,11 @@ impl Probe {
     fn ids(&self, rng: &Rng) -> ([u8; CALL_ID_BYTES], [u8; TAG_BYTES], [u8; BRANCH_BYTES]) {
         let mut all = [0u8; CALL_ID_BYTES + TAG_BYTES + BRANCH_BYTES];
         rng.fill_at(self.draw, &mut all);
-        let (mut call_id, mut tag, mut branch) = ([0u8; CALL_ID_BYTES], [0u8; TAG_BYTES], [0u8; BRANCH_BYTES]);
-        for (dst, src) in call_id.iter_mut().chain(&mut tag).chain(&mut branch).zip(all) {
-            *dst = src;
-        }
-        (call_id, tag, branch)
+        // The three fill `all` exactly: the fallbacks are never taken.
+        let (call_id, rest) = all.split_first_chunk().unwrap_or((&[0; CALL_ID_BYTES], &[]));
+        let (tag, rest) = rest.split_first_chunk().unwrap_or((&[0; TAG_BYTES], &[]));
+        let branch = rest.first_chunk().unwrap_or(&[0; BRANCH_BYTES]);
+        (*call_id, *tag, *branch)
     }
 
     /// The branch of attempt `i + 1`, or `None` past the ladder.

@@ -322,15 +322,15 @@ impl<const N: usize> EventQueue<N> {
             }
             self.dropped = self.dropped.saturating_add(1);
         }
-        let end = usize::from(self.used);
-        for (i, b) in record.iter().take(len).enumerate() {
-            let at = self.slot(end.saturating_add(i));
-            if let Some(slot) = self.buf.get_mut(at) {
+        // The free bytes start at `end` and wrap around to the start of `buf`.
+        let end = self.slot(usize::from(self.used));
+        if let Some((before, after)) = self.buf.split_at_mut_checked(end) {
+            for (slot, b) in after.iter_mut().chain(before).zip(record.iter().take(len)) {
                 *slot = *b;
             }
         }
         // The loop above made room: `used + len` is at most N, itself at most `u16::MAX`.
-        self.used = self.used.saturating_add(len as u16);
+        self.used = self.used.wrapping_add(len as u16);
     }
 
     pub(crate) fn pop(&mut self) -> Option<Event> {
@@ -353,9 +353,9 @@ impl<const N: usize> EventQueue<N> {
 
     /// Where the byte `offset` bytes after the start of the oldest record sits in `buf`.
     fn slot(&self, offset: usize) -> usize {
-        // `head` is below N and offsets below 2 N, so the sum never saturates; the remainder is by N,
-        // never zero (`FITS`).
-        usize::from(self.head).saturating_add(offset).checked_rem(N).unwrap_or(0)
+        // `head` is below N and offsets below 2 N, so the sum never wraps; the remainder is by N, never
+        // zero (`FITS`).
+        usize::from(self.head).wrapping_add(offset).checked_rem(N).unwrap_or(0)
     }
 
     /// The byte at `offset` from the oldest record.
@@ -371,10 +371,11 @@ impl<const N: usize> EventQueue<N> {
             if len == 0 {
                 return None;
             }
-            if is_traffic(self.at(offset.saturating_add(1))) {
+            // Offsets stay below `used` plus one record, far from wrapping.
+            if is_traffic(self.at(offset.wrapping_add(1))) {
                 return Some((offset, len));
             }
-            offset = offset.saturating_add(len);
+            offset = offset.wrapping_add(len);
         }
         None
     }
@@ -383,7 +384,7 @@ impl<const N: usize> EventQueue<N> {
     fn remove(&mut self, offset: usize, len: usize) {
         let used = usize::from(self.used);
         for i in offset..used.saturating_sub(len) {
-            let b = self.at(i.saturating_add(len));
+            let b = self.at(i.wrapping_add(len));
             let at = self.slot(i);
             if let Some(slot) = self.buf.get_mut(at) {
                 *slot = b;
@@ -402,7 +403,7 @@ impl<const N: usize> EventQueue<N> {
         };
         // A slot is below N, itself at most `u16::MAX`; `len` is at most `used` (`peek_len`).
         self.head = self.slot(len) as u16;
-        self.used = self.used.saturating_sub(len as u16);
+        self.used = self.used.wrapping_sub(len as u16);
         Some(())
     }
 }

@@ -56,8 +56,8 @@ impl Rng {
     pub fn from_key(key: [u8; 32]) -> Self {
         let mut k = [0u32; 8];
         for (word, chunk) in k.iter_mut().zip(key.chunks_exact(4)) {
-            if let &[a, b, c, d] = chunk {
-                *word = u32::from_le_bytes([a, b, c, d]);
+            if let Some(bytes) = chunk.first_chunk() {
+                *word = u32::from_le_bytes(*bytes);
             }
         }
         Rng { key: k, pos: 0 }
@@ -73,8 +73,8 @@ impl Rng {
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
-            for (dst, src) in chunk.iter_mut().zip(z.to_le_bytes()) {
-                *dst = src;
+            if let Ok(chunk) = <&mut [u8; 8]>::try_from(chunk) {
+                *chunk = z.to_le_bytes();
             }
         }
         Self::from_key(key)
