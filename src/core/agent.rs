@@ -901,12 +901,12 @@ impl Agent {
             if self.config.server(side).is_none() {
                 continue;
             }
-            // Draw the Call-ID, the tag and the first branch; the probe keeps only where they start.
+            // Draw the Call-ID, the tag and the first branch; the probe keeps only where they start and
+            // computes them when it needs them.
             let draw = self.rng.position();
-            let mut scratch = [0u8; CALL_ID_BYTES];
-            self.rng.fill(&mut scratch);
-            self.rng.fill(&mut scratch[..TAG_BYTES]);
-            self.rng.fill(&mut scratch[..BRANCH_BYTES]);
+            self.rng.skip(CALL_ID_BYTES);
+            self.rng.skip(TAG_BYTES);
+            self.rng.skip(BRANCH_BYTES);
             let first_wait = self.config.ladder.wait(1);
             let p = &mut self.probes[side];
             p.draw = draw;
@@ -937,7 +937,7 @@ impl Agent {
         // Below the ladder's length (at most MAX_ATTEMPTS), so the next attempt number never saturates.
         let next = attempt.saturating_add(1);
         let branch_pos = self.rng.position();
-        self.rng.fill(&mut [0u8; BRANCH_BYTES]);
+        self.rng.skip(BRANCH_BYTES);
         let wait = self.config.ladder.wait(next);
         let mut deadline = at.saturating_add(wait);
         if deadline <= now {

@@ -150,7 +150,13 @@ impl Rng {
     /// Fills `out` with random bytes: one keystream word per 4 bytes or part of them.
     pub fn fill(&mut self, out: &mut [u8]) {
         self.fill_at(self.pos, out);
-        self.pos = self.pos.wrapping_add(out.len().div_ceil(4) as u64);
+        self.skip(out.len());
+    }
+
+    /// Moves past the words a [`Rng::fill`] of `bytes` bytes would take, without computing them: for
+    /// draws that are recomputed with [`Rng::fill_at`] when needed.
+    pub fn skip(&mut self, bytes: usize) {
+        self.pos = self.pos.wrapping_add(bytes.div_ceil(4) as u64);
     }
 
     /// A value in `0..=max`, without modulo bias worth noticing for the spans used here.
@@ -247,6 +253,14 @@ mod tests {
             assert_eq!(chunk, b.next_u32().to_le_bytes());
         }
         assert_eq!(a.position(), 20);
+        // Skipping moves as far as filling, a part of a word taking a whole one.
+        let mut c = Rng::from_seed(5);
+        c.skip(80);
+        c.skip(6);
+        let mut d = Rng::from_seed(5);
+        d.fill(&mut [0u8; 80]);
+        d.fill(&mut [0u8; 6]);
+        assert_eq!((c.position(), c.next_u32()), (d.position(), d.next_u32()));
     }
 
     #[test]
