@@ -47,6 +47,7 @@
 use core::ffi::c_char;
 use core::mem::{align_of, size_of};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use core::num::NonZeroU8;
 use core::ptr;
 
 use crate::core::config::MAX_USER_LEN;
@@ -683,7 +684,7 @@ pub unsafe extern "C" fn sf_config_init(out: *mut sf_config) -> sf_status {
         ladder_len: d.ladder.attempts(),
         ladder_ms,
         failback_mode: sf_failback_mode::SF_FAILBACK_AUTO as u8,
-        failback_after: d.failback.after_cycles,
+        failback_after: d.failback.after_cycles.get(),
         failback_spread_ms: millis_u32(d.failback.spread),
         fast_refused: u8::from(d.fast.refused_ends_attempt),
         fast_transaction: u8::from(d.fast.transaction_failure_probes),
@@ -1315,7 +1316,7 @@ unsafe fn read_config(config: *const sf_config) -> Result<Config, sf_status> {
         2 => FailbackMode::Never,
         _ => return Err(sf_status::SF_ERR_INVALID_ARGUMENT),
     };
-    config.failback.after_cycles = c.failback_after;
+    config.failback.after_cycles = NonZeroU8::new(c.failback_after).ok_or(sf_status::SF_ERR_FAILBACK_AFTER_ZERO)?;
     config.failback.spread = Duration::from_millis(u64::from(c.failback_spread_ms));
     config.fast.refused_ends_attempt = c.fast_refused != 0;
     config.fast.transaction_failure_probes = c.fast_transaction != 0;
@@ -1449,7 +1450,6 @@ fn config_error(e: ConfigError) -> sf_status {
     match e {
         ConfigError::IntervalTooShort => sf_status::SF_ERR_INTERVAL_TOO_SHORT,
         ConfigError::LadderLongerThanInterval => sf_status::SF_ERR_LADDER_LONGER_THAN_INTERVAL,
-        ConfigError::FailbackAfterZero => sf_status::SF_ERR_FAILBACK_AFTER_ZERO,
         ConfigError::ZeroPort(_) => sf_status::SF_ERR_ZERO_PORT,
         ConfigError::EmptyHost(_) => sf_status::SF_ERR_EMPTY_HOST,
     }
@@ -1691,6 +1691,24 @@ mod tests {
         assert_eq!(run(b, APPLIED, 0, 1), sf_status::SF_ERR_STALE_GENERATION);
         assert_eq!(run(b, APPLIED, 0, 2), sf_status::SF_OK);
         assert_eq!((snapshot(b).active, snapshot(b).generation, snapshot(b).issued), (1, 2, 2));
+    }
+
+    #[test]
+    fn zero_failback_cycles_are_refused_with_their_own_status() {
+        let mut c = core::mem::MaybeUninit::<sf_config>::uninit();
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        // SAFETY: `c` is valid for one write; the strings are NUL-terminated and outlive the call.
+        unsafe {
+            assert_eq!(sf_config_init(c.as_mut_ptr()), sf_status::SF_OK);
+            let mut c = c.assume_init();
+            assert_eq!(sf_addr_parse(c"127.0.0.1:5060".as_ptr(), &mut c.primary.next_hop), sf_status::SF_OK);
+            c.primary.uri_host = c"pbx-a.example".as_ptr();
+            c.failback_after = 0;
+            let mut out = ptr::null_mut();
+            let at = ptr::from_mut(&mut storage).cast();
+            let status = sf_agent_init(at, size_of::<sf_agent_storage>(), &c, 0, 7, &mut out);
+            assert_eq!(status, sf_status::SF_ERR_FAILBACK_AFTER_ZERO);
+        }
     }
 
     #[test]

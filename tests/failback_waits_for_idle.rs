@@ -2,6 +2,9 @@
 //! modes auto, manual, never.
 
 mod common;
+
+use std::num::NonZeroU8;
+
 use common::*;
 use sip_failover::core::{Command, CommandError, Duration, Event, FailbackMode, HoldReason, Side};
 
@@ -64,7 +67,7 @@ fn a_primary_failure_while_held_cancels_the_failback() {
 #[test]
 fn failback_count_is_configurable() {
     let mut c = config();
-    c.failback.after_cycles = 4;
+    c.failback.after_cycles = NonZeroU8::new(4).unwrap();
     let mut lab = Lab::new(c, outage_in_first_cycle);
     lab.run_until(80_000);
     assert_eq!(lab.switches()[1].0, 60_005);

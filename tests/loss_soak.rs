@@ -326,7 +326,7 @@ type Verdict = Option<(u64, bool)>;
 
 fn soak(p: f64, spread_max_s: u64, seed: u64) -> Run {
     let cfg = config(spread_max_s);
-    let after = usize::from(cfg.failback.after_cycles);
+    let after = usize::from(cfg.failback.after_cycles.get());
     let end = CYCLES as u64 * INTERVAL_US - 1;
     let mut s = Soak::new(cfg, p, seed);
     s.run_until(end);

@@ -24,6 +24,7 @@ pub mod telemetry;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU8;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -428,8 +429,9 @@ impl PhoneConfig {
                     }
                 };
             }
-            if let Some(n) = int_in(cx, a.failback_after.as_ref(), "advanced.failback_after", 1, 100)? {
-                failback.after_cycles = n as u8;
+            let after = int_in(cx, a.failback_after.as_ref(), "advanced.failback_after", 1, 100)?;
+            if let Some(n) = after.and_then(|n| u8::try_from(n).ok()).and_then(NonZeroU8::new) {
+                failback.after_cycles = n;
             }
             if let Some(s) = int_in(cx, a.failback_spread_s.as_ref(), "advanced.failback_spread_s", 0, 86_400)? {
                 failback.spread = Duration::from_secs(s as u64);

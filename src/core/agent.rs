@@ -7,6 +7,8 @@
 
 use core::fmt;
 use core::net::SocketAddr;
+use core::num::NonZeroU64;
+use core::ops::{Index, IndexMut};
 
 use super::config::{Config, ConfigError, FailbackMode, ServerConfig, Side, MAX_ATTEMPTS};
 use super::event::{CycleResult, DownReason, Event, EventQueue, HoldReason, IgnoreReason, SwitchReason};
@@ -121,6 +123,8 @@ impl fmt::Display for CommandError {
     }
 }
 
+impl core::error::Error for CommandError {}
+
 /// What must survive a reboot: written by the std side after every change, handed to
 /// [`Agent::resume`].
 ///
@@ -199,6 +203,9 @@ const fn words(bytes: usize) -> u64 {
     bytes.div_ceil(4) as u64
 }
 
+/// Where attempt 1's branch starts, in words after the cycle's Call-ID.
+const FIRST_BRANCH_AT: u64 = words(CALL_ID_BYTES) + words(TAG_BYTES);
+
 impl Probe {
     const fn new() -> Self {
         Probe {
@@ -239,19 +246,17 @@ impl Probe {
     fn ids(&self, rng: &Rng) -> ([u8; CALL_ID_BYTES], [u8; TAG_BYTES], [u8; BRANCH_BYTES]) {
         let mut all = [0u8; CALL_ID_BYTES + TAG_BYTES + BRANCH_BYTES];
         rng.fill_at(self.draw, &mut all);
-        let (mut call_id, mut tag, mut branch) = ([0u8; CALL_ID_BYTES], [0u8; TAG_BYTES], [0u8; BRANCH_BYTES]);
-        let (c, rest) = all.split_at(CALL_ID_BYTES);
-        let (t, b) = rest.split_at(TAG_BYTES);
-        call_id.copy_from_slice(c);
-        tag.copy_from_slice(t);
-        branch.copy_from_slice(b);
-        (call_id, tag, branch)
+        // The three fill `all` exactly: the fallbacks are never taken.
+        let (call_id, rest) = all.split_first_chunk().unwrap_or((&[0; CALL_ID_BYTES], &[]));
+        let (tag, rest) = rest.split_first_chunk().unwrap_or((&[0; TAG_BYTES], &[]));
+        let branch = rest.first_chunk().unwrap_or(&[0; BRANCH_BYTES]);
+        (*call_id, *tag, *branch)
     }
 
     /// The branch of attempt `i + 1`, or `None` past the ladder.
     fn branch(&self, rng: &Rng, i: usize) -> Option<[u8; BRANCH_BYTES]> {
         let at = match i.checked_sub(1) {
-            None => self.draw.wrapping_add(words(CALL_ID_BYTES) + words(TAG_BYTES)),
+            None => self.draw.wrapping_add(FIRST_BRANCH_AT),
             Some(j) => self.draw.wrapping_add(u64::from(*self.branch_at.get(j)?)),
         };
         let mut b = [0u8; BRANCH_BYTES];
@@ -330,13 +335,47 @@ impl Windows {
     }
 }
 
+/// One value for each side, indexed by [`Side`]: an index that cannot be out of bounds.
+#[derive(Debug, Clone, Copy)]
+struct BySide<T>([T; 2]);
+
+impl<T> BySide<T> {
+    fn iter(&self) -> core::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+    fn iter_mut(&mut self) -> core::slice::IterMut<'_, T> {
+        self.0.iter_mut()
+    }
+}
+
+impl<T> Index<Side> for BySide<T> {
+    type Output = T;
+    fn index(&self, side: Side) -> &T {
+        let [primary, backup] = &self.0;
+        match side {
+            Side::Primary => primary,
+            Side::Backup => backup,
+        }
+    }
+}
+
+impl<T> IndexMut<Side> for BySide<T> {
+    fn index_mut(&mut self, side: Side) -> &mut T {
+        let [primary, backup] = &mut self.0;
+        match side {
+            Side::Primary => primary,
+            Side::Backup => backup,
+        }
+    }
+}
+
 /// The failover state machine. See the [module docs](self) for the run loop.
 #[derive(Debug, Clone)]
 pub struct Agent {
     config: Config,
     rng: Rng,
     now: Instant,
-    probes: [Probe; 2],
+    probes: BySide<Probe>,
     next_cycle: Option<Instant>,
     paused: bool,
     decided: bool,
@@ -390,7 +429,7 @@ impl Agent {
             config,
             rng,
             now,
-            probes: [Probe::new(); 2],
+            probes: BySide([Probe::new(); 2]),
             next_cycle: None,
             paused: false,
             decided: false,
@@ -415,7 +454,7 @@ impl Agent {
             agent.applied_generation = s.generation;
             agent.forced = s.forced.filter(|f| backup_ok || *f == Side::Primary);
             if s.failback_pending {
-                agent.probes[0].streak = agent.config.failback.after_cycles.saturating_sub(1);
+                agent.probes[Side::Primary].streak = agent.config.failback.after_cycles.get().saturating_sub(1);
             }
             // A forced switch that was not acknowledged before the snapshot: hand it out again.
             if let Some(f) = agent.forced.filter(|f| *f != agent.applied) {
@@ -448,7 +487,7 @@ impl Agent {
     }
     /// Whether `side`'s server answered its latest completed cycle (`None` before any result).
     pub fn is_up(&self, side: Side) -> Option<bool> {
-        self.probes[side.index()].up
+        self.probes[side].up
     }
     /// The side pinned by [`Command::Force`], if any.
     pub fn forced(&self) -> Option<Side> {
@@ -510,8 +549,11 @@ impl Agent {
                     let mut next = at.saturating_add(self.config.interval);
                     if next <= now {
                         // Woken more than an interval late: skip the missed cycles, stay on the grid.
-                        let behind = (now - at).as_micros() / self.config.interval.as_micros().max(1);
-                        next = at.saturating_add(self.config.interval.saturating_mul(behind + 1));
+                        // A valid interval is at least 1 s, so the division is never by zero and the
+                        // count of cycles behind stays far from `u64::MAX`.
+                        let interval = NonZeroU64::new(self.config.interval.as_micros()).unwrap_or(NonZeroU64::MIN);
+                        let behind = now.saturating_duration_since(at).as_micros() / interval;
+                        next = at.saturating_add(self.config.interval.saturating_mul(behind.saturating_add(1)));
                     }
                     self.start_cycle(now);
                     self.next_cycle = Some(next);
@@ -536,11 +578,17 @@ impl Agent {
             }
             Ok((side, attempt, status, retry_after)) => {
                 self.stats.replies = self.stats.replies.saturating_add(1);
-                let p = &mut self.probes[side.index()];
+                let p = &mut self.probes[side];
                 let sent = p.sent_at.get(usize::from(attempt).saturating_sub(1)).copied().unwrap_or(now);
                 p.set_waiting(None);
                 p.needs_send = false;
-                self.events.push(Event::Reply { server: side, attempt, status, rtt: now - sent, retry_after });
+                self.events.push(Event::Reply {
+                    server: side,
+                    attempt,
+                    status,
+                    rtt: now.saturating_duration_since(sent),
+                    retry_after,
+                });
                 if self.config.alive_codes.is_alive(status) {
                     self.server_alive(side, now);
                 } else {
@@ -558,7 +606,7 @@ impl Agent {
         if !self.config.fast.refused_ends_attempt {
             return;
         }
-        if let Some((attempt, _)) = self.probes[side.index()].waiting() {
+        if let Some((attempt, _)) = self.probes[side].waiting() {
             self.events.push(Event::AttemptRefused { server: side, attempt });
             self.attempt_expired(side, now, now, true);
             self.decide(now);
@@ -589,7 +637,7 @@ impl Agent {
                 if self.target() == Side::Primary {
                     return Err(CommandError::AlreadyOnPrimary);
                 }
-                if self.probes[0].up != Some(true) {
+                if self.probes[Side::Primary].up != Some(true) {
                     return Err(CommandError::PrimaryNotAlive);
                 }
                 if self.forced == Some(Side::Backup) {
@@ -601,7 +649,7 @@ impl Agent {
                 if !self.paused {
                     self.paused = true;
                     self.next_cycle = None;
-                    for p in &mut self.probes {
+                    for p in self.probes.iter_mut() {
                         p.set_waiting(None);
                         p.needs_send = false;
                         if p.outcome == Outcome::Pending {
@@ -703,7 +751,7 @@ impl Agent {
             self.spread = Duration::from_micros(self.rng.below_or_equal(self.config.failback.spread.as_micros()));
         }
         if self.config.backup.is_none() {
-            self.probes[1] = Probe { cseq_next: self.probes[1].cseq_next, ..Probe::new() };
+            self.probes[Side::Backup] = Probe { cseq_next: self.probes[Side::Backup].cseq_next, ..Probe::new() };
             if self.forced == Some(Side::Backup) {
                 self.forced = None;
             }
@@ -735,7 +783,7 @@ impl Agent {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<Transmit>, BufferTooSmall> {
         let now = self.advance(now);
         for side in Side::BOTH {
-            let p = &self.probes[side.index()];
+            let p = &self.probes[side];
             if !p.needs_send {
                 continue;
             }
@@ -750,7 +798,8 @@ impl Agent {
             hex(&raw_branch, &mut branch);
             hex(&raw_call_id, &mut call_id);
             hex(&raw_tag, &mut tag);
-            let cseq = p.cseq_first.wrapping_add(u32::from(attempt) - 1);
+            // Attempts count from 1 while a probe waits; CSeq numbers wrap like the cycle's first.
+            let cseq = p.cseq_first.wrapping_add(u32::from(attempt.saturating_sub(1)));
             let req = OptionsRequest {
                 uri_host: server.uri_host.as_str(),
                 uri_port: server.uri_port,
@@ -764,9 +813,11 @@ impl Agent {
             };
             let len = wire::encode_options(&req, buf)?;
             let destination = server.next_hop;
-            let p = &mut self.probes[side.index()];
+            let p = &mut self.probes[side];
             p.needs_send = false;
-            p.sent_at[i] = now;
+            if let Some(sent) = p.sent_at.get_mut(i) {
+                *sent = now;
+            }
             self.stats.probes_sent = self.stats.probes_sent.saturating_add(1);
             self.events.push(Event::ProbeSent { server: side, attempt, cseq });
             return Ok(Some(Transmit { server: side, destination, attempt, len }));
@@ -802,7 +853,7 @@ impl Agent {
             }
         };
         for side in Side::BOTH {
-            if let Some((_, deadline)) = self.probes[side.index()].waiting() {
+            if let Some((_, deadline)) = self.probes[side].waiting() {
                 offer(deadline, Timer::Attempt(side));
             }
         }
@@ -850,14 +901,14 @@ impl Agent {
             if self.config.server(side).is_none() {
                 continue;
             }
-            // Draw the Call-ID, the tag and the first branch; the probe keeps only where they start.
+            // Draw the Call-ID, the tag and the first branch; the probe keeps only where they start and
+            // computes them when it needs them.
             let draw = self.rng.position();
-            let mut scratch = [0u8; CALL_ID_BYTES];
-            self.rng.fill(&mut scratch);
-            self.rng.fill(&mut scratch[..TAG_BYTES]);
-            self.rng.fill(&mut scratch[..BRANCH_BYTES]);
+            self.rng.skip(CALL_ID_BYTES);
+            self.rng.skip(TAG_BYTES);
+            self.rng.skip(BRANCH_BYTES);
             let first_wait = self.config.ladder.wait(1);
-            let p = &mut self.probes[side.index()];
+            let p = &mut self.probes[side];
             p.draw = draw;
             p.cseq_first = p.cseq_next;
             p.cseq_next = next_cseq(p.cseq_next);
@@ -872,26 +923,27 @@ impl Agent {
     /// catching up). Sends the next attempt or fails the server.
     fn attempt_expired(&mut self, side: Side, at: Instant, now: Instant, refused: bool) {
         let attempts = self.config.ladder.attempts();
-        let Some((attempt, _)) = self.probes[side.index()].waiting() else { return };
+        let Some((attempt, _)) = self.probes[side].waiting() else { return };
         if !refused {
             self.events.push(Event::AttemptTimedOut { server: side, attempt });
         }
         if attempt >= attempts {
-            self.probes[side.index()].set_waiting(None);
-            self.probes[side.index()].needs_send = false;
+            self.probes[side].set_waiting(None);
+            self.probes[side].needs_send = false;
             let reason = if refused { DownReason::Refused } else { DownReason::Timeout };
             self.server_failed(side, reason);
             return;
         }
-        let next = attempt + 1;
+        // Below the ladder's length (at most MAX_ATTEMPTS), so the next attempt number never saturates.
+        let next = attempt.saturating_add(1);
         let branch_pos = self.rng.position();
-        self.rng.fill(&mut [0u8; BRANCH_BYTES]);
+        self.rng.skip(BRANCH_BYTES);
         let wait = self.config.ladder.wait(next);
         let mut deadline = at.saturating_add(wait);
         if deadline <= now {
             deadline = now.saturating_add(wait);
         }
-        let p = &mut self.probes[side.index()];
+        let p = &mut self.probes[side];
         // Only an absurd number of draws within one cycle (billions of reconfigurations) could overflow
         // the offset; the branch would then not match and the reply would be ignored, never trusted.
         let offset = u32::try_from(branch_pos.wrapping_sub(p.draw)).unwrap_or(u32::MAX);
@@ -905,7 +957,7 @@ impl Agent {
 
     fn server_alive(&mut self, side: Side, now: Instant) {
         let in_window = self.in_window(side, now);
-        let p = &mut self.probes[side.index()];
+        let p = &mut self.probes[side];
         p.outcome = Outcome::Alive;
         p.streak = if in_window { 0 } else { p.streak.saturating_add(1) };
         self.events.push(Event::CycleResult { server: side, result: CycleResult::Alive });
@@ -916,7 +968,7 @@ impl Agent {
     }
 
     fn server_failed(&mut self, side: Side, reason: DownReason) {
-        let p = &mut self.probes[side.index()];
+        let p = &mut self.probes[side];
         p.outcome = Outcome::Failed;
         p.streak = 0;
         self.events.push(Event::CycleResult { server: side, result: CycleResult::Failed(reason) });
@@ -980,7 +1032,7 @@ impl Agent {
         let other = target.other();
         // Failover: the active side failed this cycle; move only if the other answered in it.
         if !self.decided {
-            match (self.probes[target.index()].outcome, self.probes[other.index()].outcome) {
+            match (self.probes[target].outcome, self.probes[other].outcome) {
                 (Outcome::Failed, Outcome::Alive) => {
                     self.decided = true;
                     self.switch(other, SwitchReason::Failover);
@@ -1002,7 +1054,7 @@ impl Agent {
             .map(|w| w.start)
             .min();
         if let Some(start) = planned {
-            let other_ok = self.probes[other.index()].up == Some(true) && !self.window_near(other, now);
+            let other_ok = self.probes[other].up == Some(true) && !self.window_near(other, now);
             if other_ok {
                 if !self.in_call || now >= start {
                     self.switch(other, SwitchReason::Planned);
@@ -1015,7 +1067,7 @@ impl Agent {
         // Failback: the primary alive long enough, not in a window, the phone idle, the spread over.
         if target == Side::Backup
             && self.config.failback.mode == FailbackMode::Auto
-            && self.probes[0].streak >= self.config.failback.after_cycles
+            && self.probes[Side::Primary].streak >= self.config.failback.after_cycles.get()
             && !self.window_near(Side::Primary, now)
         {
             let due = *self.failback_due.get_or_insert(now.saturating_add(self.spread));
@@ -1040,7 +1092,7 @@ impl Agent {
                 continue;
             }
             source_known = true;
-            let p = &self.probes[side.index()];
+            let p = &self.probes[side];
             if p.outcome == Outcome::None {
                 continue;
             }
@@ -1052,10 +1104,12 @@ impl Agent {
             if resp.cseq_method != b"OPTIONS" {
                 return Err(IgnoreReason::MethodMismatch);
             }
+            // The attempt this CSeq answers, 1 to the current one; anything else is not this cycle's.
             let offset = resp.cseq.wrapping_sub(p.cseq_first);
-            if offset >= u32::from(attempt_now) {
+            let Some(attempt) = u8::try_from(offset).ok().and_then(|o| o.checked_add(1)).filter(|a| *a <= attempt_now)
+            else {
                 return Err(IgnoreReason::CSeqMismatch);
-            }
+            };
             let branch = resp.branch.strip_prefix(BRANCH_COOKIE.as_bytes()).ok_or(IgnoreReason::BranchMismatch)?;
             let sent = if offset == 0 {
                 first_branch
@@ -1068,7 +1122,7 @@ impl Agent {
             if resp.status < 200 {
                 return Err(IgnoreReason::Provisional);
             }
-            return Ok((side, offset as u8 + 1, resp.status, resp.retry_after));
+            return Ok((side, attempt, resp.status, resp.retry_after));
         }
         Err(if source_known { IgnoreReason::CallIdMismatch } else { IgnoreReason::UnknownSource })
     }
@@ -1089,27 +1143,30 @@ fn next_generation(g: u32) -> u32 {
 
 /// CSeq numbers stay below 2^31 (RFC 3261 8.1.1.5).
 fn next_cseq(c: u32) -> u32 {
-    if c >= 0x7fff_fff0 {
-        1
-    } else {
-        c + 1
-    }
+    c.checked_add(1).filter(|n| *n <= 0x7fff_fff0).unwrap_or(1)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The lower-case hex digit of the low four bits of `n`.
+fn hex_digit(n: u8) -> u8 {
+    // Never the fallback: four bits index the 16 digits.
+    HEX.get(usize::from(n & 0xf)).copied().unwrap_or(b'0')
+}
+
 fn hex(src: &[u8], dst: &mut [u8]) {
     for (b, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
-        out[0] = HEX[usize::from(b >> 4)];
-        out[1] = HEX[usize::from(b & 0xf)];
+        if let [hi, lo] = out {
+            *hi = hex_digit(b >> 4);
+            *lo = hex_digit(*b);
+        }
     }
 }
 
 /// Whether `text` is `raw` written in hex (either case).
 fn hex_eq(raw: &[u8], text: &[u8]) -> bool {
-    text.len() == raw.len() * 2
+    raw.len().checked_mul(2) == Some(text.len())
         && raw.iter().zip(text.chunks_exact(2)).all(|(b, t)| {
-            t[0].eq_ignore_ascii_case(&HEX[usize::from(b >> 4)])
-                && t[1].eq_ignore_ascii_case(&HEX[usize::from(b & 0xf)])
+            matches!(t, [hi, lo] if hi.eq_ignore_ascii_case(&hex_digit(b >> 4)) && lo.eq_ignore_ascii_case(&hex_digit(*b)))
         })
 }

@@ -3,6 +3,7 @@
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::num::NonZeroU8;
 
 use super::time::Duration;
 
@@ -74,7 +75,9 @@ impl<const N: usize> InlineStr<N> {
             return None;
         }
         let mut bytes = [0u8; N];
-        bytes[..b.len()].copy_from_slice(b);
+        for (dst, src) in bytes.iter_mut().zip(b) {
+            *dst = *src;
+        }
         Some(InlineStr { len: b.len() as u8, bytes })
     }
     /// The stored string.
@@ -158,7 +161,9 @@ impl Ladder {
             return None;
         }
         let mut l = Ladder { waits: [Duration::ZERO; MAX_ATTEMPTS], attempts: waits.len() as u8 };
-        l.waits[..waits.len()].copy_from_slice(waits);
+        for (slot, w) in l.waits.iter_mut().zip(waits) {
+            *slot = *w;
+        }
         Some(l)
     }
     /// How many attempts a cycle makes.
@@ -175,11 +180,13 @@ impl Ladder {
     }
     /// The waits in order.
     pub fn waits(&self) -> &[Duration] {
-        &self.waits[..self.attempts as usize]
+        // Never the fallback: `new` keeps `attempts` at most MAX_ATTEMPTS.
+        self.waits.get(..usize::from(self.attempts)).unwrap_or(&[])
     }
     /// From the first attempt to the moment the server has failed the cycle.
     pub fn total(&self) -> Duration {
-        self.waits().iter().fold(Duration::ZERO, |a, w| a + *w)
+        // At most five waits of at most `Duration::MAX`: it can only saturate with absurd waits.
+        self.waits().iter().fold(Duration::ZERO, |a, w| a.saturating_add(*w))
     }
 }
 
@@ -192,6 +199,8 @@ pub struct AliveCodes {
 
 impl AliveCodes {
     /// The default: every 2xx, 3xx and 4xx except 408.
+    // Evaluated at compile time: an index out of bounds would fail the build, not the firmware.
+    #[allow(clippy::indexing_slicing)]
     pub const DEFAULT: AliveCodes = {
         let mut s = AliveCodes { bits: [0; 10] };
         let mut c = 200;
@@ -219,21 +228,24 @@ impl AliveCodes {
         self.set(code, false);
         self
     }
+    /// The word of `bits` that holds `code`, and its bit there; `None` outside 100..=699.
+    fn bit(code: u16) -> Option<(usize, u64)> {
+        let i = code.checked_sub(100).filter(|i| *i < 600)?;
+        Some((usize::from(i / 64), 1 << (i % 64)))
+    }
     fn set(&mut self, code: u16, on: bool) {
-        if let Some(i) = code.checked_sub(100).map(usize::from).filter(|i| *i < 600) {
+        let Some((word, bit)) = Self::bit(code) else { return };
+        if let Some(w) = self.bits.get_mut(word) {
             if on {
-                self.bits[i / 64] |= 1 << (i % 64);
+                *w |= bit;
             } else {
-                self.bits[i / 64] &= !(1 << (i % 64));
+                *w &= !bit;
             }
         }
     }
     /// Whether a final response with `code` means the server is alive.
     pub fn is_alive(&self, code: u16) -> bool {
-        code.checked_sub(100)
-            .map(usize::from)
-            .filter(|i| *i < 600)
-            .is_some_and(|i| self.bits[i / 64] & (1 << (i % 64)) != 0)
+        Self::bit(code).is_some_and(|(word, bit)| self.bits.get(word).is_some_and(|w| w & bit != 0))
     }
 }
 
@@ -246,16 +258,17 @@ impl Default for AliveCodes {
 impl fmt::Debug for AliveCodes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut l = f.debug_list();
-        let mut c = 100u16;
-        while c < 700 {
-            if self.is_alive(c) {
-                let start = c;
-                while c < 699 && self.is_alive(c + 1) {
-                    c += 1;
+        // Runs of alive codes as `from-to`; 700 is never alive and closes the last run.
+        let mut start = None;
+        for c in 100..=700u16 {
+            match (start, self.is_alive(c)) {
+                (None, true) => start = Some(c),
+                (Some(from), false) => {
+                    l.entry(&format_args!("{from}-{}", c.saturating_sub(1)));
+                    start = None;
                 }
-                l.entry(&format_args!("{start}-{c}"));
+                _ => {}
             }
-            c += 1;
         }
         l.finish()
     }
@@ -278,8 +291,8 @@ pub enum FailbackMode {
 pub struct Failback {
     /// Auto, manual or never.
     pub mode: FailbackMode,
-    /// Consecutive alive cycles of the primary before returning (at least 1).
-    pub after_cycles: u8,
+    /// Consecutive alive cycles of the primary before returning.
+    pub after_cycles: NonZeroU8,
     /// The longest per-device delay before returning; each device draws its own delay in `0..=spread`
     /// so a fleet does not return all at once.
     pub spread: Duration,
@@ -287,7 +300,14 @@ pub struct Failback {
 
 impl Failback {
     /// Auto, after 2 cycles, no spread.
-    pub const DEFAULT: Failback = Failback { mode: FailbackMode::Auto, after_cycles: 2, spread: Duration::ZERO };
+    pub const DEFAULT: Failback = Failback {
+        mode: FailbackMode::Auto,
+        after_cycles: match NonZeroU8::new(2) {
+            Some(n) => n,
+            None => NonZeroU8::MIN,
+        },
+        spread: Duration::ZERO,
+    };
 }
 
 /// Optional faster detection, off by default so the seed's timing holds.
@@ -386,9 +406,6 @@ impl Config {
         if self.ladder.total() > self.interval {
             return Err(ConfigError::LadderLongerThanInterval);
         }
-        if self.failback.after_cycles == 0 {
-            return Err(ConfigError::FailbackAfterZero);
-        }
         for s in Side::BOTH {
             if let Some(server) = self.server(s) {
                 if server.next_hop.port() == 0 {
@@ -411,8 +428,6 @@ pub enum ConfigError {
     IntervalTooShort,
     /// The ladder's waits add up to more than the keep-alive interval, so cycles would overlap.
     LadderLongerThanInterval,
-    /// `failback.after_cycles` is zero.
-    FailbackAfterZero,
     /// A server's next hop has port 0.
     ZeroPort(Side),
     /// A server's Request-URI host is empty.
@@ -426,14 +441,16 @@ impl fmt::Display for ConfigError {
             ConfigError::LadderLongerThanInterval => {
                 f.write_str("the ladder's waits add up to more than the keep-alive interval")
             }
-            ConfigError::FailbackAfterZero => f.write_str("failback after_cycles must be at least 1"),
             ConfigError::ZeroPort(s) => write!(f, "{s} server port must not be 0"),
             ConfigError::EmptyHost(s) => write!(f, "{s} server host must not be empty"),
         }
     }
 }
 
+impl core::error::Error for ConfigError {}
+
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::unwrap_used)]
 mod tests {
     extern crate std;
 

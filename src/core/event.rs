@@ -308,7 +308,8 @@ impl<const N: usize> EventQueue<N> {
     pub(crate) fn push(&mut self, e: Event) {
         let (record, len) = encode(&e);
         let traffic = is_traffic(record[1]);
-        while N - usize::from(self.used) < len {
+        // `used` never exceeds N, so the room left is exact.
+        while N.saturating_sub(usize::from(self.used)) < len {
             if let Some((offset, old)) = self.first_traffic() {
                 self.remove(offset, old);
             } else if traffic {
@@ -321,21 +322,22 @@ impl<const N: usize> EventQueue<N> {
             }
             self.dropped = self.dropped.saturating_add(1);
         }
-        let mut at = (usize::from(self.head) + usize::from(self.used)) % N;
-        for b in record.iter().take(len) {
-            if let Some(slot) = self.buf.get_mut(at) {
+        // The free bytes start at `end` and wrap around to the start of `buf`.
+        let end = self.slot(usize::from(self.used));
+        if let Some((before, after)) = self.buf.split_at_mut_checked(end) {
+            for (slot, b) in after.iter_mut().chain(before).zip(record.iter().take(len)) {
                 *slot = *b;
             }
-            at = (at + 1) % N;
         }
-        self.used += len as u16;
+        // The loop above made room: `used + len` is at most N, itself at most `u16::MAX`.
+        self.used = self.used.wrapping_add(len as u16);
     }
 
     pub(crate) fn pop(&mut self) -> Option<Event> {
         let mut record = [0u8; MAX_RECORD];
         let len = self.peek_len()?;
         for (i, b) in record.iter_mut().take(len).enumerate() {
-            *b = self.buf.get((usize::from(self.head) + i) % N).copied().unwrap_or(0);
+            *b = self.at(i);
         }
         self.skip()?;
         decode(record.get(1..len)?)
@@ -349,9 +351,16 @@ impl<const N: usize> EventQueue<N> {
         (len > 0 && len <= usize::from(self.used) && len <= MAX_RECORD).then_some(len)
     }
 
+    /// Where the byte `offset` bytes after the start of the oldest record sits in `buf`.
+    fn slot(&self, offset: usize) -> usize {
+        // `head` is below N and offsets below 2 N, so the sum never wraps; the remainder is by N, never
+        // zero (`FITS`).
+        usize::from(self.head).wrapping_add(offset).checked_rem(N).unwrap_or(0)
+    }
+
     /// The byte at `offset` from the oldest record.
     fn at(&self, offset: usize) -> u8 {
-        self.buf.get((usize::from(self.head) + offset) % N).copied().unwrap_or(0)
+        self.buf.get(self.slot(offset)).copied().unwrap_or(0)
     }
 
     /// Where the oldest traffic record starts (bytes from the head) and its length.
@@ -362,10 +371,11 @@ impl<const N: usize> EventQueue<N> {
             if len == 0 {
                 return None;
             }
-            if is_traffic(self.at(offset + 1)) {
+            // Offsets stay below `used` plus one record, far from wrapping.
+            if is_traffic(self.at(offset.wrapping_add(1))) {
                 return Some((offset, len));
             }
-            offset += len;
+            offset = offset.wrapping_add(len);
         }
         None
     }
@@ -374,8 +384,9 @@ impl<const N: usize> EventQueue<N> {
     fn remove(&mut self, offset: usize, len: usize) {
         let used = usize::from(self.used);
         for i in offset..used.saturating_sub(len) {
-            let b = self.at(i + len);
-            if let Some(slot) = self.buf.get_mut((usize::from(self.head) + i) % N) {
+            let b = self.at(i.wrapping_add(len));
+            let at = self.slot(i);
+            if let Some(slot) = self.buf.get_mut(at) {
                 *slot = b;
             }
         }
@@ -390,8 +401,9 @@ impl<const N: usize> EventQueue<N> {
             self.used = 0;
             return None;
         };
-        self.head = ((usize::from(self.head) + len) % N) as u16;
-        self.used -= len as u16;
+        // A slot is below N, itself at most `u16::MAX`; `len` is at most `used` (`peek_len`).
+        self.head = self.slot(len) as u16;
+        self.used = self.used.wrapping_sub(len as u16);
         Some(())
     }
 }
@@ -406,7 +418,8 @@ impl Writer {
         for b in bytes {
             if let Some(slot) = self.buf.get_mut(self.len) {
                 *slot = *b;
-                self.len += 1;
+                // Below MAX_RECORD here, so it never saturates.
+                self.len = self.len.saturating_add(1);
             }
         }
     }
@@ -645,6 +658,7 @@ fn decode(bytes: &[u8]) -> Option<Event> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::unwrap_used)]
 mod tests {
     extern crate std;
 

@@ -8,6 +8,23 @@
 //! force, with its generation number. The firmware keeps the two forms of each item and applies the
 //! side named in [`Event::Switch`] as one unit, then acknowledges it. A half-switched phone cannot be
 //! represented: there is no per-item state to get out of step.
+//!
+//! # Panic-freedom
+//!
+//! The core runs on phone firmware, where a panic resets the phone. The lints below hold every module
+//! of it to code that cannot panic, whatever the input: no indexing or slicing that can go out of
+//! bounds, no arithmetic that can overflow, no `unwrap`, `expect` or `panic!`. Where an `allow` reads
+//! better, the invariant that makes it safe is written beside it.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
 pub mod agent;
 pub mod config;

@@ -25,6 +25,7 @@
 //! (`form` = `normal` | `compact` | `folded`). Times are written `"800ms"`, `"8s"`, `"1.5s"` or
 //! `"2m"`. Every error names the file, line, column and field.
 
+use std::num::NonZeroU8;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -79,7 +80,7 @@ pub struct PhoneSettings {
     /// Failback mode.
     pub failback: FailbackMode,
     /// Alive cycles before failback.
-    pub failback_after: u8,
+    pub failback_after: NonZeroU8,
     /// ICMP port-unreachable ends an attempt at once.
     pub fast_refused: bool,
     /// How long before a planned window the phone may leave the affected server.
@@ -418,6 +419,7 @@ impl Scenario {
                 phone.failback_after = u8::try_from(*n.get_ref())
                     .ok()
                     .filter(|n| (1..=100).contains(n))
+                    .and_then(NonZeroU8::new)
                     .ok_or_else(|| cx.at(n, "phone.failback_after", out_of_range(n.get_ref(), "1..=100")))?;
             }
             if let Some(b) = &p.fast_refused {
