@@ -94,7 +94,9 @@ impl ConfigPick {
             1 => FailbackMode::Manual,
             _ => FailbackMode::Never,
         };
-        c.failback.after_cycles = self.failback_after % 5;
+        if let Some(n) = core::num::NonZeroU8::new(self.failback_after % 5) {
+            c.failback.after_cycles = n;
+        }
         c.failback.spread = Duration::from_secs(u64::from(self.spread_s % 60));
         c.fast.refused_ends_attempt = self.fast_refused;
         c.fast.transaction_failure_probes = self.fast_transaction;
