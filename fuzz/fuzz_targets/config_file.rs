@@ -12,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             let _ = e.to_string();
             if let Some(line) = e.line {
-                assert!(line >= 1 && line <= text.lines().count().max(1) + 1, "line {line} out of the text");
+                let lines = u32::try_from(text.lines().count().max(1) + 1).unwrap_or(u32::MAX);
+                assert!(line >= 1 && line <= lines, "line {line} out of the text");
             }
         }
         Ok(cfg) => {

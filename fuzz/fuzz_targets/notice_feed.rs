@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     match NoticeFeed::parse(text, "fuzz.toml") {
         Err(e) => {
             let _ = e.to_string();
-            let _ = (e.line(), e.column(), e.field_name(), e.notice());
+            if let Some(line) = e.line {
+                let lines = u32::try_from(text.lines().count().max(1) + 1).unwrap_or(u32::MAX);
+                assert!(line >= 1 && line <= lines, "line {line} out of the text");
+            }
         }
         Ok(feed) => {
             let again = NoticeFeed::parse(&feed.to_toml(), "again.toml")
