@@ -487,7 +487,8 @@ impl Harness {
             }
         }
         if let Some((_, g)) = self.agent.pending() {
-            assert!(g > self.agent.generation(), "pending generation {g} not after {}", self.agent.generation());
+            // Generations wrap from u32::MAX to 1: the pending one differs from the one in force.
+            assert_ne!(g, self.agent.generation(), "pending generation {g} is the one in force");
         }
         if self.agent.config().backup.is_none() && !self.apply_held {
             assert_eq!(self.agent.target(), Side::Primary, "heading to a disabled backup");
