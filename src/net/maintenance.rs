@@ -88,6 +88,7 @@ impl Planner {
             update.reason = "clock_jump";
             recompute = true;
         }
+        let mut reloaded = false;
         let s = stamp(&self.notices);
         if first || s != self.feed_stamp {
             self.feed_stamp = s;
@@ -98,6 +99,7 @@ impl Planner {
                         if !first {
                             update.reason = "feed_changed";
                         }
+                        reloaded = true;
                         recompute = true;
                     }
                     // A missing or broken feed keeps the previous notices.
@@ -107,7 +109,9 @@ impl Planner {
         }
         if recompute {
             let windows = self.schedule.core_windows(wall, mono);
-            if first || windows != self.windows {
+            // A reloaded feed is always handed over and reported, even when its windows are the
+            // same: the operator sees the edit taken, and the core's one-step replace keeps the phone put.
+            if first || reloaded || windows != self.windows {
                 self.windows = windows.clone();
                 update.windows = Some(windows);
             }
