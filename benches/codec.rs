@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use rsip::prelude::*;
 use sip_failover::core::wire::{encode_options, parse_response, OptionsRequest};
-use sip_failover::core::{Agent, Config, Event, Instant};
+use sip_failover::core::{Agent, Config, Event, Instant, Transport};
 use sip_failover::sim::model::{respond, HeaderForm};
 
 struct Counting;
@@ -52,6 +52,7 @@ fn request() -> OptionsRequest<'static> {
         from_tag: b"a1b2c3d4e5f60718",
         cseq: 42,
         user_agent: "sip-failover/0.1.0",
+        transport: Transport::Udp,
     }
 }
 

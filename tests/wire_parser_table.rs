@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use sip_failover::core::wire::*;
+use sip_failover::core::Transport;
 
 /// What a legal response must parse to.
 #[derive(Debug, Clone, Copy)]
@@ -552,6 +553,7 @@ fn sample_request(local: &str, uri_host: &'static str, uri_port: Option<u16>) ->
         from_tag: b"77ab",
         cseq: 4711,
         user_agent: "DeskPhone/3.1",
+        transport: Transport::Udp,
     }
 }
 
@@ -703,6 +705,7 @@ proptest! {
             from_tag: b"t",
             cseq,
             user_agent: "ua",
+            transport: Transport::Udp,
         };
         let mut buf = [0u8; 1024];
         let n = encode_options(&req, &mut buf).unwrap();

@@ -10,8 +10,9 @@ use core::net::SocketAddr;
 use core::num::NonZeroU64;
 use core::ops::{Index, IndexMut};
 
-use super::config::{Config, ConfigError, FailbackMode, ServerConfig, Side, MAX_ATTEMPTS};
+use super::config::{Config, ConfigError, FailbackMode, ServerConfig, Side, Transport, MAX_ATTEMPTS};
 use super::event::{CycleResult, DownReason, Event, EventQueue, HoldReason, IgnoreReason, SwitchReason};
+use super::flow::{FlowCommand, FlowError, FlowEvent, PING, PONG_WAIT};
 use super::rng::Rng;
 use super::time::{Duration, Instant};
 use super::wire::{self, BufferTooSmall, OptionsRequest, BRANCH_COOKIE};
@@ -29,17 +30,21 @@ pub const MAX_WINDOWS: usize = 4;
 /// Upper bound on timers processed in one `handle_timeout`, so a wild clock cannot spin it.
 const MAX_STEPS: usize = 64;
 
-/// A datagram to send, written into the caller's buffer by [`Agent::poll_transmit`].
+/// Bytes to send, written into the caller's buffer by [`Agent::poll_transmit`]: a datagram over UDP,
+/// or bytes to write on the server's open flow over TCP and TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     /// The server this probe is for.
     pub server: Side,
     /// Where to send it (the server or its outbound proxy).
     pub destination: SocketAddr,
-    /// The attempt number in this cycle, from 1.
+    /// The attempt number in this cycle, from 1; 0 for a keep-alive ping on a stream flow.
     pub attempt: u8,
     /// The number of bytes written at the start of the buffer.
     pub len: usize,
+    /// UDP: send a datagram. TCP or TLS: write on the flow the agent last asked to open for
+    /// `server` (it is open: the agent hands out bytes for a stream only once it is connected).
+    pub transport: Transport,
 }
 
 /// A command from the firmware or an operator.
@@ -196,6 +201,28 @@ struct Probe {
     cseq_next: u32,
     up: Option<bool>,
     streak: u8,
+    /// The stream flow to this server (always `Closed` over UDP).
+    flow: FlowState,
+    /// A keep-alive ping is to be written on the flow.
+    ping: bool,
+    /// The id of the flow last asked for; reports about other ids are stale.
+    flow_id: u16,
+    /// A close the caller has not been told about yet, and why.
+    close: Option<FlowError>,
+    /// When the keep-alive timer fires: the next ping, or the end of the wait for a pong
+    /// (meaningful while the flow is open and keep-alive is on).
+    ka_at: Instant,
+}
+
+/// A stream flow's state, from the agent's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowState {
+    /// No flow (or UDP).
+    Closed,
+    /// Asked to open, not yet connected.
+    Opening,
+    /// Connected; `pong_wait` while a keep-alive ping waits for its pong.
+    Open { pong_wait: bool },
 }
 
 /// Keystream words a fill of `bytes` bytes takes.
@@ -220,7 +247,22 @@ impl Probe {
             cseq_next: 1,
             up: None,
             streak: 0,
+            flow: FlowState::Closed,
+            ping: false,
+            flow_id: 0,
+            close: None,
+            ka_at: Instant::ZERO,
         }
+    }
+
+    /// The same server's probing reset, keeping the CSeq sequence and what the caller must still
+    /// hear about its flow.
+    fn reset(&self) -> Self {
+        let close = match self.flow {
+            FlowState::Closed => self.close,
+            _ => Some(FlowError::Reconfigured),
+        };
+        Probe { cseq_next: self.cseq_next, flow_id: self.flow_id, close, ..Probe::new() }
     }
 
     /// The current attempt (1-based) and when its wait ends; `None` when no ladder runs.
@@ -544,7 +586,8 @@ impl Agent {
                 break;
             }
             match timer {
-                Timer::Attempt(side) => self.attempt_expired(side, at, now, false),
+                Timer::Attempt(side) => self.attempt_expired(side, at, now, None),
+                Timer::KeepAlive(side) => self.keepalive_fired(side, at, now),
                 Timer::Cycle => {
                     let mut next = at.saturating_add(self.config.interval);
                     if next <= now {
@@ -566,10 +609,22 @@ impl Agent {
         self.decide(now);
     }
 
-    /// A datagram arrived from `from`. It counts only if it matches a probe of this cycle.
+    /// A datagram arrived from `from`. It counts only if it matches a probe of this cycle sent over
+    /// UDP: a datagram never answers for a server probed over TCP or TLS.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.handle_reply(now, Some(from), bytes, None);
+    }
+
+    /// A whole SIP message (see [`frame`](super::flow::frame)) was read from the flow of `server`. It
+    /// counts only if that server is probed over a stream and the message matches a probe of this
+    /// cycle.
+    pub fn handle_message(&mut self, now: Instant, server: Side, bytes: &[u8]) {
+        self.handle_reply(now, None, bytes, Some(server));
+    }
+
+    fn handle_reply(&mut self, now: Instant, from: Option<SocketAddr>, bytes: &[u8], flow: Option<Side>) {
         let now = self.advance(now);
-        match self.match_reply(from, bytes) {
+        match self.match_reply(from, flow, bytes) {
             Err(reason) => {
                 if let Some(c) = self.stats.ignored.get_mut(reason.index()) {
                     *c = c.saturating_add(1);
@@ -589,6 +644,11 @@ impl Agent {
                     rtt: now.saturating_duration_since(sent),
                     retry_after,
                 });
+                // An answer on the flow proves it alive: the next keep-alive ping can wait.
+                if let FlowState::Open { .. } = self.probes[side].flow {
+                    self.probes[side].flow = FlowState::Open { pong_wait: false };
+                    self.schedule_ping(side, now);
+                }
                 if self.config.alive_codes.is_alive(status) {
                     self.server_alive(side, now);
                 } else {
@@ -606,10 +666,52 @@ impl Agent {
         if !self.config.fast.refused_ends_attempt {
             return;
         }
+        if self.config.server(side).is_some_and(|s| s.transport.is_stream()) {
+            return;
+        }
         if let Some((attempt, _)) = self.probes[side].waiting() {
             self.events.push(Event::AttemptRefused { server: side, attempt });
-            self.attempt_expired(side, now, now, true);
+            self.attempt_expired(side, now, now, Some(DownReason::Refused));
             self.decide(now);
+        }
+    }
+
+    /// The caller's report on flow `id` of `server` (see [`FlowCommand::Open`]). Reports on a flow
+    /// the agent no longer waits for (an older id, or a flow it closed) change nothing.
+    ///
+    /// A failure while a probe waits ends that attempt at once; the next attempt, if the ladder has
+    /// one, opens a new flow at once. A TLS failure never counts as an answer.
+    pub fn handle_flow(&mut self, now: Instant, server: Side, id: u16, event: FlowEvent) {
+        let now = self.advance(now);
+        let stream = self.config.server(server).is_some_and(|s| s.transport.is_stream());
+        let p = &mut self.probes[server];
+        if !stream || id != p.flow_id || p.flow == FlowState::Closed {
+            return;
+        }
+        match event {
+            FlowEvent::Connected => {
+                if p.flow == FlowState::Opening {
+                    p.flow = FlowState::Open { pong_wait: false };
+                    self.events.push(Event::FlowUp { server });
+                    self.schedule_ping(server, now);
+                }
+            }
+            FlowEvent::Pong => {
+                if p.flow == (FlowState::Open { pong_wait: true }) {
+                    p.flow = FlowState::Open { pong_wait: false };
+                    self.schedule_ping(server, now);
+                }
+            }
+            FlowEvent::Failed(reason) => {
+                p.flow = FlowState::Closed;
+                p.ping = false;
+                self.events.push(Event::FlowDown { server, reason });
+                if let Some((attempt, _)) = self.probes[server].waiting() {
+                    self.events.push(Event::AttemptRefused { server, attempt });
+                    self.attempt_expired(server, now, now, Some(DownReason::Flow(reason)));
+                    self.decide(now);
+                }
+            }
         }
     }
 
@@ -652,6 +754,7 @@ impl Agent {
                     for p in self.probes.iter_mut() {
                         p.set_waiting(None);
                         p.needs_send = false;
+                        p.ping = false;
                         if p.outcome == Outcome::Pending {
                             p.outcome = Outcome::None;
                         }
@@ -663,6 +766,13 @@ impl Agent {
                 if self.paused {
                     self.paused = false;
                     self.events.push(Event::ProbingResumed);
+                    // Keep-alive starts afresh on the flows still open.
+                    for side in Side::BOTH {
+                        if let FlowState::Open { .. } = self.probes[side].flow {
+                            self.probes[side].flow = FlowState::Open { pong_wait: false };
+                            self.schedule_ping(side, now);
+                        }
+                    }
                     if self.config.keep_alive {
                         self.start_cycle(now);
                     }
@@ -746,12 +856,26 @@ impl Agent {
         }
         let interval_changed = config.interval != self.config.interval;
         let old_spread_max = self.config.failback.spread;
+        // A flow to a server that moved, changed transport or name (the TLS identity) is closed; the
+        // next probe opens one to the new place.
+        for side in Side::BOTH {
+            let moved = match (self.config.server(side), config.server(side)) {
+                (Some(o), Some(n)) => (o.next_hop, o.transport, o.uri_host) != (n.next_hop, n.transport, n.uri_host),
+                _ => false,
+            };
+            if moved && self.probes[side].flow != FlowState::Closed {
+                self.close_flow(side, FlowError::Reconfigured);
+                if self.probes[side].waiting().is_some() {
+                    self.probes[side].needs_send = true;
+                }
+            }
+        }
         self.config = config;
         if old_spread_max != self.config.failback.spread {
             self.spread = Duration::from_micros(self.rng.below_or_equal(self.config.failback.spread.as_micros()));
         }
         if self.config.backup.is_none() {
-            self.probes[Side::Backup] = Probe { cseq_next: self.probes[Side::Backup].cseq_next, ..Probe::new() };
+            self.probes[Side::Backup] = self.probes[Side::Backup].reset();
             if self.forced == Some(Side::Backup) {
                 self.forced = None;
             }
@@ -784,11 +908,22 @@ impl Agent {
         let now = self.advance(now);
         for side in Side::BOTH {
             let p = &self.probes[side];
+            let Some(server) = self.config.server(side) else { continue };
+            let open = matches!(p.flow, FlowState::Open { .. });
+            if server.transport.is_stream() && !open {
+                continue;
+            }
+            if p.ping && open {
+                let dst = buf.get_mut(..PING.len()).ok_or(BufferTooSmall { needed: PING.len() })?;
+                dst.copy_from_slice(PING);
+                self.probes[side].ping = false;
+                let (destination, transport) = (server.next_hop, server.transport);
+                return Ok(Some(Transmit { server: side, destination, attempt: 0, len: PING.len(), transport }));
+            }
             if !p.needs_send {
                 continue;
             }
             let Some((attempt, _)) = p.waiting() else { continue };
-            let Some(server) = self.config.server(side) else { continue };
             let i = usize::from(attempt).saturating_sub(1).min(MAX_ATTEMPTS - 1);
             let mut branch = [0u8; BRANCH_BYTES * 2];
             let mut call_id = [0u8; CALL_ID_BYTES * 2];
@@ -810,9 +945,10 @@ impl Agent {
                 from_tag: &tag,
                 cseq,
                 user_agent: concat!("sip-failover/", env!("CARGO_PKG_VERSION")),
+                transport: server.transport,
             };
             let len = wire::encode_options(&req, buf)?;
-            let destination = server.next_hop;
+            let (destination, transport) = (server.next_hop, server.transport);
             let p = &mut self.probes[side];
             p.needs_send = false;
             if let Some(sent) = p.sent_at.get_mut(i) {
@@ -820,9 +956,28 @@ impl Agent {
             }
             self.stats.probes_sent = self.stats.probes_sent.saturating_add(1);
             self.events.push(Event::ProbeSent { server: side, attempt, cseq });
-            return Ok(Some(Transmit { server: side, destination, attempt, len }));
+            return Ok(Some(Transmit { server: side, destination, attempt, len, transport }));
         }
         Ok(None)
+    }
+
+    /// The next thing to do with a stream flow: close a flow the agent gave up on, open one a probe
+    /// waits for. Drain it before [`Agent::poll_transmit`]; over UDP it is always `None`.
+    pub fn poll_flow(&mut self) -> Option<FlowCommand> {
+        for side in Side::BOTH {
+            let p = &mut self.probes[side];
+            if let Some(reason) = p.close.take() {
+                return Some(FlowCommand::Close { server: side, id: p.flow_id, reason });
+            }
+            let Some(server) = self.config.server(side) else { continue };
+            if server.transport.is_stream() && p.needs_send && p.flow == FlowState::Closed {
+                p.flow_id = p.flow_id.wrapping_add(1);
+                p.flow = FlowState::Opening;
+                let (destination, transport) = (server.next_hop, server.transport);
+                return Some(FlowCommand::Open { server: side, id: p.flow_id, destination, transport });
+            }
+        }
+        None
     }
 
     /// The next event, oldest first.
@@ -853,8 +1008,12 @@ impl Agent {
             }
         };
         for side in Side::BOTH {
-            if let Some((_, deadline)) = self.probes[side].waiting() {
+            let p = &self.probes[side];
+            if let Some((_, deadline)) = p.waiting() {
                 offer(deadline, Timer::Attempt(side));
+            }
+            if self.keepalive_on() && matches!(p.flow, FlowState::Open { .. }) {
+                offer(p.ka_at, Timer::KeepAlive(side));
             }
         }
         if let Some(c) = self.next_cycle {
@@ -919,19 +1078,23 @@ impl Agent {
         }
     }
 
-    /// The wait of the current attempt to `side` ended at `at` (`now` is the real time, later when
-    /// catching up). Sends the next attempt or fails the server.
-    fn attempt_expired(&mut self, side: Side, at: Instant, now: Instant, refused: bool) {
+    /// The current attempt to `side` ended at `at` (`now` is the real time, later when catching up):
+    /// its wait ran out (`ended` is `None`), or it ended early for the reason given. Sends the next
+    /// attempt or fails the server. A timed-out attempt closes its stream flow: the next one opens a
+    /// new flow instead of waiting on a connection that neither answers nor closes.
+    fn attempt_expired(&mut self, side: Side, at: Instant, now: Instant, ended: Option<DownReason>) {
         let attempts = self.config.ladder.attempts();
         let Some((attempt, _)) = self.probes[side].waiting() else { return };
-        if !refused {
+        if ended.is_none() {
             self.events.push(Event::AttemptTimedOut { server: side, attempt });
+            if self.probes[side].flow != FlowState::Closed {
+                self.close_flow(side, FlowError::AttemptTimedOut);
+            }
         }
         if attempt >= attempts {
             self.probes[side].set_waiting(None);
             self.probes[side].needs_send = false;
-            let reason = if refused { DownReason::Refused } else { DownReason::Timeout };
-            self.server_failed(side, reason);
+            self.server_failed(side, ended.unwrap_or(DownReason::Timeout));
             return;
         }
         // Below the ladder's length (at most MAX_ATTEMPTS), so the next attempt number never saturates.
@@ -953,6 +1116,58 @@ impl Agent {
         p.cseq_next = next_cseq(p.cseq_next);
         p.set_waiting(Some((next, deadline)));
         p.needs_send = true;
+    }
+
+    fn keepalive_on(&self) -> bool {
+        self.config.flow_keepalive != Duration::ZERO && !self.paused
+    }
+
+    /// Draws when the next keep-alive ping on `side`'s flow is due: 80 to 100 % of the interval from
+    /// `now` (RFC 5626 4.4.1), so a fleet's pings do not line up.
+    fn schedule_ping(&mut self, side: Side, now: Instant) {
+        if self.config.flow_keepalive == Duration::ZERO {
+            return;
+        }
+        let interval = self.config.flow_keepalive.as_micros();
+        let fifth = interval / 5;
+        let wait = interval.saturating_sub(fifth).saturating_add(self.rng.below_or_equal(fifth));
+        self.probes[side].ka_at = now.saturating_add(Duration::from_micros(wait));
+    }
+
+    /// The keep-alive timer of `side` fired at `at`: send a ping, or, if the last one's pong never
+    /// came, close the flow and probe at once.
+    fn keepalive_fired(&mut self, side: Side, at: Instant, now: Instant) {
+        let p = &mut self.probes[side];
+        match p.flow {
+            FlowState::Open { pong_wait: false } => {
+                // Idle flows only: a probe waiting on the flow checks it already.
+                if p.waiting().is_some() {
+                    self.schedule_ping(side, now);
+                    return;
+                }
+                p.ping = true;
+                p.flow = FlowState::Open { pong_wait: true };
+                p.ka_at = at.max(now).saturating_add(PONG_WAIT);
+            }
+            FlowState::Open { pong_wait: true } => {
+                self.close_flow(side, FlowError::KeepAliveLost);
+                let running = self.probes.iter().any(|p| p.waiting().is_some());
+                if !running && self.config.keep_alive {
+                    self.start_cycle(now);
+                    self.next_cycle = Some(now.saturating_add(self.config.interval));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes `side`'s flow from the agent's side: the caller hears of it from [`Agent::poll_flow`].
+    fn close_flow(&mut self, side: Side, reason: FlowError) {
+        let p = &mut self.probes[side];
+        p.flow = FlowState::Closed;
+        p.ping = false;
+        p.close = Some(reason);
+        self.events.push(Event::FlowDown { server: side, reason });
     }
 
     fn server_alive(&mut self, side: Side, now: Instant) {
@@ -1081,14 +1296,24 @@ impl Agent {
         }
     }
 
-    /// Matches a datagram against the probes waiting; returns the side, the attempt answered, the
-    /// status and the Retry-After.
-    fn match_reply(&self, from: SocketAddr, bytes: &[u8]) -> Result<(Side, u8, u16, Option<u32>), IgnoreReason> {
+    /// Matches a datagram from `from`, or a message read from the flow of `flow`, against the probes
+    /// waiting; returns the side, the attempt answered, the status and the Retry-After.
+    fn match_reply(
+        &self,
+        from: Option<SocketAddr>,
+        flow: Option<Side>,
+        bytes: &[u8],
+    ) -> Result<(Side, u8, u16, Option<u32>), IgnoreReason> {
         let resp = wire::parse_response(bytes).map_err(IgnoreReason::Malformed)?;
         let mut source_known = false;
         for side in Side::BOTH {
             let Some(server) = self.config.server(side) else { continue };
-            if server.next_hop != from {
+            let source = match (from, flow) {
+                (Some(from), _) => !server.transport.is_stream() && server.next_hop == from,
+                (None, Some(f)) => server.transport.is_stream() && f == side,
+                (None, None) => false,
+            };
+            if !source {
                 continue;
             }
             source_known = true;
@@ -1131,6 +1356,7 @@ impl Agent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     Attempt(Side),
+    KeepAlive(Side),
     Cycle,
     Policy,
 }

@@ -96,6 +96,48 @@ impl<const N: usize> fmt::Debug for InlineStr<N> {
 /// A host name or address literal as written in a Request-URI.
 pub type HostName = InlineStr<MAX_HOST_LEN>;
 
+/// How probes reach one server: datagrams, or a stream flow (TCP, or TLS over TCP) that the caller
+/// opens when the agent asks for it (see [`Agent::poll_flow`](super::Agent::poll_flow)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Transport {
+    /// SIP over UDP: one datagram per probe.
+    #[default]
+    Udp = 0,
+    /// SIP over TCP: one persistent flow per server.
+    Tcp = 1,
+    /// SIP over TLS (a `sips:` URI or `transport=tls`): one persistent flow per server.
+    Tls = 2,
+}
+
+impl Transport {
+    /// Whether probes travel on a flow the caller opens (TCP, TLS).
+    pub const fn is_stream(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+    /// `"udp"`, `"tcp"` or `"tls"`: the URI `transport` parameter and the name in events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+    /// The port a URI without one means: 5061 for TLS, 5060 otherwise (RFC 3261 19.1.2).
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            _ => 5060,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How to reach one server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -107,6 +149,9 @@ pub struct ServerConfig {
     pub uri_port: Option<u16>,
     /// The local address the probe leaves from (Via and Contact); the driver updates it once bound.
     pub local: SocketAddr,
+    /// UDP, TCP or TLS. The Via names it; with TLS the Request-URI is a `sips:` URI, with TCP it
+    /// carries `;transport=tcp`.
+    pub transport: Transport,
 }
 
 impl ServerConfig {
@@ -122,7 +167,14 @@ impl ServerConfig {
             uri_host: HostName::new(host).unwrap_or_else(|| ip_host(addr)),
             uri_port: Some(addr.port()),
             local: ServerConfig::UNBOUND,
+            transport: Transport::Udp,
         }
+    }
+
+    /// The same server reached over `transport`.
+    pub const fn over(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
     }
 }
 
@@ -354,6 +406,10 @@ pub struct Config {
     pub planned_lead: Duration,
     /// The user part of From and Contact in probes.
     pub user: InlineStr<MAX_USER_LEN>,
+    /// Keep-alive of idle stream flows (RFC 5626 CRLF ping and pong): the interval between pings,
+    /// each drawn at 80 to 100 % of it; a pong missing after [`PONG_WAIT`](super::flow::PONG_WAIT)
+    /// closes the flow and starts a probe cycle. Zero (the default) sends none.
+    pub flow_keepalive: Duration,
 }
 
 impl Config {
@@ -381,6 +437,7 @@ impl Config {
             fast: FastDetection::DEFAULT,
             planned_lead: Self::DEFAULT_PLANNED_LEAD,
             user: InlineStr::new(Self::DEFAULT_USER).unwrap_or(InlineStr::EMPTY),
+            flow_keepalive: Duration::ZERO,
         }
     }
 
@@ -405,6 +462,9 @@ impl Config {
         }
         if self.ladder.total() > self.interval {
             return Err(ConfigError::LadderLongerThanInterval);
+        }
+        if self.flow_keepalive != Duration::ZERO && self.flow_keepalive < Duration::from_secs(1) {
+            return Err(ConfigError::KeepAliveTooShort);
         }
         for s in Side::BOTH {
             if let Some(server) = self.server(s) {
@@ -432,6 +492,8 @@ pub enum ConfigError {
     ZeroPort(Side),
     /// A server's Request-URI host is empty.
     EmptyHost(Side),
+    /// The flow keep-alive interval is set but under one second.
+    KeepAliveTooShort,
 }
 
 impl fmt::Display for ConfigError {
@@ -443,6 +505,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroPort(s) => write!(f, "{s} server port must not be 0"),
             ConfigError::EmptyHost(s) => write!(f, "{s} server host must not be empty"),
+            ConfigError::KeepAliveTooShort => f.write_str("flow keep-alive interval must be 0 (off) or at least 1 s"),
         }
     }
 }

@@ -28,6 +28,7 @@
 
 use super::agent::{Agent, Command, Transmit};
 use super::event::Event;
+use super::flow::FlowCommand;
 use super::time::Instant;
 
 /// How the caller answers an event.
@@ -58,18 +59,29 @@ pub trait Io {
     fn transmit(&mut self, now: Instant, t: &Transmit, bytes: &[u8]) -> Sent;
     /// Takes an event; for a [`Event::Switch`], says whether its bundle was applied.
     fn event(&mut self, now: Instant, e: &Event) -> Ack;
+    /// Opens or closes a stream flow (TCP or TLS). The outcome of an open comes back later through
+    /// [`Agent::handle_flow`]. A caller whose servers are all UDP never receives one and may keep
+    /// this default, which drops it.
+    fn flow(&mut self, now: Instant, cmd: &FlowCommand) {
+        let _ = (now, cmd);
+    }
 }
 
 /// How many rounds of transmits and events one drain takes at most: an acknowledgement can lead to
 /// another switch only through the policy, which settles in a round or two.
 const MAX_ROUNDS: usize = 16;
 
-/// Drains `agent` at `now`, in the documented order: every transmit (encoded into `buf`), then every
-/// event, acknowledging switches as `io` answers; repeats until a round has nothing. A probe that does
-/// not fit `buf` stays queued (its wait runs, so the ladder stays bounded).
+/// Drains `agent` at `now`, in the documented order: every flow to open or close, every transmit
+/// (encoded into `buf`), then every event, acknowledging switches as `io` answers; repeats until a
+/// round has nothing. A probe that does not fit `buf` stays queued (its wait runs, so the ladder
+/// stays bounded).
 pub fn drain(agent: &mut Agent, now: Instant, buf: &mut [u8], io: &mut impl Io) {
     for _ in 0..MAX_ROUNDS {
         let mut progressed = false;
+        while let Some(cmd) = agent.poll_flow() {
+            progressed = true;
+            io.flow(now, &cmd);
+        }
         while let Ok(Some(t)) = agent.poll_transmit(now, buf) {
             progressed = true;
             if io.transmit(now, &t, buf.get(..t.len).unwrap_or(&[])) == Sent::Refused {

@@ -1,6 +1,7 @@
 //! What the agent reports: every probe, reply, timeout, state change and switch.
 
 use super::config::Side;
+use super::flow::{FlowError, TlsError};
 use super::time::Duration;
 use super::wire::ParseError;
 
@@ -21,6 +22,9 @@ pub enum DownReason {
     /// Every remaining attempt was refused by the network (ICMP port unreachable); only with fast
     /// detection.
     Refused,
+    /// Over TCP or TLS: the last attempt ended when its flow failed (refused or reset, a TLS
+    /// failure, closed by the peer, a stream that could not be framed).
+    Flow(FlowError),
 }
 
 /// A server's result in one probe cycle.
@@ -145,7 +149,8 @@ pub enum Event {
         /// Which attempt.
         attempt: u8,
     },
-    /// An attempt's send was refused by the network and, with fast detection, ended at once.
+    /// An attempt ended at once: its send was refused by the network (with fast detection), or its
+    /// stream flow failed (see the [`Event::FlowDown`] before it).
     AttemptRefused {
         /// Which server.
         server: Side,
@@ -219,6 +224,18 @@ pub enum Event {
         /// Why.
         reason: IgnoreReason,
     },
+    /// A stream flow to `server` connected (for TLS: its certificate verified).
+    FlowUp {
+        /// Which server.
+        server: Side,
+    },
+    /// A stream flow to `server` failed, or the agent closed it.
+    FlowDown {
+        /// Which server.
+        server: Side,
+        /// Why.
+        reason: FlowError,
+    },
 }
 
 impl Event {
@@ -240,6 +257,8 @@ impl Event {
             Event::ProbingPaused => "paused",
             Event::ProbingResumed => "resumed",
             Event::Ignored { .. } => "ignored",
+            Event::FlowUp { .. } => "flow_up",
+            Event::FlowDown { .. } => "flow_down",
         }
     }
 }
@@ -577,16 +596,70 @@ fn encode(e: &Event) -> ([u8; MAX_RECORD], usize) {
                 w.u8(parse_error_index(p));
             }
         }
+        Event::FlowUp { server } => w.put(&[15, server as u8]),
+        Event::FlowDown { server, reason } => w.put(&[16, server as u8, flow_error_code(reason)]),
     }
     let len = w.len;
     w.buf[0] = len as u8;
     (w.buf, len)
 }
 
+const TLS_ERRORS: [TlsError; 6] = [
+    TlsError::UnknownIssuer,
+    TlsError::Expired,
+    TlsError::NameMismatch,
+    TlsError::WildcardRefused,
+    TlsError::HandshakeTimeout,
+    TlsError::Other,
+];
+
+const FLOW_ERRORS: [FlowError; 7] = [
+    FlowError::Refused,
+    FlowError::ConnectTimeout,
+    FlowError::Closed,
+    FlowError::Framing,
+    FlowError::AttemptTimedOut,
+    FlowError::KeepAliveLost,
+    FlowError::Reconfigured,
+];
+
+/// A flow error in one byte: its index in [`FLOW_ERRORS`], or 0x10 plus the index of a TLS error
+/// in [`TLS_ERRORS`]; exhaustive, so a new error must be given its place.
+const fn flow_error_code(e: FlowError) -> u8 {
+    match e {
+        FlowError::Refused => 0,
+        FlowError::ConnectTimeout => 1,
+        FlowError::Closed => 2,
+        FlowError::Framing => 3,
+        FlowError::AttemptTimedOut => 4,
+        FlowError::KeepAliveLost => 5,
+        FlowError::Reconfigured => 6,
+        FlowError::Tls(t) => {
+            0x10 | match t {
+                TlsError::UnknownIssuer => 0,
+                TlsError::Expired => 1,
+                TlsError::NameMismatch => 2,
+                TlsError::WildcardRefused => 3,
+                TlsError::HandshakeTimeout => 4,
+                TlsError::Other => 5,
+            }
+        }
+    }
+}
+
+fn flow_error(code: u8) -> Option<FlowError> {
+    if code & 0x10 != 0 {
+        TLS_ERRORS.get(usize::from(code & 0x0f)).map(|t| FlowError::Tls(*t))
+    } else {
+        FLOW_ERRORS.get(usize::from(code)).copied()
+    }
+}
+
 fn put_down_reason(w: &mut Writer, reason: DownReason) {
     match reason {
         DownReason::Timeout => w.u8(0),
         DownReason::Refused => w.u8(1),
+        DownReason::Flow(e) => w.put(&[3, flow_error_code(e)]),
         DownReason::Status { code, retry_after } => {
             w.u8(2 | (u8::from(retry_after.is_some()) << 4));
             w.put(&code.to_le_bytes());
@@ -602,6 +675,7 @@ fn down_reason(r: &mut Reader<'_>) -> Option<DownReason> {
     Some(match kind & 0x0f {
         0 => DownReason::Timeout,
         1 => DownReason::Refused,
+        3 => DownReason::Flow(flow_error(r.u8()?)?),
         _ => DownReason::Status { code: r.u16()?, retry_after: if kind & 0x10 != 0 { Some(r.u32()?) } else { None } },
     })
 }
@@ -653,6 +727,8 @@ fn decode(bytes: &[u8]) -> Option<Event> {
             };
             Event::Ignored { reason }
         }
+        15 => Event::FlowUp { server: side(r.u8()?) },
+        16 => Event::FlowDown { server: side(r.u8()?), reason: flow_error(r.u8()?)? },
         _ => return None,
     })
 }
@@ -664,8 +740,12 @@ mod tests {
 
     use super::*;
 
-    fn samples() -> [Event; 23] {
+    fn samples() -> [Event; 27] {
         [
+            Event::FlowUp { server: Side::Backup },
+            Event::FlowDown { server: Side::Primary, reason: FlowError::Tls(TlsError::WildcardRefused) },
+            Event::FlowDown { server: Side::Backup, reason: FlowError::Reconfigured },
+            Event::ServerDown { server: Side::Backup, reason: DownReason::Flow(FlowError::Tls(TlsError::Expired)) },
             Event::CycleResult { server: Side::Backup, result: CycleResult::Alive },
             Event::CycleResult { server: Side::Primary, result: CycleResult::Failed(DownReason::Timeout) },
             Event::CycleResult {
@@ -739,6 +819,11 @@ mod tests {
         }
         for (i, r) in IGNORE_REASONS.iter().enumerate() {
             assert_eq!(r.index(), i);
+        }
+        for e in FLOW_ERRORS.into_iter().chain(TLS_ERRORS.map(FlowError::Tls)) {
+            assert_eq!(flow_error(flow_error_code(e)), Some(e));
+            let d = Event::CycleResult { server: Side::Primary, result: CycleResult::Failed(DownReason::Flow(e)) };
+            assert_eq!(decode(&encode(&d).0[1..]), Some(d));
         }
     }
 

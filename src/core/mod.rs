@@ -30,6 +30,7 @@ pub mod agent;
 pub mod config;
 pub mod drive;
 pub mod event;
+pub mod flow;
 pub mod rng;
 pub mod time;
 pub mod wire;
@@ -37,7 +38,8 @@ pub mod wire;
 pub use agent::{Agent, Command, CommandError, PlannedWindow, Snapshot, Stats, Transmit, MAX_WINDOWS};
 pub use config::{
     AliveCodes, Config, ConfigError, Failback, FailbackMode, FastDetection, HostName, InlineStr, Ladder, ServerConfig,
-    Side, MAX_ATTEMPTS, MAX_HOST_LEN,
+    Side, Transport, MAX_ATTEMPTS, MAX_HOST_LEN,
 };
 pub use event::{CycleResult, DownReason, Event, HoldReason, IgnoreReason, SwitchReason};
+pub use flow::{frame, FlowCommand, FlowError, FlowEvent, Frame, FrameError, TlsError};
 pub use time::{Duration, Instant};

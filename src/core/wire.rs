@@ -35,6 +35,8 @@
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::config::Transport;
+
 /// The largest response the parser accepts, in bytes.
 pub const MAX_MESSAGE: usize = 8192;
 
@@ -62,6 +64,9 @@ pub struct OptionsRequest<'a> {
     pub cseq: u32,
     /// The User-Agent value.
     pub user_agent: &'a str,
+    /// The transport the request travels on: named in the Via; TLS makes the Request-URI a `sips:`
+    /// URI, TCP adds `;transport=tcp` to it.
+    pub transport: Transport,
 }
 
 /// The buffer given to the encoder was too small; it was left untouched.
@@ -177,7 +182,11 @@ fn emit<S: Sink>(req: &OptionsRequest<'_>, parts: &Parts, s: &mut S) {
     let local = parts.local.as_bytes();
     s.put(b"OPTIONS ");
     emit_uri(req, parts, s);
-    s.put(b" SIP/2.0\r\nVia: SIP/2.0/UDP ");
+    s.put(match req.transport {
+        Transport::Udp => b" SIP/2.0\r\nVia: SIP/2.0/UDP ",
+        Transport::Tcp => b" SIP/2.0\r\nVia: SIP/2.0/TCP ",
+        Transport::Tls => b" SIP/2.0\r\nVia: SIP/2.0/TLS ",
+    });
     s.put(local);
     s.put(b";branch=");
     s.put(BRANCH_COOKIE.as_bytes());
@@ -198,20 +207,32 @@ fn emit<S: Sink>(req: &OptionsRequest<'_>, parts: &Parts, s: &mut S) {
     s.put(req.user.as_bytes());
     s.put(b"@");
     s.put(local);
+    s.put(match req.transport {
+        Transport::Udp => b"",
+        Transport::Tcp => b";transport=tcp",
+        Transport::Tls => b";transport=tls",
+    });
     s.put(b">\r\nAccept: application/sdp\r\nUser-Agent: ");
     s.put(req.user_agent.as_bytes());
     s.put(b"\r\nContent-Length: 0\r\n\r\n");
 }
 
-/// `sip:host[:port]`, the host bracketed when it is a bare IPv6 literal.
+/// `sip:host[:port]` (`sips:` over TLS, `;transport=tcp` over TCP), the host bracketed when it is a
+/// bare IPv6 literal.
 #[inline]
 fn emit_uri<S: Sink>(req: &OptionsRequest<'_>, parts: &Parts, s: &mut S) {
-    s.put(if parts.bracket { b"sip:[" } else { b"sip:" });
+    s.put(if req.transport == Transport::Tls { b"sips:" } else { b"sip:" });
+    if parts.bracket {
+        s.put(b"[");
+    }
     s.put(req.uri_host.as_bytes());
     if parts.bracket {
         s.put(b"]");
     }
     s.put(parts.uri_port.as_bytes());
+    if req.transport == Transport::Tcp {
+        s.put(b";transport=tcp");
+    }
 }
 
 /// A few bytes on the stack. Pushing past the capacity is ignored; the capacities are chosen so it
@@ -1056,6 +1077,7 @@ mod tests {
             from_tag: b"t",
             cseq: 1,
             user_agent: "ua",
+            transport: Transport::Udp,
         };
         let mut buf = [0u8; 512];
         let n = encode_options(&req, &mut buf).unwrap();
@@ -1240,6 +1262,7 @@ mod tests {
             from_tag: b"t1",
             cseq: 7,
             user_agent: "phone/1",
+            transport: Transport::Udp,
         };
         let mut buf = [0u8; 600];
         let n = encode_options(&req, &mut buf).unwrap();
@@ -1253,5 +1276,52 @@ mod tests {
         assert_eq!(r.call_id, b"cid@x");
         assert_eq!((r.cseq, r.cseq_method), (7, &b"OPTIONS"[..]));
         assert_eq!(r.body, b"");
+    }
+
+    #[test]
+    fn the_transport_shows_in_the_via_the_request_uri_and_the_contact() {
+        let mut buf = [0u8; 600];
+        for (transport, line, via, to, contact) in [
+            (
+                Transport::Udp,
+                "OPTIONS sip:pbx.example:5060 SIP/2.0",
+                "SIP/2.0/UDP ",
+                "<sip:pbx.example:5060>",
+                "@10.0.0.1:5062>",
+            ),
+            (
+                Transport::Tcp,
+                "OPTIONS sip:pbx.example:5060;transport=tcp SIP/2.0",
+                "SIP/2.0/TCP ",
+                "<sip:pbx.example:5060;transport=tcp>",
+                "@10.0.0.1:5062;transport=tcp>",
+            ),
+            (
+                Transport::Tls,
+                "OPTIONS sips:pbx.example:5060 SIP/2.0",
+                "SIP/2.0/TLS ",
+                "<sips:pbx.example:5060>",
+                "@10.0.0.1:5062;transport=tls>",
+            ),
+        ] {
+            let req = OptionsRequest {
+                uri_host: "pbx.example",
+                uri_port: Some(5060),
+                local: "10.0.0.1:5062".parse().unwrap(),
+                user: "probe",
+                branch: b"abc123",
+                call_id: b"cid",
+                from_tag: b"t1",
+                cseq: 7,
+                user_agent: "phone/1",
+                transport,
+            };
+            let n = encode_options(&req, &mut buf).unwrap();
+            assert_eq!(n, encoded_len(&req));
+            let text = core::str::from_utf8(&buf[..n]).unwrap();
+            assert!(text.starts_with(&std::format!("{line}\r\nVia: {via}10.0.0.1:5062;")), "{text}");
+            assert!(text.contains(&std::format!("\r\nTo: {to}\r\n")), "{text}");
+            assert!(text.contains(&std::format!("\r\nContact: <sip:probe{contact}\r\n")), "{text}");
+        }
     }
 }

@@ -51,6 +51,10 @@ pub fn event_fields(ev: &Event) -> Map<String, Value> {
             m
         }
         Event::NoServerReachable | Event::ProbingPaused | Event::ProbingResumed => json!({}),
+        Event::FlowUp { server } => json!({"server": server.as_str()}),
+        Event::FlowDown { server, reason } => {
+            json!({"server": server.as_str(), "reason": reason.as_str(), "tls": reason.is_tls()})
+        }
     };
     match v {
         Value::Object(m) => m,
@@ -65,15 +69,19 @@ fn down_fields(mut m: Value, reason: DownReason) -> Value {
         m["status"] = json!(code);
         m["retry_after"] = json!(retry_after);
     }
+    if let DownReason::Flow(e) = reason {
+        m["flow"] = json!(e.as_str());
+    }
     m
 }
 
-/// `"timeout"`, `"status"` or `"refused"`.
+/// `"timeout"`, `"status"`, `"refused"` or `"flow"`.
 pub fn down_reason(r: &DownReason) -> &'static str {
     match r {
         DownReason::Timeout => "timeout",
         DownReason::Status { .. } => "status",
         DownReason::Refused => "refused",
+        DownReason::Flow(_) => "flow",
     }
 }
 

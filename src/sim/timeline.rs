@@ -130,6 +130,7 @@ pub fn describe(r: &Record) -> String {
                 match reason {
                     DownReason::Timeout => "no reply within the ladder".to_string(),
                     DownReason::Refused => "refused".to_string(),
+                    DownReason::Flow(e) => format!("flow failed: {e}"),
                     DownReason::Status { code, retry_after: Some(r) } => format!("status {code}, Retry-After {r}"),
                     DownReason::Status { code, retry_after: None } => format!("status {code}"),
                 }
@@ -141,6 +142,8 @@ pub fn describe(r: &Record) -> String {
             Event::NoServerReachable => "!!! no server reachable: staying put".to_string(),
             Event::Held { to, .. } => format!("    switch to {to} held: call in progress"),
             Event::Ignored { reason } => format!("    ignored a datagram ({})", reason.as_str()),
+            Event::FlowUp { server } => format!("{}  == flow up", side_col(server)),
+            Event::FlowDown { server, reason } => format!("{}  =/ flow down ({reason})", side_col(server)),
             other => format!("    {}", other.name()),
         },
     }
