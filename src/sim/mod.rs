@@ -1,6 +1,7 @@
 //! The lab: a simulated PBX pair, fault scenarios, a timeline picture, fleets, and the runners that
 //! put the agent against them, on virtual time or over real loopback UDP.
 //!
+//! - [`certs`]: a private CA and the good and bad server certificates of the TLS faults.
 //! - [`model`]: a sans-IO PBX answering OPTIONS through `rsip`, with scripted faults.
 //! - [`scenario`]: scenario files (TOML), validated with file, line and field.
 //! - [`virtual`](mod@virtual): agents and the pair model on one virtual clock, seeded and exact.
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 
 use crate::core::{Agent, Config, ConfigError, InlineStr, Instant, PlannedWindow, Side};
 
+pub mod certs;
 pub mod fleet;
 pub mod model;
 pub mod realtime;
