@@ -2,7 +2,8 @@
 # Differential run of the failover core: builds scripts/differential (a seeded random-scenario trace:
 # every datagram, event, acknowledgement and deadline) against BASE (a commit, default the previous
 # core's last commit before the driver and event-queue rework) and against the working tree, and compares the two traces. The per-cycle
-# result events (`CycleResult`), new in this tree, are left out of both.
+# result events (`CycleResult`), new in this tree, are left out of both; its 503s carry no Retry-After
+# (announced maintenance is new policy).
 #
 #   bash scripts/differential.sh [BASE] [SEEDS]
 set -euo pipefail

@@ -128,6 +128,26 @@ fn failback_waits_until_the_call_ends() {
 }
 
 #[test]
+fn a_transaction_answered_503_with_retry_after_moves_the_phone_at_an_idle_moment() {
+    let mut s = setup("ctl-maint");
+    s.agent.wait_nth(Duration::from_secs(5), "reply", 2, |_| true);
+    ok(&s, &["call", "start"]);
+    ok(&s, &["maintenance", "primary", "--retry-after", "600"]);
+    let held = s.agent.wait_for(Duration::from_secs(2), "held", |e| e["event"] == "held");
+    assert_eq!(held["to"], "backup");
+    assert!(s.agent.named("switch").is_empty(), "not in the middle of a call");
+    let v = ok(&s, &["call", "end"]);
+    assert_eq!(v["active"], "backup", "{v}");
+    let sw = s.agent.wait_for(Duration::from_secs(2), "switch", |e| e["event"] == "switch");
+    assert_eq!((sw["reason"].as_str(), sw["to"].as_str()), (Some("maintenance"), Some("backup")));
+    // The primary answers every cycle, but the Retry-After (10 min) holds the failback off.
+    s.agent.wait_nth(Duration::from_secs(10), "reply", 3, |e| e["server"] == "primary" && t(e) > t(&sw));
+    assert_eq!(s.agent.named("switch").len(), 1, "{}", s.agent.dump());
+    let (ok_, _, err) = ctl(&s.socket, &["maintenance", "backup", "--retry-after", "x"]);
+    assert!(!ok_ && err.contains("retry-after"), "{err}");
+}
+
+#[test]
 fn a_new_configuration_applies_live_and_keeps_the_active_side() {
     let mut s = setup("ctl-reload");
     ok(&s, &["force", "backup"]);

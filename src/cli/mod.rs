@@ -65,6 +65,17 @@ enum Cmd {
     },
     /// Report a failed SIP transaction (with fast detection, a probe cycle starts at once).
     TransactionFailed(ClientArgs),
+    /// Report a SIP transaction answered 503 with Retry-After: the server announced maintenance, and
+    /// the phone leaves it at an idle moment until the Retry-After has passed.
+    Maintenance {
+        /// The server that answered.
+        side: SideArg,
+        /// Its Retry-After, in seconds.
+        #[arg(long = "retry-after", value_name = "SECONDS")]
+        retry_after: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Apply a configuration file live to a running agent (force mode).
     Reload {
         /// The new configuration file.
@@ -97,6 +108,9 @@ pub fn main() -> ExitCode {
         Cmd::Resume(c) => run::client(&c, Request::Resume),
         Cmd::Call { state, client } => run::client(&client, Request::Call(state == CallArg::Start)),
         Cmd::TransactionFailed(c) => run::client(&c, Request::TransactionFailed),
+        Cmd::Maintenance { side, retry_after, client } => {
+            run::client(&client, Request::Maintenance(side.into(), retry_after))
+        }
         Cmd::Reload { file, client } => run::reload(&client, &file),
         Cmd::Lab(args) => lab::lab(&args),
         Cmd::PbxSim(args) => lab::pbx_sim(&args),

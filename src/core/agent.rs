@@ -95,6 +95,16 @@ pub enum Command {
     },
     /// Forget every planned window.
     ClearPlannedWindows,
+    /// A SIP transaction of the phone to `side`'s server was answered `503` with `Retry-After`: the
+    /// server announced its own maintenance (as a probe answered so does). The phone leaves it at an
+    /// idle moment and does not come back before `retry_after_s` seconds have passed. Zero announces
+    /// nothing.
+    Maintenance {
+        /// Which server answered.
+        side: Side,
+        /// Its Retry-After, in seconds.
+        retry_after_s: u32,
+    },
 }
 
 /// Why a command was not carried out. Nothing changed.
@@ -201,6 +211,11 @@ struct Probe {
     cseq_next: u32,
     up: Option<bool>,
     streak: u8,
+    /// The server's latest result was a `503` with `Retry-After`: an announced maintenance, not an
+    /// outage (the failover waits for an idle moment).
+    maint: bool,
+    /// Until when the server announced maintenance (`Retry-After`); in the past when none.
+    until: Instant,
     /// The stream flow to this server (always `Closed` over UDP).
     flow: FlowState,
     /// A keep-alive ping is to be written on the flow.
@@ -247,6 +262,8 @@ impl Probe {
             cseq_next: 1,
             up: None,
             streak: 0,
+            maint: false,
+            until: Instant::ZERO,
             flow: FlowState::Closed,
             ping: false,
             flow_id: 0,
@@ -652,6 +669,9 @@ impl Agent {
                 if self.config.alive_codes.is_alive(status) {
                     self.server_alive(side, now);
                 } else {
+                    if let (503, Some(seconds)) = (status, retry_after) {
+                        self.announce(side, now, seconds);
+                    }
                     self.server_failed(side, DownReason::Status { code: status, retry_after });
                 }
                 self.decide(now);
@@ -807,6 +827,12 @@ impl Agent {
                     self.start_cycle(now);
                     self.next_cycle = Some(now.saturating_add(self.config.interval));
                 }
+            }
+            Command::Maintenance { side, retry_after_s } => {
+                if side == Side::Backup && !backup {
+                    return Err(CommandError::BackupDisabled);
+                }
+                self.announce(side, now, retry_after_s);
             }
             Command::LocalAddr { side, addr } => match side {
                 Side::Primary => self.config.primary.local = addr,
@@ -1037,6 +1063,9 @@ impl Agent {
         if let Some(due) = self.failback_due {
             offer(due);
         }
+        for p in self.probes.iter() {
+            offer(p.until);
+        }
         for w in self.windows.iter() {
             offer(w.start.saturating_sub(self.config.planned_lead));
             offer(w.start);
@@ -1118,6 +1147,19 @@ impl Agent {
         p.needs_send = true;
     }
 
+    /// `side`'s server announced maintenance for `seconds` from `now` (a 503 with Retry-After); a
+    /// later announcement replaces it. Zero announces nothing.
+    fn announce(&mut self, side: Side, now: Instant, seconds: u32) {
+        if seconds > 0 {
+            self.probes[side].until = now.saturating_add(Duration::from_secs(u64::from(seconds)));
+        }
+    }
+
+    /// Whether `side`'s server is inside maintenance it announced.
+    fn announced(&self, side: Side, now: Instant) -> bool {
+        now < self.probes[side].until
+    }
+
     fn keepalive_on(&self) -> bool {
         self.config.flow_keepalive != Duration::ZERO && !self.paused
     }
@@ -1174,6 +1216,7 @@ impl Agent {
         let in_window = self.in_window(side, now);
         let p = &mut self.probes[side];
         p.outcome = Outcome::Alive;
+        p.maint = false;
         p.streak = if in_window { 0 } else { p.streak.saturating_add(1) };
         self.events.push(Event::CycleResult { server: side, result: CycleResult::Alive });
         if p.up != Some(true) {
@@ -1186,14 +1229,19 @@ impl Agent {
         let p = &mut self.probes[side];
         p.outcome = Outcome::Failed;
         p.streak = 0;
+        p.maint = matches!(reason, DownReason::Status { code: 503, retry_after: Some(s) } if s > 0);
         self.events.push(Event::CycleResult { server: side, result: CycleResult::Failed(reason) });
         if p.up != Some(false) {
             p.up = Some(false);
             self.events.push(Event::ServerDown { server: side, reason });
         }
+        // A failback waiting for the primary is off. A hold to leave a primary that announced
+        // maintenance again stays reported.
         if side == Side::Primary {
             self.failback_due = None;
-            self.held_reported = false;
+            if !p.maint {
+                self.held_reported = false;
+            }
         }
     }
 
@@ -1201,11 +1249,12 @@ impl Agent {
         self.windows.iter().any(|w| w.side == side && w.start <= now && now < w.end)
     }
 
-    /// Whether `side` is inside a planned window or within the lead time before one: the phone does
-    /// not move onto it.
+    /// Whether `side` is inside a planned window or within the lead time before one, or inside
+    /// maintenance it announced: the phone does not move onto it.
     fn window_near(&self, side: Side, now: Instant) -> bool {
         let lead = self.config.planned_lead;
-        self.windows.iter().any(|w| w.side == side && w.start.saturating_sub(lead) <= now && now < w.end)
+        self.announced(side, now)
+            || self.windows.iter().any(|w| w.side == side && w.start.saturating_sub(lead) <= now && now < w.end)
     }
 
     fn expire_windows(&mut self, now: Instant) {
@@ -1245,10 +1294,12 @@ impl Agent {
         }
         let target = self.target();
         let other = target.other();
-        // Failover: the active side failed this cycle; move only if the other answered in it.
+        // Failover: the active side failed this cycle; move only if the other answered in it. A
+        // server that answered 503 with Retry-After announced maintenance: it is left below, at an
+        // idle moment, unless it stops answering altogether.
         if !self.decided {
             match (self.probes[target].outcome, self.probes[other].outcome) {
-                (Outcome::Failed, Outcome::Alive) => {
+                (Outcome::Failed, Outcome::Alive) if !self.probes[target].maint => {
                     self.decided = true;
                     self.switch(other, SwitchReason::Failover);
                     return;
@@ -1259,6 +1310,18 @@ impl Agent {
                 }
                 _ => {}
             }
+        }
+        // Announced maintenance: leave the target at an idle moment for the other side, if it answers
+        // and is not itself in or near maintenance.
+        if self.announced(target, now) {
+            if self.probes[other].up == Some(true) && !self.window_near(other, now) {
+                if self.in_call {
+                    self.hold(other);
+                } else {
+                    self.switch(other, SwitchReason::Maintenance);
+                }
+            }
+            return;
         }
         // Planned: leave the target before its window, at an idle moment, at the latest at its start.
         let lead = self.config.planned_lead;

@@ -53,6 +53,9 @@ pub enum SwitchReason {
     Planned,
     /// A new configuration removed the active side.
     Reconfigured,
+    /// The active server announced maintenance (`503` with `Retry-After`, to a probe or to one of
+    /// the phone's own transactions) and the phone was idle.
+    Maintenance,
 }
 
 /// What held back a switch the policy wanted.
@@ -273,6 +276,7 @@ impl SwitchReason {
             SwitchReason::Forced => "forced",
             SwitchReason::Planned => "planned",
             SwitchReason::Reconfigured => "reconfigured",
+            SwitchReason::Maintenance => "maintenance",
         }
     }
 }
@@ -479,13 +483,14 @@ fn side(bits: u8) -> Side {
     }
 }
 
-const SWITCH_REASONS: [SwitchReason; 6] = [
+const SWITCH_REASONS: [SwitchReason; 7] = [
     SwitchReason::Failover,
     SwitchReason::Failback,
     SwitchReason::ManualFailback,
     SwitchReason::Forced,
     SwitchReason::Planned,
     SwitchReason::Reconfigured,
+    SwitchReason::Maintenance,
 ];
 
 /// The index of `r` in [`SWITCH_REASONS`]; exhaustive, so a new reason must be given its place.
@@ -497,6 +502,7 @@ const fn switch_reason_index(r: SwitchReason) -> u8 {
         SwitchReason::Forced => 3,
         SwitchReason::Planned => 4,
         SwitchReason::Reconfigured => 5,
+        SwitchReason::Maintenance => 6,
     }
 }
 

@@ -3,7 +3,8 @@
 //! Each request is one JSON object on one line, with a `cmd` key:
 //! `{"cmd":"status"}`, `{"cmd":"force","side":"primary"|"backup"}`, `{"cmd":"release"}`,
 //! `{"cmd":"failback"}`, `{"cmd":"pause"}`, `{"cmd":"resume"}`, `{"cmd":"call","state":"start"|"end"}`,
-//! `{"cmd":"transaction-failed"}`, `{"cmd":"apply-config","path":"/etc/sip-failover.toml"}`.
+//! `{"cmd":"transaction-failed"}`, `{"cmd":"maintenance","side":"primary","retry_after":300}` (a
+//! transaction answered 503 with Retry-After), `{"cmd":"apply-config","path":"/etc/sip-failover.toml"}`.
 //! Each answer is one line: `{"ok":true,"status":{...}}` or `{"ok":false,"error":"..."}`.
 
 use std::fmt;
@@ -42,6 +43,9 @@ pub enum Request {
     Call(bool),
     /// A SIP transaction of the phone failed (fast detection starts a cycle).
     TransactionFailed,
+    /// A SIP transaction of the phone to this side's server was answered 503 with this Retry-After,
+    /// in seconds: the server announced maintenance.
+    Maintenance(Side, u32),
     /// Load, validate and apply a configuration file live (the "force" way of applying).
     ApplyConfig(PathBuf),
 }
@@ -58,6 +62,7 @@ impl Request {
             Request::Resume => json!({"cmd": "resume"}),
             Request::Call(c) => json!({"cmd": "call", "state": if *c { "start" } else { "end" }}),
             Request::TransactionFailed => json!({"cmd": "transaction-failed"}),
+            Request::Maintenance(s, r) => json!({"cmd": "maintenance", "side": s.as_str(), "retry_after": r}),
             Request::ApplyConfig(p) => json!({"cmd": "apply-config", "path": p.to_string_lossy()}),
         }
     }
@@ -81,6 +86,10 @@ impl Request {
                 _ => return Err("`state` must be \"start\" or \"end\"".into()),
             },
             "transaction-failed" => Request::TransactionFailed,
+            "maintenance" => {
+                let r = v.get("retry_after").and_then(Value::as_u64).and_then(|r| u32::try_from(r).ok());
+                Request::Maintenance(side()?, r.ok_or("`retry_after` must be a whole number of seconds")?)
+            }
             "apply-config" => {
                 Request::ApplyConfig(PathBuf::from(v.get("path").and_then(Value::as_str).ok_or("missing `path`")?))
             }

@@ -496,6 +496,9 @@ impl Driver {
             Request::Resume => Some(Command::Resume),
             Request::Call(c) => Some(Command::InCall(*c)),
             Request::TransactionFailed => Some(Command::TransactionFailed),
+            Request::Maintenance(side, retry_after_s) => {
+                Some(Command::Maintenance { side: *side, retry_after_s: *retry_after_s })
+            }
             Request::ApplyConfig(path) => {
                 self.act(Action::LoadConfig(path.clone()), Some(msg.reply)).await;
                 return;

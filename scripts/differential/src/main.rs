@@ -43,9 +43,8 @@ fn response(request: &str, status: u16, forge: u64) -> String {
             _ => {}
         }
     }
-    if status == 503 {
-        out.push_str("Retry-After: 120\r\n");
-    }
+    // No Retry-After on the 503s: with one, a 503 is an announced maintenance (left at an idle moment,
+    // no failback before it ends), a policy the base commit does not have.
     out.push_str("Content-Length: 0\r\n\r\n");
     out
 }
