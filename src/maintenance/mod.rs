@@ -13,6 +13,8 @@
 //! - [`plan`](crate::maintenance::plan): operator-style planning of an intervention into notices, slot by
 //!   policy, a Monday pre-notice and a one-week-per-cluster rollout (seeds 000 and 002).
 //!
+//! - [`statuspage`](crate::maintenance::statuspage): scheduled maintenances published on a status page
+//!   (Statuspage v2 JSON) as notices.
 //! - [`schedule`](crate::maintenance::schedule): which windows affect the phone's two servers, converted
 //!   to the agent's monotonic clock, and the bell count.
 //!
@@ -27,6 +29,7 @@ pub mod calendar;
 pub mod notice;
 pub mod plan;
 pub mod schedule;
+pub mod statuspage;
 pub mod upgrade;
 
 pub use calendar::{Recurrence, RecurringWindow, Window};
