@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use crate::config::telemetry::{parse_facility, parse_metrics_addr, SyslogTarget};
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::Side;
+use crate::maintenance::statuspage::PageUrl;
 use crate::net::control::{self, Request};
 use crate::net::driver::{self, Overrides, RunOptions};
 use crate::net::hook::HookOptions;
@@ -99,12 +100,24 @@ pub struct RunArgs {
     /// `network.metrics`).
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
     pub metrics: Option<SocketAddr>,
+    /// A status page (Statuspage v2) to poll for scheduled maintenances: its base URL,
+    /// `https://...` (`http://` for loopback tests and the lab). Overrides the file's
+    /// `maintenance.statuspage`.
+    #[arg(long, value_name = "URL", value_parser = parse_page_url)]
+    pub statuspage: Option<PageUrl>,
+    /// How often the status page is polled, in whole seconds (default 60, at least 1).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub statuspage_poll: Option<u64>,
     /// How many syslog messages may wait for the collector before new ones are dropped (tests).
     #[arg(long, hide = true, value_name = "N")]
     pub syslog_queue: Option<usize>,
     /// A fixed seed for branches and tags (tests only; the default draws from the system).
     #[arg(long, hide = true)]
     pub seed: Option<u64>,
+}
+
+fn parse_page_url(s: &str) -> Result<PageUrl, String> {
+    PageUrl::parse(s)
 }
 
 /// Where a control client finds the agent.
@@ -243,6 +256,8 @@ impl RunArgs {
             syslog_ca_file: self.syslog_ca_file.clone(),
             syslog_queue: self.syslog_queue,
             metrics: self.metrics,
+            statuspage: self.statuspage.clone(),
+            statuspage_poll: self.statuspage_poll.map(Duration::from_secs),
         }
     }
 

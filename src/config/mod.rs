@@ -183,6 +183,24 @@ pub struct MaintenanceConfig {
     pub backup_windows: Vec<RecurringWindow>,
     /// The phone's own upgrade window, in its local time zone (seed 004).
     pub upgrade: Option<UpgradeWindow>,
+    /// A status page (Statuspage v2) whose scheduled maintenances are notices too.
+    pub statuspage: Option<StatusPage>,
+}
+
+/// A status page to poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPage {
+    /// The page's base URL.
+    pub url: crate::maintenance::statuspage::PageUrl,
+    /// How often to poll it (default 60 s, at least 1 s).
+    pub poll: std::time::Duration,
+    /// The CA certificates an `https://` page must chain to; the system's store when absent.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl StatusPage {
+    /// The poll interval when none is configured.
+    pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 }
 
 // ---- the file as written ----
@@ -215,6 +233,9 @@ struct RawMaintenance {
     upgrade_window: Option<Spanned<String>>,
     upgrade_time_zone: Option<Spanned<String>>,
     upgrade_buffer_h: Option<Spanned<i64>>,
+    statuspage: Option<Spanned<String>>,
+    statuspage_poll: Option<Spanned<i64>>,
+    statuspage_ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +315,7 @@ const TYPES: &[(&str, &str)] = &[
     ("maintenance.primary_windows", "an array of windows such as \"Sat 17:00-22:00\""),
     ("maintenance.backup_windows", "an array of windows such as \"Sat 17:00-22:00\""),
     ("maintenance.upgrade_buffer_h", "an integer number of hours"),
+    ("maintenance.statuspage_poll", "an integer number of seconds"),
 ];
 
 const FAILBACK_MODES: &[&str] = &["auto", "manual", "never"];
@@ -640,15 +662,50 @@ fn maintenance_config(cx: &TomlText<'_>, m: &RawMaintenance) -> Result<Maintenan
             Some(up)
         }
     };
-    let notices = match &m.notices {
-        None => None,
-        Some(n) if n.get_ref().trim().is_empty() => return Err(cx.at(n, "maintenance.notices", FileErrorKind::Empty)),
-        Some(n) => {
-            let p = PathBuf::from(n.get_ref());
-            Some(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p })
+    let file = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<PathBuf>, FileError> {
+        match v {
+            None => Ok(None),
+            Some(n) if n.get_ref().trim().is_empty() => Err(cx.at(n, field, FileErrorKind::Empty)),
+            Some(n) => {
+                let p = PathBuf::from(n.get_ref());
+                Ok(Some(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p }))
+            }
         }
     };
-    Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade })
+    let notices = file(&m.notices, "maintenance.notices")?;
+    let statuspage = match &m.statuspage {
+        None => {
+            for (v, f) in [
+                (m.statuspage_poll.as_ref().map(|v| v.span()), "maintenance.statuspage_poll"),
+                (m.statuspage_ca_file.as_ref().map(|v| v.span()), "maintenance.statuspage_ca_file"),
+            ] {
+                if let Some(span) = v {
+                    return Err(cx.error(
+                        Some(span),
+                        f,
+                        FileErrorKind::Conflict("needs maintenance.statuspage".into()),
+                    ));
+                }
+            }
+            None
+        }
+        Some(u) => {
+            let url = crate::maintenance::statuspage::PageUrl::parse(u.get_ref()).map_err(|why| {
+                cx.at(
+                    u,
+                    "maintenance.statuspage",
+                    FileErrorKind::Invalid {
+                        value: u.get_ref().clone(),
+                        expected: format!("a status page's https:// URL ({why})"),
+                    },
+                )
+            })?;
+            let poll = int_in(cx, m.statuspage_poll.as_ref(), "maintenance.statuspage_poll", 1, 24 * 3600)?
+                .map_or(StatusPage::DEFAULT_POLL, |s| std::time::Duration::from_secs(s as u64));
+            Some(StatusPage { url, poll, ca_file: file(&m.statuspage_ca_file, "maintenance.statuspage_ca_file")? })
+        }
+    };
+    Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade, statuspage })
 }
 
 /// `network.syslog` with its facility and CA file (relative to the file's folder).

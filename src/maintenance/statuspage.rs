@@ -19,8 +19,10 @@
 //! notices it had.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
+use hyper::Uri;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
@@ -184,4 +186,77 @@ pub fn to_json(notices: &[Notice], page_name: &str) -> String {
         "scheduled_maintenances": list,
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// A status page's base URL, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUrl {
+    /// `https://` (else `http://`).
+    pub https: bool,
+    /// The host name or address (an IPv6 literal without brackets).
+    pub host: String,
+    /// The port (443 or 80 when the URL has none).
+    pub port: u16,
+    /// The path prefix, ending with `/`.
+    pub prefix: String,
+}
+
+impl PageUrl {
+    /// Reads `https://host[:port][/path]` or `http://...`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<PageUrl, String> {
+        let uri: Uri = text.trim().parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(other) => return Err(format!("`{text}`: the scheme must be https or http, not `{other}`")),
+            None => return Err(format!("`{text}`: expected an https:// or http:// URL")),
+        };
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}`: no host"))?;
+        if uri.query().is_some() {
+            return Err(format!("`{text}`: a page's base URL takes no query"));
+        }
+        let mut prefix = uri.path().to_owned();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(PageUrl { https, host: host.trim_start_matches('[').trim_end_matches(']').to_owned(), port, prefix })
+    }
+
+    /// The URL of `doc` below the page.
+    pub fn document(&self, doc: &str) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("{scheme}://{host}:{}{}{doc}", self.port, self.prefix)
+    }
+}
+
+impl fmt::Display for PageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.document(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_urls() {
+        let u = PageUrl::parse("https://trust.example.com").unwrap();
+        assert_eq!(u.document(UPCOMING), "https://trust.example.com:443/api/v2/scheduled-maintenances/upcoming.json");
+        let u = PageUrl::parse("http://127.0.0.1:8080/status/").unwrap();
+        assert_eq!(u.document(ACTIVE), "http://127.0.0.1:8080/status/api/v2/scheduled-maintenances/active.json");
+        let u = PageUrl::parse("http://[::1]:81/p").unwrap();
+        assert_eq!(u.document("x"), "http://[::1]:81/p/x");
+        for (bad, why) in [
+            ("ftp://x", "the scheme must be https or http"),
+            ("trust.example.com", "expected an https:// or http:// URL"),
+            ("https://x/?a=1", "takes no query"),
+            ("https://", "not a URL"),
+        ] {
+            let e = PageUrl::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 }

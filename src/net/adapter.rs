@@ -126,6 +126,8 @@ pub enum Input {
     Lookup(Lookup),
     /// A configuration file was loaded and its names resolved in the background.
     Config(ConfigLoaded),
+    /// A status-page poll finished.
+    Page(super::statuspage::PageFetch),
 }
 
 /// A configuration loaded for live application, and where to answer.

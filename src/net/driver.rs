@@ -88,6 +88,10 @@ pub struct Overrides {
     pub syslog_queue: Option<usize>,
     /// Where Prometheus scrapes `/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// The status page to poll.
+    pub statuspage: Option<crate::maintenance::statuspage::PageUrl>,
+    /// How often to poll it.
+    pub statuspage_poll: Option<StdDuration>,
 }
 
 impl Overrides {
@@ -146,6 +150,17 @@ impl Overrides {
         }
         if let Some(m) = self.metrics {
             cfg.network.metrics = Some(m);
+        }
+        if let Some(url) = &self.statuspage {
+            let keep = cfg.maintenance.statuspage.take();
+            cfg.maintenance.statuspage = Some(crate::config::StatusPage {
+                url: url.clone(),
+                poll: keep.as_ref().map_or(crate::config::StatusPage::DEFAULT_POLL, |k| k.poll),
+                ca_file: keep.and_then(|k| k.ca_file),
+            });
+        }
+        if let (Some(p), Some(page)) = (self.statuspage_poll, cfg.maintenance.statuspage.as_mut()) {
+            page.poll = p;
         }
         if let Some(t) = &self.syslog {
             cfg.network.syslog = Some(crate::config::telemetry::SyslogConfig::new(t.clone()));
@@ -401,6 +416,7 @@ impl Driver {
                 None
             }
             Input::Lookup(l) => self.names.on_input(&mut self.ctx, &self.cfg, l),
+            Input::Page(p) => self.maintenance.on_page(&mut self.ctx, &self.cfg, p),
             Input::Config(ConfigLoaded { result, reply }) => {
                 let answer = match result {
                     Err(e) => json!({"ok": false, "error": e}),

@@ -1,7 +1,8 @@
 //! Planned maintenance for the running agent: reads the notice feed (again whenever the file
-//! changes), hands the windows that affect the phone's servers to the core on its clock (again when
-//! the wall clock jumps), reports the bell count when it changes, and applies a pending rebuild when
-//! its upgrade window comes.
+//! changes) and polls the status page (see [`statuspage`](super::statuspage)), hands the windows
+//! that affect the phone's servers to the core on its clock (again when the wall clock jumps),
+//! reports the bell count when it changes, and applies a pending rebuild when its upgrade window
+//! comes.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -9,10 +10,12 @@ use std::time::SystemTime;
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::adapter::{Action, Adapter, Ctx};
+use super::adapter::{Action, Adapter, Ctx, Input};
+use super::statuspage::{PageFetch, PagePoller};
 use crate::config::apply::{PendingRebuild, Store};
 use crate::config::PhoneConfig;
 use crate::core::{Duration, Instant, PlannedWindow};
+use crate::maintenance::notice::{Notice, NoticeFeed};
 use crate::maintenance::schedule::{ClockWatch, Schedule};
 
 /// How often the feed file and the wall clock are looked at.
@@ -25,7 +28,8 @@ pub struct Update {
     pub windows: Option<Vec<PlannedWindow>>,
     /// The new bell count, when it changed.
     pub bell: Option<usize>,
-    /// Why the refresh happened: `"start"`, `"feed_changed"`, `"clock_jump"`, `"schedule"`.
+    /// Why the refresh happened: `"start"`, `"feed_changed"`, `"statuspage"`, `"clock_jump"`,
+    /// `"schedule"`.
     pub reason: &'static str,
     /// The feed could not be read; the previous one stays.
     pub feed_error: Option<String>,
@@ -42,6 +46,10 @@ pub struct Planner {
     windows: Vec<PlannedWindow>,
     next_change: Option<Timestamp>,
     store: Option<Store>,
+    /// The notices of the file, and of the status page; the schedule's feed holds both.
+    file_notices: Vec<Notice>,
+    page_notices: Vec<Notice>,
+    page_changed: bool,
 }
 
 fn stamp(p: &Option<PathBuf>) -> Option<SystemTime> {
@@ -68,7 +76,24 @@ impl Planner {
             windows: Vec::new(),
             next_change: None,
             store: cfg.network.state_dir.as_ref().map(|d| Store::new(d.join("config"))),
+            file_notices: Vec::new(),
+            page_notices: Vec::new(),
+            page_changed: false,
         }
+    }
+
+    /// The status page's notices changed; the next refresh takes them.
+    pub fn set_page_notices(&mut self, notices: Vec<Notice>) {
+        self.page_notices = notices;
+        self.page_changed = true;
+    }
+
+    /// The feed of the file's and the page's notices together; an error (an id in both) keeps the
+    /// previous feed.
+    fn combine(&mut self) -> Result<(), String> {
+        let all = self.file_notices.iter().chain(&self.page_notices).cloned().collect();
+        self.schedule.feed = NoticeFeed::new(all).map_err(|e| format!("file and status page together: {e}"))?;
+        Ok(())
     }
 
     /// The configuration store beside the state file, if the agent has a state directory.
@@ -95,7 +120,10 @@ impl Planner {
             if let Some(path) = &self.notices {
                 match crate::maintenance::NoticeFeed::load(path) {
                     Ok(feed) => {
-                        self.schedule.feed = feed;
+                        self.file_notices = feed.notices().to_vec();
+                        if let Err(e) = self.combine() {
+                            update.feed_error = Some(e);
+                        }
                         if !first {
                             update.reason = "feed_changed";
                         }
@@ -105,6 +133,16 @@ impl Planner {
                     // A missing or broken feed keeps the previous notices.
                     Err(e) => update.feed_error = Some(e.to_string()),
                 }
+            }
+        }
+        if std::mem::take(&mut self.page_changed) {
+            match self.combine() {
+                Ok(()) => {
+                    update.reason = "statuspage";
+                    reloaded = true;
+                    recompute = true;
+                }
+                Err(e) => update.feed_error = Some(e),
             }
         }
         if recompute {
@@ -155,18 +193,63 @@ impl Planner {
 pub struct Maintenance {
     planner: Planner,
     next: tokio::time::Instant,
+    page: Option<PagePoller>,
+    /// Why the status page could not be polled at all (a bad CA file), reported once at start.
+    page_error: Option<String>,
 }
 
 impl Maintenance {
     /// The adapter for `cfg`, due at once.
     pub fn new(cfg: &PhoneConfig, mono: Instant) -> Maintenance {
-        Maintenance { planner: Planner::new(cfg, Timestamp::now(), mono), next: tokio::time::Instant::now() }
+        let (page, page_error) = match &cfg.maintenance.statuspage {
+            None => (None, None),
+            Some(p) => match PagePoller::new(p.url.clone(), p.poll, p.ca_file.as_deref()) {
+                Ok(poller) => (Some(poller), None),
+                Err(e) => (None, Some(format!("{}: {e}", p.url))),
+            },
+        };
+        Maintenance {
+            planner: Planner::new(cfg, Timestamp::now(), mono),
+            next: tokio::time::Instant::now(),
+            page,
+            page_error,
+        }
     }
 
     /// Starts afresh for a configuration applied live, and refreshes at once.
     pub fn restart(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig) -> Option<Action> {
-        self.planner = Planner::new(cfg, Timestamp::now(), ctx.now());
+        let old = std::mem::replace(self, Maintenance::new(cfg, ctx.now()));
+        // The same page keeps its poller (validators, backoff) and its last good notices.
+        if let (Some(poller), Some(page)) = (old.page, &cfg.maintenance.statuspage) {
+            if poller.url() == &page.url && self.page_error.is_none() {
+                self.page = Some(poller);
+                self.planner.set_page_notices(old.planner.page_notices);
+            }
+        }
         self.refresh(ctx, true)
+    }
+
+    /// A status-page poll finished: its notices (when they changed) go into the schedule; what
+    /// went wrong is reported and the last good notices stay.
+    pub fn on_page(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig, fetch: PageFetch) -> Option<Action> {
+        let poller = self.page.as_mut()?;
+        let clusters: Vec<&str> =
+            [cfg.primary.cluster.as_deref(), cfg.backup.as_ref().and_then(|b| b.cluster.as_deref())]
+                .into_iter()
+                .flatten()
+                .collect();
+        let outcome = poller.finish(fetch, &clusters, tokio::time::Instant::now());
+        let url = poller.url().to_string();
+        let retry_s = outcome.retry_in.as_secs();
+        if let Some(e) = outcome.error {
+            ctx.report("statuspage_error", json!({"url": url, "error": e, "retry_in_s": retry_s}));
+            return None;
+        }
+        let notices = outcome.notices?;
+        let ids: Vec<&str> = notices.iter().map(|n| n.id.as_str()).collect();
+        ctx.report("statuspage", json!({"url": url, "notices": ids, "next_poll_s": retry_s}));
+        self.planner.set_page_notices(notices);
+        self.refresh(ctx, false)
     }
 
     fn refresh(&mut self, ctx: &mut Ctx, first: bool) -> Option<Action> {
@@ -207,13 +290,27 @@ impl Maintenance {
 
 impl Adapter for Maintenance {
     fn wake_at(&self) -> Option<tokio::time::Instant> {
-        Some(self.next)
+        Some(self.page.as_ref().and_then(PagePoller::due).map_or(self.next, |p| p.min(self.next)))
     }
 
     fn on_wake(&mut self, ctx: &mut Ctx, _cfg: &PhoneConfig) -> Option<Action> {
+        let now = tokio::time::Instant::now();
+        if let Some(e) = self.page_error.take() {
+            ctx.report("statuspage_error", json!({"error": e, "retry_in_s": null}));
+        }
+        if let Some(poller) = self.page.as_mut().filter(|p| p.due().is_some_and(|d| d <= now)) {
+            let fetch = poller.start();
+            let tx = ctx.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(Input::Page(fetch.await));
+            });
+        }
+        if now < self.next {
+            return None;
+        }
         let first = self.planner.bell_unknown();
         let action = self.refresh(ctx, first);
-        self.next = tokio::time::Instant::now() + std::time::Duration::from(POLL);
+        self.next = now + std::time::Duration::from(POLL);
         action
     }
 }

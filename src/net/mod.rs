@@ -8,6 +8,7 @@
 //!   following the agent's next hops.
 //! - [`names`]: the next hops' lookups at start, on TTL expiry and when a named server fails.
 //! - [`maintenance`]: the notice feed and schedule handed to the agent, the bell, due rebuilds.
+//! - [`statuspage`]: a status page polled for scheduled maintenances, conditionally, with backoff.
 //! - [`events`]: events as JSON lines and `tracing` logs.
 //! - [`dns`]: RFC 3263 (NAPTR, SRV, A/AAAA) on the system's resolver configuration, with TTLs.
 //! - [`hook`]: `--on-switch CMD`, whose exit status acknowledges the switch.
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod names;
 pub mod socket;
 pub mod state;
+pub mod statuspage;
 pub mod syslog;
 
 pub use driver::{run, Overrides, RunError, RunOptions};
