@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the peer software the network interop tests run against: SIPp (Debian package
-# `sip-tester`), Kamailio (`kamailio`, which also ships `kamcmd`), dnsmasq (`dnsmasq-base`, the
+# `sip-tester`), Kamailio (`kamailio`, which also ships `kamcmd`) and its TLS module
+# (`kamailio-tls-modules`), dnsmasq (`dnsmasq-base`, the
 # DNS server of tests/dns_dnsmasq.rs), rsyslog with its TLS driver (`rsyslog`, `rsyslog-gnutls`) and
 # openssl for the syslog tests' certificates, and promtool (`prometheus`) to check the metrics
 # exposition. Only what is missing is installed. Kamailio's, rsyslog's and Prometheus's packages
@@ -12,6 +13,7 @@ missing=""
 command -v sipp >/dev/null 2>&1 || missing="$missing sip-tester"
 { command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ]; } &&
     { command -v kamcmd >/dev/null 2>&1 || [ -x /usr/sbin/kamcmd ]; } || missing="$missing kamailio"
+ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || missing="$missing kamailio-tls-modules"
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$missing dnsmasq-base"
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing="$missing rsyslog"
 ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$missing rsyslog-gnutls"
@@ -19,7 +21,7 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 
 if [ -z "$missing" ]; then
-    echo "ci-net: sipp, kamailio, kamcmd, dnsmasq, rsyslogd, openssl and promtool are installed"
+    echo "ci-net: sipp, kamailio (with tls.so), kamcmd, dnsmasq, rsyslogd, openssl and promtool are installed"
     exit 0
 fi
 
@@ -50,4 +52,5 @@ fi
 for p in sipp kamailio kamcmd dnsmasq rsyslogd openssl promtool; do
     command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || { echo "ci-net: $p still missing" >&2; exit 1; }
 done
+ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || { echo "ci-net: kamailio's tls.so still missing" >&2; exit 1; }
 echo "ci-net: done"

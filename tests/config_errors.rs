@@ -41,7 +41,7 @@ fn shipped_examples_load() {
 #[test]
 fn a_good_file_gives_the_fields_and_the_bundles() {
     let c = PhoneConfig::parse(GOOD, "phone.toml").unwrap();
-    assert_eq!(c.primary.server, Endpoint { host: "10.0.0.1".into(), port: Some(5060) });
+    assert_eq!(c.primary.server, Endpoint::new("10.0.0.1", Some(5060)));
     assert_eq!(c.backup.as_ref().unwrap().server.host, "pbx-b.example.com");
     assert_eq!(c.interval, Duration::from_secs(20));
     assert_eq!(c.failback.mode, FailbackMode::Auto);
@@ -122,6 +122,42 @@ fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
             &["phone.toml:15:", "app[1].name", "given twice (first on line 11)"],
         ),
         ("primary_port = 5060", "primary_port = 5060 oops", &["phone.toml:4:"]),
+        // Servers as SIP URIs: the error points inside the string, at the part at fault.
+        (
+            "primary_server = \"10.0.0.1\"\nprimary_port = 5060",
+            "primary_server = \"sip:10.0.0.1:70000\"",
+            &["phone.toml:3:32: redundancy.primary_server: 70000 is outside 1..=65535"],
+        ),
+        (
+            "backup_destination_address = \"pbx-b.example.com\"",
+            "backup_destination_address = \"sips:pbx-b.example.com;transport=udp\"",
+            &["phone.toml:6:64: redundancy.backup_destination_address: a `sips:` URI needs TLS"],
+        ),
+        (
+            "primary_server = \"10.0.0.1\"",
+            "primary_server = \"sip:10.0.0.1;transport=sctp\"",
+            &["phone.toml:3:42: redundancy.primary_server: `sctp` is not one of udp, tcp, tls"],
+        ),
+        (
+            "primary_server = \"10.0.0.1\"",
+            "primary_server = \"http://10.0.0.1\"",
+            &["phone.toml:3:19: redundancy.primary_server: expected a `sip:` or `sips:` URI"],
+        ),
+        (
+            "primary_server = \"10.0.0.1\"",
+            "primary_server = \"sip:10.0.0.1:5062\"",
+            &["phone.toml:4:16: redundancy.primary_port: `redundancy.primary_server` gives the port 5062 already"],
+        ),
+        (
+            "[[app]]",
+            "[network]\ntls_client_cert = \"c.pem\"\n[[app]]",
+            &["phone.toml:11:19: network.tls_client_key: a client certificate needs its key"],
+        ),
+        (
+            "[[app]]",
+            "[advanced]\nflow_keepalive = -1\n[[app]]",
+            &["phone.toml:11:", "advanced.flow_keepalive: -1 is outside 0..=3600"],
+        ),
         ("[redundancy]", "[redundancy", &["phone.toml:2:"]),
     ];
     for (from, to, want) in cases {
@@ -131,6 +167,27 @@ fn each_kind_of_bad_input_is_named_with_file_line_and_field() {
             assert!(msg.contains(w), "for `{to}`: `{msg}` lacks `{w}`");
         }
     }
+}
+
+#[test]
+fn servers_written_as_sip_uris_set_the_transport_of_each_side() {
+    use sip_failover::core::Transport;
+    let text = GOOD
+        .replace("primary_server = \"10.0.0.1\"\nprimary_port = 5060", "primary_server = \"sips:pbx-a.example.com\"")
+        .replace("backup_destination_address = \"pbx-b.example.com\"", "backup_destination_address = \"sip:10.0.0.2;transport=tcp\"")
+        .replace("[[app]]", "outbound_proxy = \"sbc-a.example.com\"\n\n[advanced]\nflow_keepalive = 30\n\n[network]\ntls_ca_file = \"ca.pem\"\ntls_allow_wildcard = true\n\n[[app]]");
+    let c = PhoneConfig::parse(&text, "/etc/phone/phone.toml").unwrap();
+    assert_eq!(c.primary.server, Endpoint::new("pbx-a.example.com", None).over(Transport::Tls));
+    // A bare proxy takes its server's transport.
+    assert_eq!(c.primary.outbound_proxy, Some(Endpoint::new("sbc-a.example.com", None).over(Transport::Tls)));
+    let b = c.backup.as_ref().unwrap();
+    assert_eq!(b.server, Endpoint::new("10.0.0.2", Some(5070)).over(Transport::Tcp));
+    assert_eq!(c.network.tls.ca_file.as_deref(), Some(std::path::Path::new("/etc/phone/ca.pem")));
+    assert!(c.network.tls.allow_wildcard);
+    let core = c.core_config("192.0.2.1:5061".parse().unwrap(), Some("10.0.0.2:5070".parse().unwrap()));
+    assert_eq!(core.primary.transport, Transport::Tls);
+    assert_eq!(core.backup.unwrap().transport, Transport::Tcp);
+    assert_eq!(core.flow_keepalive, sip_failover::core::Duration::from_secs(30));
 }
 
 #[test]

@@ -312,7 +312,7 @@ fn udp_replies(q: &Query, mode: Bad, zone: &HashMap<String, Vec<Rec>>) -> Vec<Ve
 }
 
 fn ep(host: &str, port: Option<u16>) -> Endpoint {
-    Endpoint { host: host.into(), port }
+    Endpoint::new(host, port)
 }
 
 fn rt() -> tokio::runtime::Runtime {

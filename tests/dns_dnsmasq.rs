@@ -137,7 +137,7 @@ fn test_files(extra: &str, hosts: &str) -> (PathBuf, PathBuf) {
 }
 
 fn ep(host: &str, port: Option<u16>) -> Endpoint {
-    Endpoint { host: host.into(), port }
+    Endpoint::new(host, port)
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -163,7 +163,8 @@ fn naptr_leads_to_srv_and_addresses_for_each_transport() {
         rec("--naptr-record=mixed.test,20,50,S,SIP+D2U,,_sip._udp.mixed.test"),
         rec("--srv-host=_sip._tcp.mixed.test,a.pbx.test,5072,10,0"),
         rec("--srv-host=_sip._udp.mixed.test,a.pbx.test,5073,10,0"),
-        // Only TCP and TLS: a clear error listing them.
+        // Only TCP and TLS: a clear error listing them for a UDP server; a `sips:` server takes the
+        // SIPS+D2T record, a `;transport=tcp` one the SIP+D2T record.
         rec("--naptr-record=streams.test,10,50,S,SIPS+D2T,,_sips._tcp.streams.test"),
         rec("--naptr-record=streams.test,20,50,S,SIP+D2T,,_sip._tcp.streams.test"),
         rec("--srv-host=_sips._tcp.streams.test,a.pbx.test,5061,10,0"),
@@ -173,6 +174,8 @@ fn naptr_leads_to_srv_and_addresses_for_each_transport() {
         rec("--srv-host=_sip._udp.hollow.test,ghost.hollow.test,5060,10,0"),
         // No NAPTR: SRV directly; no SRV either: A on 5060.
         rec("--srv-host=_sip._udp.srvonly.test,a.pbx.test,5074,10,0"),
+        rec("--srv-host=_sips._tcp.srvonly.test,a.pbx.test,5075,10,0"),
+        rec("--srv-host=_sip._tcp.srvonly.test,a.pbx.test,5076,10,0"),
         rec("--host-record=plain.test,127.0.0.12"),
     ]);
     let r = resolver(dns.addr);
@@ -188,14 +191,26 @@ fn naptr_leads_to_srv_and_addresses_for_each_transport() {
         assert!(got.via_naptr);
 
         match r.resolve(&ep("streams.test", None), Family::V4First).await {
-            Err(e @ DnsError::UnsupportedTransport(_)) => {
-                let DnsError::UnsupportedTransport(t) = &e else { unreachable!() };
-                assert_eq!(t, &vec![Transport::Tls, Transport::Tcp]);
+            Err(e @ DnsError::UnsupportedTransport { .. }) => {
+                let DnsError::UnsupportedTransport { offered, wanted } = &e else { unreachable!() };
+                assert_eq!(offered, &vec![Transport::Tls, Transport::Tcp]);
+                assert_eq!(*wanted, Transport::Udp);
                 assert_eq!(e.code(), "unsupported_transport");
-                assert!(e.to_string().contains("tls, tcp"), "{e}");
+                assert_eq!(e.to_string(), "NAPTR offers SIP only over tls, tcp (the server is configured for udp)");
             }
             other => panic!("streams.test: {other:?}"),
         }
+        // sips: the SIPS+D2T record and its _sips._tcp SRV; transport=tcp: the SIP+D2T record.
+        let got = r.resolve(&ep("streams.test", None).over(Transport::Tls), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5061")]);
+        assert!(got.via_naptr && got.via_srv);
+        assert_eq!(got.transport, Transport::Tls);
+        let got = r.resolve(&ep("streams.test", None).over(Transport::Tcp), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5060")]);
+        assert_eq!(got.transport, Transport::Tcp);
+        // A UDP-only NAPTR set for a TLS server: the error names both.
+        let e = r.resolve(&ep("pbx.test", None).over(Transport::Tls), Family::V4First).await.unwrap_err();
+        assert_eq!(e.to_string(), "NAPTR offers SIP only over udp (the server is configured for tls)");
 
         let e = r.resolve(&ep("dangling.test", None), Family::V4First).await.unwrap_err();
         assert_eq!(e.code(), "targets_point_nowhere", "{e}");
@@ -205,10 +220,20 @@ fn naptr_leads_to_srv_and_addresses_for_each_transport() {
         let got = r.resolve(&ep("srvonly.test", None), Family::V4First).await.unwrap();
         assert_eq!(got.candidates, vec![sa("127.0.0.11:5074")]);
         assert!(got.via_srv && !got.via_naptr);
+        // Without NAPTR, the transport's own SRV name: _sips._tcp for sips:, _sip._tcp for TCP.
+        let got = r.resolve(&ep("srvonly.test", None).over(Transport::Tls), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5075")]);
+        assert!(got.via_srv && !got.via_naptr);
+        assert_eq!(got.transport, Transport::Tls);
+        let got = r.resolve(&ep("srvonly.test", None).over(Transport::Tcp), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.11:5076")]);
 
         let got = r.resolve(&ep("plain.test", None), Family::V4First).await.unwrap();
         assert_eq!(got.candidates, vec![sa("127.0.0.12:5060")]);
         assert!(!got.via_srv);
+        // No SRV for TLS either: the name's address on 5061.
+        let got = r.resolve(&ep("plain.test", None).over(Transport::Tls), Family::V4First).await.unwrap();
+        assert_eq!(got.candidates, vec![sa("127.0.0.12:5061")]);
     });
 }
 

@@ -154,7 +154,7 @@ fn srv(priority: u16, weight: u16, port: u16, target: &str, ttl: u32) -> Rec {
 }
 
 fn ep(host: &str, port: Option<u16>) -> Endpoint {
-    Endpoint { host: host.into(), port }
+    Endpoint::new(host, port)
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use interop_common::*;
+use sip_failover::sim::certs::{Authority, Identity, Leaf};
 
 struct Kamailio {
     peer: Peer,
@@ -23,9 +24,18 @@ struct Kamailio {
 
 impl Kamailio {
     fn start(dir: &TempDir, name: &str) -> Kamailio {
+        Self::start_on(dir, name, None)
+    }
+
+    /// An instance listening over TLS only, presenting `id` (written to its runtime directory).
+    fn start_tls(dir: &TempDir, name: &str, id: &Identity) -> Kamailio {
+        Self::start_on(dir, name, Some(id))
+    }
+
+    fn start_on(dir: &TempDir, name: &str, tls: Option<&Identity>) -> Kamailio {
         let run = dir.join(name);
         std::fs::create_dir_all(&run).unwrap();
-        let port = free_port();
+        let port = if tls.is_some() { free_tcp_port() } else { free_port() };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let ctl = run.join("ctl");
         let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/kamailio.cfg");
@@ -39,7 +49,7 @@ impl Kamailio {
             "-w".into(),
             run.to_string_lossy().into_owned(),
             "-l".into(),
-            format!("udp:{addr}"),
+            format!("{}:{addr}", if tls.is_some() { "tls" } else { "udp" }),
             "-A".into(),
             format!("CTL_SOCK=\"unix:{}\"", ctl.display()),
             "-m".into(),
@@ -49,7 +59,21 @@ impl Kamailio {
             args.push("-L".into());
             args.push(mpath.to_string_lossy().into_owned());
         }
-        let peer = Peer::start(name, "kamailio", &args, addr, &run, true);
+        let peer = match tls {
+            None => Peer::start(name, "kamailio", &args, addr, &run, true),
+            Some(id) => {
+                let (cert, key) = (run.join("cert.pem"), run.join("key.pem"));
+                std::fs::write(&cert, &id.cert_pem).unwrap();
+                std::fs::write(&key, &id.key_pem).unwrap();
+                args.push("-A".into());
+                args.push("WITH_TLS".into());
+                args.push("-A".into());
+                args.push(format!("TLS_CERT=\"{}\"", cert.display()));
+                args.push("-A".into());
+                args.push(format!("TLS_KEY=\"{}\"", key.display()));
+                Peer::start_stream(name, "kamailio", &args, addr, &run)
+            }
+        };
         Kamailio { peer, ctl }
     }
 
@@ -91,6 +115,16 @@ fn module_dir() -> Option<PathBuf> {
 
 fn available() -> bool {
     peer_available("kamailio", "kamailio") && peer_available("kamcmd", "kamailio")
+}
+
+/// Kamailio and its TLS module (Debian package `kamailio-tls-modules`).
+fn tls_available() -> bool {
+    available()
+        && skip::need(
+            module_dir().is_some_and(|d| d.join("tls.so").is_file()),
+            "Kamailio's TLS module (tls.so)",
+            "install the Debian package `kamailio-tls-modules` (scripts/ci-net.sh) to run this test",
+        )
 }
 
 fn run_agent(dir: &Path, p: &Kamailio, b: &Kamailio) -> AgentProc {
@@ -188,4 +222,53 @@ fn kamailio_pair_both_dropping_reports_no_server_and_stays() {
     b.set_code(0);
     agent.wait_for(Duration::from_secs(8), "no_server_reachable", |e| e["event"] == "no_server_reachable");
     assert!(agent.named("switch").is_empty(), "{}", agent.dump());
+}
+
+#[test]
+fn kamailio_over_tls_answers_and_a_stopped_primary_fails_over() {
+    if !tls_available() {
+        return;
+    }
+    let dir = TempDir::new("kam-tls");
+    let ca = Authority::new("kamailio test CA").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let p = Kamailio::start_tls(&dir, "primary", &ca.issue(Leaf::Good("pbx-a.lab.example")).unwrap());
+    let b = Kamailio::start_tls(&dir, "backup", &ca.issue(Leaf::Good("pbx-b.lab.example")).unwrap());
+    let mut args: Vec<String> = vec![
+        "--primary".into(),
+        format!("sips:pbx-a.lab.example:{}", p.addr().port()),
+        "--backup".into(),
+        format!("sips:pbx-b.lab.example:{}", b.addr().port()),
+        "--interval".into(),
+        "2".into(),
+        "--tls-ca-file".into(),
+        ca_file.to_string_lossy().into_owned(),
+    ];
+    args.extend(hosts_args(&dir, &["pbx-a.lab.example", "pbx-b.lab.example"]));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut agent = AgentProc::start(&a, dir.path());
+    // Two cycles answered over TLS by each, on one flow each.
+    agent.wait_nth(Duration::from_secs(8), "reply", 2, |e| e["server"] == "primary" && e["status"] == 200);
+    agent.wait_nth(Duration::from_secs(4), "reply", 2, |e| e["server"] == "backup" && e["status"] == 200);
+    assert_eq!(agent.named("flow_open").len(), 2, "{}", agent.dump());
+    assert!(agent.named("flow_down").is_empty(), "{}", agent.dump());
+
+    // Kamailio's TLS answers carry our Via back: SIP over TLS end to end.
+    let log = p.peer.log_text();
+    assert!(!log.contains("ERROR"), "{log}");
+
+    // The primary stops: its flow closes, the next cycle's connects are refused, the phone fails over.
+    drop(p);
+    let sw = agent.wait_for(Duration::from_secs(8), "failover", |e| e["event"] == "switch");
+    assert_eq!(
+        (sw["from"].as_str(), sw["to"].as_str(), sw["reason"].as_str()),
+        (Some("primary"), Some("backup"), Some("failover"))
+    );
+    let down = agent.wait_for(Duration::from_secs(1), "server_down", |e| e["event"] == "server_down");
+    assert_eq!(
+        (down["server"].as_str(), down["reason"].as_str(), down["flow"].as_str()),
+        (Some("primary"), Some("flow"), Some("refused"))
+    );
+    agent.wait_for(Duration::from_secs(1), "applied", |e| e["event"] == "applied" && e["side"] == "backup");
 }

@@ -37,12 +37,13 @@ pub struct RunArgs {
     /// The phone's configuration file (TOML). Without it, `--primary` is required.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The primary server, HOST[:PORT] (an IP literal, [IPv6]:PORT, or an FQDN; no port on an FQDN
-    /// means DNS SRV). Overrides the file and drops its outbound proxy.
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_endpoint)]
+    /// The primary server: HOST[:PORT] over UDP (an IP literal, [IPv6]:PORT, or an FQDN; no port on
+    /// an FQDN means DNS SRV), or a SIP URI: `sip:HOST[:PORT];transport=tcp`, `sips:HOST[:PORT]`
+    /// (TLS). Overrides the file and drops its outbound proxy.
+    #[arg(long, value_name = "URI", value_parser = parse_endpoint)]
     pub primary: Option<Endpoint>,
-    /// The backup server, HOST[:PORT]; enables the backup destination.
-    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_endpoint)]
+    /// The backup server, in the same forms; enables the backup destination.
+    #[arg(long, value_name = "URI", value_parser = parse_endpoint)]
     pub backup: Option<Endpoint>,
     /// Print events on stdout: `json` for one JSON object per line.
     #[arg(long, value_enum, default_value_t = EventsFormat::None)]
@@ -96,6 +97,22 @@ pub struct RunArgs {
     /// The CA certificates (PEM) a `tls://` collector must chain to (default: the system's store).
     #[arg(long, value_name = "FILE")]
     pub syslog_ca_file: Option<PathBuf>,
+    /// The CA certificates (PEM) servers reached over TLS must chain to (default: the file's
+    /// `network.tls_ca_file`, else the system's store).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// A client certificate chain (PEM) for mutual TLS; needs `--tls-client-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
+    /// Accept a server certificate that names the SIP domain only through a wildcard.
+    #[arg(long)]
+    pub tls_allow_wildcard: bool,
+    /// Keep-alive of idle TCP and TLS flows every SECONDS (RFC 5626 CRLF ping; 0 for none).
+    #[arg(long, value_name = "SECONDS")]
+    pub flow_keepalive: Option<u32>,
     /// Serve Prometheus metrics on `http://ADDR:PORT/metrics` (overrides the file's
     /// `network.metrics`).
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
@@ -158,38 +175,10 @@ pub enum CallArg {
     End,
 }
 
-/// Parses `HOST`, `HOST:PORT`, `IPv4`, `IPv4:PORT`, `IPv6`, `[IPv6]` or `[IPv6]:PORT`.
+/// Parses a server as the configuration file writes it: `HOST[:PORT]` (UDP; IPv6 as `[ADDR]:PORT`
+/// or bare), `sip:HOST[:PORT][;transport=udp|tcp|tls]` or `sips:HOST[:PORT]` (TLS).
 pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    let s = s.trim();
-    let bad_port = |p: &str| format!("bad port `{p}` in `{s}`");
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| format!("missing `]` in `{s}`"))?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad_port(p))?.parse::<u16>().map_err(|_| bad_port(p))?),
-        };
-        h.parse::<std::net::Ipv6Addr>().map_err(|_| format!("`{h}` is not an IPv6 address"))?;
-        (h.to_string(), port)
-    } else if s.parse::<IpAddr>().is_ok() {
-        (s.to_string(), None)
-    } else if let Some((h, p)) = s.rsplit_once(':') {
-        if h.contains(':') {
-            return Err(format!("write an IPv6 address with a port as [ADDR]:PORT, not `{s}`"));
-        }
-        (h.to_string(), Some(p.parse::<u16>().map_err(|_| bad_port(p))?))
-    } else {
-        (s.to_string(), None)
-    };
-    let valid_name = !host.is_empty()
-        && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
-    if !valid_name {
-        return Err(format!("`{host}` is not an IP address or host name"));
-    }
-    if port == Some(0) {
-        return Err(format!("port 0 in `{s}`"));
-    }
-    Ok(Endpoint { host, port })
+    crate::config::uri::parse(s).map(|w| w.endpoint).map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn parse_syslog(s: &str) -> Result<SyslogTarget, String> {
@@ -258,6 +247,10 @@ impl RunArgs {
             metrics: self.metrics,
             statuspage: self.statuspage.clone(),
             statuspage_poll: self.statuspage_poll.map(Duration::from_secs),
+            tls_ca_file: self.tls_ca_file.clone(),
+            tls_client: self.tls_client_cert.clone().zip(self.tls_client_key.clone()),
+            tls_allow_wildcard: self.tls_allow_wildcard.then_some(true),
+            flow_keepalive: self.flow_keepalive.map(|s| crate::core::Duration::from_secs(u64::from(s))),
         }
     }
 
@@ -372,7 +365,7 @@ mod tests {
 
     #[test]
     fn endpoints_parse_in_every_form() {
-        let e = |h: &str, p: Option<u16>| Endpoint { host: h.into(), port: p };
+        let e = |h: &str, p: Option<u16>| Endpoint::new(h, p);
         assert_eq!(parse_endpoint("127.0.0.1:5070"), Ok(e("127.0.0.1", Some(5070))));
         assert_eq!(parse_endpoint("127.0.0.1"), Ok(e("127.0.0.1", None)));
         assert_eq!(parse_endpoint("[::1]:5070"), Ok(e("::1", Some(5070))));
@@ -380,9 +373,21 @@ mod tests {
         assert_eq!(parse_endpoint("[::1]"), Ok(e("::1", None)));
         assert_eq!(parse_endpoint("pbx.example.com"), Ok(e("pbx.example.com", None)));
         assert_eq!(parse_endpoint("pbx.example.com:5080"), Ok(e("pbx.example.com", Some(5080))));
-        for bad in ["", "a:b", "1::2:5060x", "[::1", "[::1]5060", "host:0", "bad host"] {
+        assert_eq!(
+            parse_endpoint("sips:pbx.example.com"),
+            Ok(e("pbx.example.com", None).over(crate::core::Transport::Tls))
+        );
+        assert_eq!(
+            parse_endpoint("sip:127.0.0.1:5070;transport=tcp"),
+            Ok(e("127.0.0.1", Some(5070)).over(crate::core::Transport::Tcp))
+        );
+        for bad in ["", "a:b", "1::2:5060x", "[::1", "[::1]5060", "host:0", "bad host", "sips:x;transport=udp"] {
             assert!(parse_endpoint(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_endpoint("sip:pbx.example:70000").unwrap_err(),
+            "`sip:pbx.example:70000`: column 17: 70000 is outside 1..=65535"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod telemetry;
+pub mod uri;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -30,42 +31,68 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::core::{self, AliveCodes, Duration, FailbackMode, InlineStr, Ladder, Side, MAX_ATTEMPTS};
+use crate::core::{self, AliveCodes, Duration, FailbackMode, InlineStr, Ladder, Side, Transport, MAX_ATTEMPTS};
 use crate::files::{line_col, FileError, FileErrorKind, TomlText};
 use crate::maintenance::calendar::{self, RecurringWindow};
 use crate::maintenance::notice::NoticeFeed;
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::upgrade::UpgradeWindow;
 
-/// A server or proxy address as written: an IP literal or a host name, with an optional port.
+/// A server or proxy address as written: an IP literal or a host name, with an optional port and
+/// the transport its URI names (see [`uri`]: `sips:` is TLS, `;transport=tcp` TCP, a bare
+/// `host[:port]` UDP).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    /// An IP literal (IPv6 without brackets) or a fully qualified domain name.
+    /// An IP literal (IPv6 without brackets) or a fully qualified domain name. Over TLS, the name the
+    /// server's certificate must carry (RFC 5922: the SIP domain, not an SRV target).
     pub host: String,
-    /// The port; `None` means "look up SRV records" for a name, 5060 for an IP literal.
+    /// The port; `None` means "look up SRV records" for a name, the transport's default port (5060,
+    /// 5061 for TLS) for an IP literal.
     pub port: Option<u16>,
+    /// UDP, TCP or TLS.
+    pub transport: Transport,
 }
 
 impl Endpoint {
+    /// `host` and `port` over UDP.
+    pub fn new(host: impl Into<String>, port: Option<u16>) -> Endpoint {
+        Endpoint { host: host.into(), port, transport: Transport::Udp }
+    }
+    /// The same endpoint over `transport`.
+    pub fn over(mut self, transport: Transport) -> Endpoint {
+        self.transport = transport;
+        self
+    }
     /// The IP address, if the host is a literal.
     pub fn ip(&self) -> Option<IpAddr> {
         self.host.parse().ok()
     }
-    /// The socket address, if the host is a literal (default port 5060).
+    /// The socket address, if the host is a literal (default port 5060, 5061 over TLS).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        self.ip().map(|ip| SocketAddr::new(ip, self.port.unwrap_or(5060)))
+        self.ip().map(|ip| SocketAddr::new(ip, self.port.unwrap_or(self.transport.default_port())))
     }
 }
 
+/// `host[:port]` over UDP (IPv6 in brackets); `sip:host[:port];transport=tcp` over TCP;
+/// `sips:host[:port]` over TLS.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.transport {
+            Transport::Udp => {}
+            Transport::Tcp => f.write_str("sip:")?,
+            Transport::Tls => f.write_str("sips:")?,
+        }
         let bracket = self.host.contains(':');
         match (bracket, self.port) {
-            (true, Some(p)) => write!(f, "[{}]:{p}", self.host),
-            (true, None) => write!(f, "[{}]", self.host),
-            (false, Some(p)) => write!(f, "{}:{p}", self.host),
-            (false, None) => f.write_str(&self.host),
+            (true, Some(p)) => write!(f, "[{}]:{p}", self.host)?,
+            (true, None) => write!(f, "[{}]", self.host)?,
+            (false, Some(p)) => write!(f, "{}:{p}", self.host)?,
+            (false, None) => f.write_str(&self.host)?,
         }
+        if self.transport == Transport::Tcp {
+            f.write_str(";transport=tcp")?;
+        }
+        Ok(())
     }
 }
 
@@ -137,6 +164,23 @@ pub struct NetworkConfig {
     pub syslog: Option<telemetry::SyslogConfig>,
     /// Where Prometheus scrapes `/metrics`, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// How servers reached over TLS are verified, and the client certificate, if any.
+    pub tls: TlsConfig,
+}
+
+/// The TLS client settings of the flows to servers over TLS (`sips:`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// The CA certificates (PEM) servers must chain to, as the phone is provisioned; the system's
+    /// trust store when unset. The syslog sink uses it too when it has no CA file of its own.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM) for mutual TLS, with [`TlsConfig::client_key`].
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key: Option<PathBuf>,
+    /// Accept a certificate that names the server's SIP domain only through a wildcard (RFC 5922
+    /// forbids it: off by default).
+    pub allow_wildcard: bool,
 }
 
 /// A validated configuration file.
@@ -166,6 +210,8 @@ pub struct PhoneConfig {
     pub planned_lead: Duration,
     /// The From user of probes.
     pub user: String,
+    /// Keep-alive of idle TCP and TLS flows (RFC 5626 CRLF ping); zero for none.
+    pub flow_keepalive: Duration,
     /// Driver settings.
     pub network: NetworkConfig,
     /// Planned maintenance settings.
@@ -282,6 +328,7 @@ struct RawAdvanced {
     fast_transaction_failure: Option<Spanned<bool>>,
     planned_lead_s: Option<Spanned<i64>>,
     user: Option<Spanned<String>>,
+    flow_keepalive: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -296,6 +343,10 @@ struct RawNetwork {
     syslog_facility: Option<Spanned<String>>,
     syslog_ca_file: Option<Spanned<String>>,
     metrics: Option<Spanned<String>>,
+    tls_ca_file: Option<Spanned<String>>,
+    tls_client_cert: Option<Spanned<String>>,
+    tls_client_key: Option<Spanned<String>>,
+    tls_allow_wildcard: Option<Spanned<bool>>,
 }
 
 /// Fields whose type is better said with its unit, for type errors.
@@ -311,6 +362,7 @@ const TYPES: &[(&str, &str)] = &[
     ("advanced.failback_after", "an integer number of cycles"),
     ("advanced.failback_spread_s", "an integer number of seconds"),
     ("advanced.planned_lead_s", "an integer number of seconds"),
+    ("advanced.flow_keepalive", "an integer number of seconds (0 for none)"),
     ("network.dscp", "an integer DSCP value"),
     ("maintenance.primary_windows", "an array of windows such as \"Sat 17:00-22:00\""),
     ("maintenance.backup_windows", "an array of windows such as \"Sat 17:00-22:00\""),
@@ -336,9 +388,15 @@ impl PhoneConfig {
 
     fn from_raw(raw: RawFile, cx: &TomlText<'_>) -> Result<PhoneConfig, FileError> {
         let r = raw.redundancy.into_inner();
-        let primary_server = endpoint(cx, &r.primary_server, r.primary_port.as_ref(), "redundancy.primary_server")?;
-        let outbound_proxy =
-            opt_endpoint(cx, r.outbound_proxy.as_ref(), r.outbound_proxy_port.as_ref(), "redundancy.outbound_proxy")?;
+        let primary_server =
+            endpoint(cx, &r.primary_server, r.primary_port.as_ref(), "redundancy.primary_server")?.endpoint;
+        let outbound_proxy = opt_endpoint(
+            cx,
+            r.outbound_proxy.as_ref(),
+            r.outbound_proxy_port.as_ref(),
+            "redundancy.outbound_proxy",
+            primary_server.transport,
+        )?;
         let backup_on = r.backup_destination.as_ref().is_some_and(|b| *b.get_ref());
         let (p_side, b_side) = (raw.primary.map(Spanned::into_inner), raw.backup.map(Spanned::into_inner));
         let primary = SideConfig {
@@ -355,18 +413,18 @@ impl PhoneConfig {
                     FileErrorKind::Conflict("Backup Destination is enabled but has no address".into()),
                 )
             })?;
+            let server =
+                endpoint(cx, addr, r.backup_destination_port.as_ref(), "redundancy.backup_destination_address")?
+                    .endpoint;
+            let transport = server.transport;
             Some(SideConfig {
-                server: endpoint(
-                    cx,
-                    addr,
-                    r.backup_destination_port.as_ref(),
-                    "redundancy.backup_destination_address",
-                )?,
+                server,
                 outbound_proxy: opt_endpoint(
                     cx,
                     r.backup_outbound_proxy.as_ref(),
                     r.backup_outbound_proxy_port.as_ref(),
                     "redundancy.backup_outbound_proxy",
+                    transport,
                 )?,
                 vpn_endpoint: opt_text(
                     cx,
@@ -414,6 +472,7 @@ impl PhoneConfig {
         let mut fast = core::FastDetection::DEFAULT;
         let mut planned_lead = core::Config::DEFAULT_PLANNED_LEAD;
         let mut user = core::Config::DEFAULT_USER.to_string();
+        let mut flow_keepalive = Duration::ZERO;
         if let Some(a) = &adv {
             if let Some(l) = &a.ladder_ms {
                 let waits = l.get_ref();
@@ -463,6 +522,9 @@ impl PhoneConfig {
             if let Some(s) = int_in(cx, a.planned_lead_s.as_ref(), "advanced.planned_lead_s", 0, 7 * 86_400)? {
                 planned_lead = Duration::from_secs(s as u64);
             }
+            if let Some(s) = int_in(cx, a.flow_keepalive.as_ref(), "advanced.flow_keepalive", 0, 3600)? {
+                flow_keepalive = Duration::from_secs(s as u64);
+            }
             if let Some(u) = &a.user {
                 if InlineStr::<{ core::config::MAX_USER_LEN }>::new(u.get_ref()).is_none() || u.get_ref().is_empty() {
                     let kind = FileErrorKind::Invalid {
@@ -498,6 +560,7 @@ impl PhoneConfig {
             state_dir: None,
             syslog: None,
             metrics: None,
+            tls: TlsConfig::default(),
         };
         if let Some(n) = &net {
             if let Some(b) = &n.bind {
@@ -516,6 +579,7 @@ impl PhoneConfig {
             network.control_socket = n.control_socket.as_ref().map(|s| PathBuf::from(s.get_ref()));
             network.state_dir = n.state_dir.as_ref().map(|s| PathBuf::from(s.get_ref()));
             network.syslog = syslog_config(cx, n)?;
+            network.tls = tls_config(cx, n)?;
             if let Some(m) = &n.metrics {
                 network.metrics = Some(
                     telemetry::parse_metrics_addr(m.get_ref())
@@ -543,6 +607,7 @@ impl PhoneConfig {
             fast,
             planned_lead,
             user,
+            flow_keepalive,
             network,
         })
     }
@@ -593,7 +658,7 @@ impl PhoneConfig {
     /// names; IP literals can be taken from [`Endpoint::socket_addr`]).
     pub fn core_config(&self, primary_hop: SocketAddr, backup_hop: Option<SocketAddr>) -> core::Config {
         let server = |s: &SideConfig, hop: SocketAddr| {
-            let mut c = core::ServerConfig::new(hop, &s.server.host);
+            let mut c = core::ServerConfig::new(hop, &s.server.host).over(s.next_hop().transport);
             c.uri_port = s.server.port;
             c
         };
@@ -611,6 +676,7 @@ impl PhoneConfig {
         c.fast = self.fast;
         c.planned_lead = self.planned_lead;
         c.user = InlineStr::new(&self.user).unwrap_or(c.user);
+        c.flow_keepalive = self.flow_keepalive;
         c
     }
 
@@ -728,13 +794,42 @@ fn syslog_config(cx: &TomlText<'_>, n: &RawNetwork) -> Result<Option<telemetry::
             .map_err(|_| invalid(cx, f, "network.syslog_facility", "local0-local7, user, daemon, ... or 0-23"))?;
     }
     if let Some(ca) = &n.syslog_ca_file {
-        if ca.get_ref().trim().is_empty() {
-            return Err(cx.at(ca, "network.syslog_ca_file", FileErrorKind::Empty));
-        }
-        let p = PathBuf::from(ca.get_ref());
-        c.ca_file = Some(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p });
+        c.ca_file = Some(file_path(cx, ca, "network.syslog_ca_file")?);
     }
     Ok(Some(c))
+}
+
+/// A path written in the file, taken from the file's folder when relative; an empty one is an error.
+fn file_path(cx: &TomlText<'_>, v: &Spanned<String>, field: &str) -> Result<PathBuf, FileError> {
+    if v.get_ref().trim().is_empty() {
+        return Err(cx.at(v, field, FileErrorKind::Empty));
+    }
+    let p = PathBuf::from(v.get_ref());
+    Ok(if p.is_relative() { cx.path().parent().map_or(p.clone(), |d| d.join(&p)) } else { p })
+}
+
+/// `network.tls_*`: the CA file, the client certificate and its key (both or neither), wildcards.
+fn tls_config(cx: &TomlText<'_>, n: &RawNetwork) -> Result<TlsConfig, FileError> {
+    let path = |v: &Option<Spanned<String>>, f: &str| v.as_ref().map(|v| file_path(cx, v, f)).transpose();
+    let tls = TlsConfig {
+        ca_file: path(&n.tls_ca_file, "network.tls_ca_file")?,
+        client_cert: path(&n.tls_client_cert, "network.tls_client_cert")?,
+        client_key: path(&n.tls_client_key, "network.tls_client_key")?,
+        allow_wildcard: n.tls_allow_wildcard.as_ref().is_some_and(|v| *v.get_ref()),
+    };
+    match (&n.tls_client_cert, &n.tls_client_key) {
+        (Some(c), None) => Err(cx.at(
+            c,
+            "network.tls_client_key",
+            FileErrorKind::Conflict("a client certificate needs its key".into()),
+        )),
+        (None, Some(k)) => Err(cx.at(
+            k,
+            "network.tls_client_cert",
+            FileErrorKind::Conflict("a client key needs its certificate".into()),
+        )),
+        _ => Ok(tls),
+    }
 }
 
 /// A recurring window written as a string in the file, in the time zone named `tz`; an error points at
@@ -777,21 +872,15 @@ fn opt_text(cx: &TomlText<'_>, v: Option<&Spanned<String>>, field: &str) -> Resu
     }
 }
 
+/// A server or proxy (`host[:port]` or a SIP URI, see [`uri`]) and its separate port field; an error
+/// points at the part of the string at fault.
 fn endpoint(
     cx: &TomlText<'_>,
     host: &Spanned<String>,
     port: Option<&Spanned<i64>>,
     field: &str,
-) -> Result<Endpoint, FileError> {
-    let h = host.get_ref().trim();
-    let h = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
-    if h.parse::<IpAddr>().is_err() && !is_hostname(h) {
-        return Err(invalid(cx, host, field, "an IP address or a host name"));
-    }
-    if h.len() > core::MAX_HOST_LEN {
-        let expected = format!("a host name of at most {} characters", core::MAX_HOST_LEN);
-        return Err(invalid(cx, host, field, &expected));
-    }
+) -> Result<uri::Written, FileError> {
+    let mut w = uri::parse(host.get_ref()).map_err(|e| cx.in_string(host, e.column, field, e.kind))?;
     let port_field = if let Some(f) = field.strip_suffix("_server") {
         format!("{f}_port")
     } else if let Some(f) = field.strip_suffix("_address") {
@@ -799,18 +888,30 @@ fn endpoint(
     } else {
         format!("{field}_port")
     };
-    let port = int_in(cx, port, &port_field, 1, 65_535)?.map(|p| p as u16);
-    Ok(Endpoint { host: h.to_string(), port })
+    if let Some(p) = int_in(cx, port, &port_field, 1, 65_535)?.map(|p| p as u16) {
+        if let (Some(spanned), Some(given)) = (port, w.endpoint.port.filter(|g| *g != p)) {
+            let why = format!("`{field}` gives the port {given} already");
+            return Err(cx.at(spanned, &port_field, FileErrorKind::Conflict(why)));
+        }
+        w.endpoint.port = Some(p);
+    }
+    Ok(w)
 }
 
+/// An outbound proxy for a server reached over `transport`: a proxy written as a bare
+/// `host[:port]` takes the server's transport, one written as a URI keeps its own.
 fn opt_endpoint(
     cx: &TomlText<'_>,
     host: Option<&Spanned<String>>,
     port: Option<&Spanned<i64>>,
     field: &str,
+    transport: Transport,
 ) -> Result<Option<Endpoint>, FileError> {
     match host {
-        Some(h) if !h.get_ref().trim().is_empty() => endpoint(cx, h, port, field).map(Some),
+        Some(h) if !h.get_ref().trim().is_empty() => {
+            let w = endpoint(cx, h, port, field)?;
+            Ok(Some(if w.uri { w.endpoint } else { w.endpoint.over(transport) }))
+        }
         _ => {
             if let Some(p) = port {
                 let why = format!("a port is given but `{field}` is not");

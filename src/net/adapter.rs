@@ -118,8 +118,10 @@ pub trait Adapter {
 /// A result reported back to the loop by a task an adapter started.
 #[derive(Debug)]
 pub enum Input {
-    /// From a flow to a server.
+    /// From a UDP flow to a server.
     Flow(FlowInput),
+    /// From a TCP or TLS flow to a server.
+    Stream(super::streams::StreamInput),
     /// A switch hook finished.
     Hook(HookDone),
     /// A name lookup finished.

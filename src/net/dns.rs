@@ -9,15 +9,18 @@
 //! RFC 3263 for a name:
 //! - an IP literal is used as is (port 5060 unless given);
 //! - a name with a port: its A/AAAA records;
-//! - a name without a port: NAPTR records choose the transport (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`,
-//!   by order then preference) and lead to SRV records; without NAPTR, `_sip._udp` SRV records;
+//! - a name without a port: the NAPTR records of the server's transport (`SIP+D2U` for UDP,
+//!   `SIP+D2T` for `;transport=tcp`, `SIPS+D2T` for `sips:`), by order then preference, lead to SRV
+//!   records; without NAPTR, the transport's SRV name (`_sip._udp`, `_sip._tcp`, `_sips._tcp`);
 //!   SRV records are ordered by priority, then by weighted random choice within a priority
 //!   (RFC 2782, [`order_srv`]), and each target is resolved with A/AAAA; without SRV, the name's
-//!   own A/AAAA on port 5060.
+//!   own A/AAAA on the transport's port (5060, 5061 for TLS).
 //!
-//! Addresses follow the family of the probe sockets' bind address ([`Family`]). Probes go over UDP
-//! only for now: a NAPTR set that offers only TCP or TLS is an error naming what was offered
-//! ([`DnsError::UnsupportedTransport`]), never a silent fallback.
+//! Addresses follow the family of the probe sockets' bind address ([`Family`]). The transport is
+//! the one the server's URI names: a NAPTR set that offers SIP only over other transports is an
+//! error naming what was offered ([`DnsError::UnsupportedTransport`]), never a silent fallback.
+//! Over TLS the certificate is verified against the name looked up (the SIP domain), never an SRV
+//! target (RFC 5922).
 
 use std::fmt;
 use std::io;
@@ -62,52 +65,32 @@ pub struct Srv {
     pub target: String,
 }
 
-/// A SIP transport, as NAPTR and SRV records name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Transport {
-    /// `SIP+D2U`, `_sip._udp`.
-    Udp,
-    /// `SIP+D2T`, `_sip._tcp`.
-    Tcp,
-    /// `SIPS+D2T`, `_sips._tcp`.
-    Tls,
-}
+/// A SIP transport: the one a server's URI names (`sips:` TLS, `;transport=tcp` TCP, else UDP).
+pub use crate::core::Transport;
 
-impl Transport {
-    /// The NAPTR service field of the transport (RFC 3263 section 4.1).
-    pub const fn naptr_service(self) -> &'static str {
-        match self {
-            Transport::Udp => "SIP+D2U",
-            Transport::Tcp => "SIP+D2T",
-            Transport::Tls => "SIPS+D2T",
-        }
-    }
-    /// The SRV prefix of the transport.
-    pub const fn srv_prefix(self) -> &'static str {
-        match self {
-            Transport::Udp => "_sip._udp",
-            Transport::Tcp => "_sip._tcp",
-            Transport::Tls => "_sips._tcp",
-        }
-    }
-    /// Its name in events: `udp`, `tcp`, `tls`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-    fn from_naptr_service(s: &[u8]) -> Option<Transport> {
-        [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .into_iter()
-            .find(|t| s.eq_ignore_ascii_case(t.naptr_service().as_bytes()))
+/// The NAPTR service field of `t` (RFC 3263 section 4.1): `SIP+D2U`, `SIP+D2T` or `SIPS+D2T`.
+pub const fn naptr_service(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "SIP+D2U",
+        Transport::Tcp => "SIP+D2T",
+        Transport::Tls => "SIPS+D2T",
     }
 }
 
-/// The transports the agent can probe over.
-pub const SUPPORTED: &[Transport] = &[Transport::Udp];
+/// The SRV prefix of `t`: `_sip._udp`, `_sip._tcp` or `_sips._tcp`.
+pub const fn srv_prefix(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "_sip._udp",
+        Transport::Tcp => "_sip._tcp",
+        Transport::Tls => "_sips._tcp",
+    }
+}
+
+fn from_naptr_service(s: &[u8]) -> Option<Transport> {
+    [Transport::Udp, Transport::Tcp, Transport::Tls]
+        .into_iter()
+        .find(|t| s.eq_ignore_ascii_case(naptr_service(*t).as_bytes()))
+}
 
 /// Why a lookup failed.
 #[derive(Debug, Clone)]
@@ -127,8 +110,13 @@ pub enum DnsError {
     TargetsPointNowhere,
     /// The name's CNAME chain comes back to a name it passed through.
     CnameLoop(String),
-    /// NAPTR records offer SIP only over transports the agent cannot probe yet.
-    UnsupportedTransport(Vec<Transport>),
+    /// NAPTR records offer SIP, but not over the transport the server's URI names.
+    UnsupportedTransport {
+        /// What the records offer, in their order.
+        offered: Vec<Transport>,
+        /// What the URI names.
+        wanted: Transport,
+    },
     /// The name cannot be put in a query.
     BadName(String),
     /// No resolver is configured and none was found in resolv.conf.
@@ -148,9 +136,9 @@ impl fmt::Display for DnsError {
             DnsError::Timeout => f.write_str("no usable answer from the resolver"),
             DnsError::TargetsPointNowhere => f.write_str("SRV targets have no address"),
             DnsError::CnameLoop(n) => write!(f, "CNAME loop at `{n}`"),
-            DnsError::UnsupportedTransport(t) => {
-                let names: Vec<&str> = t.iter().map(|t| t.as_str()).collect();
-                write!(f, "NAPTR offers SIP only over {} (probes go over udp)", names.join(", "))
+            DnsError::UnsupportedTransport { offered, wanted } => {
+                let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
+                write!(f, "NAPTR offers SIP only over {} (the server is configured for {wanted})", names.join(", "))
             }
             DnsError::BadName(n) => write!(f, "`{n}` cannot be looked up"),
             DnsError::NoResolver => f.write_str("no resolver configured or found in resolv.conf"),
@@ -188,7 +176,7 @@ impl DnsError {
             DnsError::Timeout => "timeout",
             DnsError::TargetsPointNowhere => "targets_point_nowhere",
             DnsError::CnameLoop(_) => "cname_loop",
-            DnsError::UnsupportedTransport(_) => "unsupported_transport",
+            DnsError::UnsupportedTransport { .. } => "unsupported_transport",
             DnsError::BadName(_) => "bad_name",
             DnsError::NoResolver => "no_resolver",
             DnsError::File(..) => "file",
@@ -267,9 +255,9 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// An IP literal's address: one candidate, no TTL, UDP.
-    pub fn literal(addr: SocketAddr) -> Resolved {
-        Resolved { candidates: vec![addr], ttl: None, via_srv: false, via_naptr: false, transport: Transport::Udp }
+    /// An IP literal's address over `transport`: one candidate, no TTL.
+    pub fn literal(addr: SocketAddr, transport: Transport) -> Resolved {
+        Resolved { candidates: vec![addr], ttl: None, via_srv: false, via_naptr: false, transport }
     }
 }
 
@@ -469,7 +457,7 @@ impl Resolver {
             .iter()
             .filter_map(|r| match r {
                 RData::NAPTR(n) if n.flags().eq_ignore_ascii_case(b"s") => {
-                    let t = Transport::from_naptr_service(n.services())?;
+                    let t = from_naptr_service(n.services())?;
                     Some((n.order(), n.preference(), t, name_text(n.replacement())))
                 }
                 _ => None,
@@ -479,10 +467,11 @@ impl Resolver {
         Ok((recs.into_iter().map(|(_, _, t, n)| (t, n)).collect(), l.valid_until()))
     }
 
-    /// Where to send SIP for `ep` (RFC 3263; see the module docs).
+    /// Where to send SIP for `ep` over its transport (RFC 3263; see the module docs).
     pub async fn resolve(&self, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
+        let transport = ep.transport;
         if let Some(a) = ep.socket_addr() {
-            return Ok(Resolved::literal(a));
+            return Ok(Resolved::literal(a, transport));
         }
         let host = ep.host.trim_end_matches('.');
         let mut until = far_future();
@@ -493,7 +482,7 @@ impl Resolver {
                 ttl: Some(ttl_until(u)),
                 via_srv: false,
                 via_naptr: false,
-                transport: Transport::Udp,
+                transport,
             });
         }
         // NAPTR: which transports the domain offers, and the SRV name of each.
@@ -503,11 +492,11 @@ impl Resolver {
             Ok((recs, u)) if !recs.is_empty() => {
                 until = until.min(u);
                 let offered: Vec<Transport> = recs.iter().map(|r| r.0).collect();
-                srv_names = recs.into_iter().filter(|(t, _)| SUPPORTED.contains(t)).collect();
+                srv_names = recs.into_iter().filter(|(t, _)| *t == transport).collect();
                 if srv_names.is_empty() {
-                    let mut o = offered;
-                    o.dedup();
-                    return Err(DnsError::UnsupportedTransport(o));
+                    let mut offered = offered;
+                    offered.dedup();
+                    return Err(DnsError::UnsupportedTransport { offered, wanted: transport });
                 }
                 via_naptr = true;
             }
@@ -516,7 +505,7 @@ impl Resolver {
             Err(e) => return Err(e),
         }
         if srv_names.is_empty() {
-            srv_names = SUPPORTED.iter().map(|t| (*t, format!("{}.{host}", t.srv_prefix()))).collect();
+            srv_names = vec![(transport, format!("{}.{host}", srv_prefix(transport)))];
         }
         // SRV: the first NAPTR (or transport) whose SRV records exist.
         for (transport, srv_name) in &srv_names {
@@ -554,14 +543,15 @@ impl Resolver {
             // NAPTR pointed at SRV names that do not exist.
             return Err(DnsError::TargetsPointNowhere);
         }
-        // No SRV: the name's own addresses on 5060 (RFC 3263 section 4.2).
+        // No SRV: the name's own addresses on the transport's port, 5060 or 5061 for TLS (RFC 3263
+        // section 4.2).
         let (addrs, u) = self.lookup_ip(host, family).await?;
         Ok(Resolved {
-            candidates: addrs.into_iter().map(|ip| SocketAddr::new(ip, SIP_PORT)).collect(),
+            candidates: addrs.into_iter().map(|ip| SocketAddr::new(ip, transport.default_port())).collect(),
             ttl: Some(ttl_until(until.min(u))),
             via_srv: false,
             via_naptr: false,
-            transport: Transport::Udp,
+            transport,
         })
     }
 }

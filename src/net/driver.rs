@@ -1,7 +1,8 @@
 //! The tokio driver: one [`Agent`] and the loop that feeds it, over adapters with one job each.
 //!
 //! The loop holds no failover logic and knows no transport, feed or sink. It drains
-//! [`Agent::poll_transmit`] into the [flows](super::flows) and [`Agent::poll_event`] into the
+//! [`Agent::poll_flow`] into the [stream flows](super::streams), [`Agent::poll_transmit`] into the
+//! [flows](super::flows) and [`Agent::poll_event`] into the
 //! [sinks](super::adapter::Sink) and the [adapters](super::adapter::Adapter) (the switch hook, name
 //! resolution), saves the [state file](super::state) when the snapshot changed, then waits for
 //! whichever comes first: the agent's [`poll_timeout`](Agent::poll_timeout) or an adapter's own
@@ -32,6 +33,7 @@ use super::metrics::{self, Metrics, MetricsSink};
 use super::names::{resolver_for, Names};
 use super::socket::SocketOptions;
 use super::state::{StateFile, StateSaver};
+use super::streams::{self, Streams};
 use super::syslog::SyslogSink;
 use crate::config::{Endpoint, PhoneConfig};
 use crate::core::{Agent, Command, ConfigError, Event, Instant, Side};
@@ -92,6 +94,14 @@ pub struct Overrides {
     pub statuspage: Option<crate::maintenance::statuspage::PageUrl>,
     /// How often to poll it.
     pub statuspage_poll: Option<StdDuration>,
+    /// The CA file servers over TLS must chain to.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The client certificate and its key, for mutual TLS.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// Accept wildcard certificates.
+    pub tls_allow_wildcard: Option<bool>,
+    /// The keep-alive interval of idle stream flows.
+    pub flow_keepalive: Option<crate::core::Duration>,
 }
 
 impl Overrides {
@@ -162,6 +172,18 @@ impl Overrides {
         if let (Some(p), Some(page)) = (self.statuspage_poll, cfg.maintenance.statuspage.as_mut()) {
             page.poll = p;
         }
+        if let Some(c) = &self.tls_ca_file {
+            cfg.network.tls.ca_file = Some(c.clone());
+        }
+        if let Some((c, k)) = &self.tls_client {
+            (cfg.network.tls.client_cert, cfg.network.tls.client_key) = (Some(c.clone()), Some(k.clone()));
+        }
+        if let Some(w) = self.tls_allow_wildcard {
+            cfg.network.tls.allow_wildcard = w;
+        }
+        if let Some(k) = self.flow_keepalive {
+            cfg.flow_keepalive = k;
+        }
         if let Some(t) = &self.syslog {
             cfg.network.syslog = Some(crate::config::telemetry::SyslogConfig::new(t.clone()));
         }
@@ -199,6 +221,8 @@ pub enum RunError {
     Syslog(super::syslog::SyslogError),
     /// The metrics address cannot be listened on.
     Metrics(SocketAddr, io::Error),
+    /// The TLS settings of servers reached over TLS cannot be used.
+    Tls(super::tls::TlsSetupError),
 }
 
 impl fmt::Display for RunError {
@@ -212,6 +236,7 @@ impl fmt::Display for RunError {
             RunError::Signals(e) => write!(f, "signal handlers: {e}"),
             RunError::Syslog(e) => write!(f, "{e}"),
             RunError::Metrics(a, e) => write!(f, "metrics address {a}: {e}"),
+            RunError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -236,13 +261,17 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     }
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(log)];
     if let Some(s) = &cfg.network.syslog {
-        sinks.push(Box::new(SyslogSink::start(s, start).map_err(RunError::Syslog)?));
+        // Without a CA file of its own, the collector is trusted as the SIP servers are.
+        let mut s = s.clone();
+        s.ca_file = s.ca_file.or_else(|| cfg.network.tls.ca_file.clone());
+        sinks.push(Box::new(SyslogSink::start(&s, start).map_err(RunError::Syslog)?));
     }
     if let Some(addr) = cfg.network.metrics {
         let m = Metrics::new();
         metrics::serve(addr, m.clone()).await.map_err(|e| RunError::Metrics(addr, e))?;
         sinks.push(Box::new(MetricsSink(m)));
     }
+    let tls = streams::tls_for(&cfg).map_err(RunError::Tls)?;
     let resolver = resolver_for(&cfg).map_err(RunError::Resolver)?;
     // Resolve both next hops before the agent can start: the core needs an address for each.
     let names = Names::start(&cfg, resolver, &mut sinks, start).await;
@@ -272,6 +301,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut d = Driver {
         maintenance: Maintenance::new(&cfg, now),
         flows: Flows::new(socket_options(&cfg)),
+        streams: Streams::new(socket_options(&cfg), tls),
         ctx: Ctx::new(agent, start, tx, sinks),
         cfg,
         overrides: opts.overrides,
@@ -327,6 +357,7 @@ struct Driver {
     cfg: PhoneConfig,
     overrides: Overrides,
     flows: Flows,
+    streams: Streams,
     names: Names,
     switcher: Switcher,
     maintenance: Maintenance,
@@ -367,7 +398,8 @@ impl Driver {
     /// it has nothing more to say, then saves the state file if the snapshot changed.
     async fn flush(&mut self) {
         for _ in 0..32 {
-            let mut progressed = self.flows.transmit(&mut self.ctx).await;
+            let mut progressed = self.streams.command(&mut self.ctx, &self.cfg);
+            progressed |= self.flows.transmit(&mut self.ctx, &mut self.streams).await;
             while let Some(ev) = self.ctx.agent.poll_event() {
                 progressed = true;
                 let mut fields = event_fields(&ev);
@@ -409,6 +441,10 @@ impl Driver {
         let action = match input {
             Input::Flow(i) => {
                 self.flows.on_input(&mut self.ctx, i);
+                None
+            }
+            Input::Stream(i) => {
+                self.streams.on_input(&mut self.ctx, i);
                 None
             }
             Input::Hook(done) => {
@@ -462,6 +498,7 @@ impl Driver {
         let Some(p) = hops[0] else { return Err("no address for the primary".into()) };
         let core_cfg = cfg.core_config(p, if cfg.backup.is_some() { hops[1] } else { None });
         core_cfg.validate().map_err(|e| e.to_string())?;
+        let tls = streams::tls_for(&cfg).map_err(|e| e.to_string())?;
         if cfg.network.control_socket != self.cfg.network.control_socket
             || cfg.network.state_dir != self.cfg.network.state_dir
         {
@@ -473,6 +510,7 @@ impl Driver {
         self.cfg = cfg;
         (self.cfg.network.control_socket, self.cfg.network.state_dir) = keep_net;
         self.names.replace(&self.cfg, hops);
+        self.streams.set(socket_options(&self.cfg), tls);
         let remake = self.flows.set_options(socket_options(&self.cfg));
         self.flows.sync(&mut self.ctx, remake).map_err(|(s, a, e)| format!("{s} socket to {a}: {e}"))?;
         self.ctx.report("config_applied", json!({"path": self.cfg.path.to_string_lossy()}));
@@ -537,8 +575,9 @@ impl Driver {
         let Some(sc) = self.cfg.side(side) else { return Value::Null };
         json!({
             "server": sc.server.to_string(),
+            "transport": sc.next_hop().transport.as_str(),
             "next_hop": self.names.addr(side).map(|a| a.to_string()),
-            "local": self.flows.local(side).map(|a| a.to_string()),
+            "local": self.flows.local(side).or_else(|| self.streams.local(side)).map(|a| a.to_string()),
             "up": self.ctx.agent.is_up(side),
         })
     }

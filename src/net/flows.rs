@@ -1,4 +1,4 @@
-//! The flows to the servers: one connected UDP socket per server, following the agent's next hops.
+//! The datagram flows to the servers: one connected UDP socket per server probed over UDP, following the agent's next hops.
 //! Connected sockets make the kernel report an ICMP port-unreachable as `ECONNREFUSED`, which is fed
 //! to the agent as a refusal. Each socket has a reader task; a socket replaced by a new one (a new
 //! next hop, new socket options) is known by its epoch, so its late datagrams are dropped.
@@ -15,6 +15,7 @@ use tokio::time::Instant as TInstant;
 
 use super::adapter::{Ctx, Input};
 use super::socket::{self, SocketOptions};
+use super::streams::Streams;
 use crate::core::{Command, Side};
 
 /// The largest UDP payload.
@@ -94,10 +95,11 @@ impl Flows {
     }
 
     /// Makes each configured side's socket match its next hop in the agent's configuration (every
-    /// socket anew when `all`), and tells the agent the local addresses.
+    /// socket anew when `all`), and tells the agent the local addresses. A server probed over TCP or
+    /// TLS has no UDP socket (see [`Streams`]).
     pub fn sync(&mut self, ctx: &mut Ctx, all: bool) -> Result<(), (Side, SocketAddr, io::Error)> {
         for side in Side::BOTH {
-            let hop = ctx.agent.config().server(side).map(|s| s.next_hop);
+            let hop = ctx.agent.config().server(side).filter(|s| !s.transport.is_stream()).map(|s| s.next_hop);
             let slot = &mut self.socks[side.index()];
             let Some(hop) = hop else {
                 *slot = None;
@@ -117,8 +119,9 @@ impl Flows {
         Ok(())
     }
 
-    /// Sends everything the agent has to send; returns whether there was anything.
-    pub async fn transmit(&mut self, ctx: &mut Ctx) -> bool {
+    /// Sends everything the agent has to send: datagrams on the UDP sockets, bytes for a TCP or TLS
+    /// server on its flow in `streams`; returns whether there was anything.
+    pub async fn transmit(&mut self, ctx: &mut Ctx, streams: &mut Streams) -> bool {
         let mut sent = false;
         loop {
             let now = ctx.now();
@@ -137,6 +140,13 @@ impl Flows {
                 }
             };
             sent = true;
+            if t.transport.is_stream() {
+                if t.attempt > 0 {
+                    self.last_destination[t.server.index()] = Some(t.destination);
+                }
+                streams.write(t.server, &self.buf[..t.len]);
+                continue;
+            }
             self.send(ctx, t.server, t.destination, t.len).await;
         }
     }

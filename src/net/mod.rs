@@ -6,6 +6,9 @@
 //!   traits, and the inputs tasks report back.
 //! - [`flows`]: per-server connected UDP sockets (ICMP port-unreachable seen as `ECONNREFUSED`),
 //!   following the agent's next hops.
+//! - [`streams`]: the TCP and TLS flows to servers probed over a stream, opened and closed as the
+//!   agent asks, framed into messages for it.
+//! - [`tls`]: trust roots, the RFC 5922 certificate check, client certificates, TLS failure reasons.
 //! - [`names`]: the next hops' lookups at start, on TTL expiry and when a named server fails.
 //! - [`maintenance`]: the notice feed and schedule handed to the agent, the bell, due rebuilds.
 //! - [`statuspage`]: a status page polled for scheduled maintenances, conditionally, with backoff.
@@ -29,6 +32,8 @@ pub mod names;
 pub mod socket;
 pub mod state;
 pub mod statuspage;
+pub mod streams;
 pub mod syslog;
+pub mod tls;
 
 pub use driver::{run, Overrides, RunError, RunOptions};

@@ -264,7 +264,7 @@ fn needs_dns(cfg: &PhoneConfig, side: Side) -> bool {
 
 async fn resolve(resolver: Option<&Resolver>, ep: &Endpoint, family: Family) -> Result<Resolved, DnsError> {
     if let Some(a) = ep.socket_addr() {
-        return Ok(Resolved::literal(a));
+        return Ok(Resolved::literal(a, ep.transport));
     }
     resolver.ok_or(DnsError::NoResolver)?.resolve(ep, family).await
 }

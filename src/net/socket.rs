@@ -1,4 +1,4 @@
-//! Per-server UDP sockets made with socket2: connected (so an ICMP port-unreachable comes back as
+//! Per-server UDP sockets and TCP sockets made with socket2: connected (so an ICMP port-unreachable comes back as
 //! `ECONNREFUSED`), DSCP-marked, bound where the configuration says, dual-stack when bound to `::`.
 
 use std::io;
@@ -18,6 +18,23 @@ pub struct SocketOptions {
 
 /// A non-blocking UDP socket connected to `peer`, and its local address as a peer sees it.
 pub fn connected_udp(peer: SocketAddr, opts: SocketOptions) -> io::Result<(std::net::UdpSocket, SocketAddr)> {
+    let (sock, connect_to) = made(peer, opts, Type::DGRAM, Protocol::UDP)?;
+    sock.connect(&connect_to.into())?;
+    let local = sock.local_addr()?.as_socket().map(canonical).ok_or_else(|| io::Error::other("no local address"))?;
+    Ok((sock.into(), local))
+}
+
+/// A bound, DSCP-marked, non-blocking TCP socket for reaching `peer`, not yet connected, and the
+/// address to connect it to (`peer`, or its IPv4-mapped form on a dual-stack socket).
+pub fn tcp_for(peer: SocketAddr, opts: SocketOptions) -> io::Result<(tokio::net::TcpSocket, SocketAddr)> {
+    let (sock, connect_to) = made(peer, opts, Type::STREAM, Protocol::TCP)?;
+    let _ = sock.set_tcp_nodelay(true);
+    let std: std::net::TcpStream = sock.into();
+    Ok((tokio::net::TcpSocket::from_std_stream(std), connect_to))
+}
+
+/// A socket of `ty` bound for reaching `peer` as `opts` say, and the address to connect to.
+fn made(peer: SocketAddr, opts: SocketOptions, ty: Type, proto: Protocol) -> io::Result<(Socket, SocketAddr)> {
     let peer = canonical(peer);
     let (domain, bind, connect_to) = match (opts.bind, peer) {
         (None, SocketAddr::V4(_)) => (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), peer),
@@ -36,7 +53,7 @@ pub fn connected_udp(peer: SocketAddr, opts: SocketOptions) -> io::Result<(std::
             ))
         }
     };
-    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    let sock = Socket::new(domain, ty, Some(proto))?;
     if is_mapped(connect_to) {
         sock.set_only_v6(false)?;
     }
@@ -54,9 +71,7 @@ pub fn connected_udp(peer: SocketAddr, opts: SocketOptions) -> io::Result<(std::
     }
     sock.set_nonblocking(true)?;
     sock.bind(&bind.into())?;
-    sock.connect(&connect_to.into())?;
-    let local = sock.local_addr()?.as_socket().map(canonical).ok_or_else(|| io::Error::other("no local address"))?;
-    Ok((sock.into(), local))
+    Ok((sock, connect_to))
 }
 
 fn is_mapped(a: SocketAddr) -> bool {

@@ -136,8 +136,10 @@ impl Formatter {
 pub fn severity(name: &str) -> Severity {
     match name {
         "apply_failed" | "syslog_dropped" | "hook_failed" => Severity::ERROR,
-        "switch" | "no_server_reachable" | "server_down" | "rebuild_failed" => Severity::WARNING,
-        "server_up" | "applied" | "held" | "started" | "stopped" | "config_applied" | "control" => Severity::NOTICE,
+        "switch" | "no_server_reachable" | "server_down" | "rebuild_failed" | "flow_down" => Severity::WARNING,
+        "server_up" | "flow_up" | "applied" | "held" | "started" | "stopped" | "config_applied" | "control" => {
+            Severity::NOTICE
+        }
         "probe_sent" | "reply" | "attempt_timed_out" | "ignored" => Severity::DEBUG,
         _ => Severity::INFORMATIONAL,
     }
@@ -201,31 +203,16 @@ impl Sink for SyslogSink {
     }
 }
 
-/// The TLS client settings: the CA file's certificates, else the system's trust store.
+/// The TLS client settings: the CA file's certificates, else the system's trust store
+/// ([`super::tls::roots`]).
 fn tls_connector(cfg: &SyslogConfig) -> Result<(TlsConnector, rustls::pki_types::ServerName<'static>), SyslogError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    match &cfg.ca_file {
-        Some(p) => {
-            let certs = CertificateDer::pem_file_iter(p)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| SyslogError::CaFile(p.clone(), e.to_string()))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(SyslogError::CaFile(p.clone(), "no usable certificate".into()));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(SyslogError::NoRoots);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    use rustls::pki_types::ServerName;
+    let roots = super::tls::roots(cfg.ca_file.as_deref()).map_err(|e| match e {
+        super::tls::TlsSetupError::NoRoots => SyslogError::NoRoots,
+        super::tls::TlsSetupError::CaFile(p, e) => SyslogError::CaFile(p, e),
+        other => SyslogError::CaFile(cfg.ca_file.clone().unwrap_or_default(), other.to_string()),
+    })?;
+    let config = rustls::ClientConfig::builder_with_provider(super::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| SyslogError::CaFile(cfg.ca_file.clone().unwrap_or_default(), e.to_string()))?
         .with_root_certificates(roots)

@@ -304,6 +304,24 @@ pub fn free_port() -> u16 {
     closed_port().port()
 }
 
+/// A free loopback TCP port for a peer program to take (bound, then released).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A hosts file naming `names` on 127.0.0.1 in `dir`, and the `run` options that resolve through it
+/// (a resolv.conf without servers and a resolver that is never asked).
+pub fn hosts_args(dir: &TempDir, names: &[&str]) -> Vec<String> {
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 {}\n", names.join(" "))).unwrap();
+    let conf = dir.join("resolv.conf");
+    std::fs::write(&conf, "options timeout:1 attempts:1\n").unwrap();
+    ["--hosts", hosts.to_str().unwrap(), "--resolv-conf", conf.to_str().unwrap(), "--resolver", "127.0.0.1:9"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// Sends a raw OPTIONS to `addr` and waits up to `wait` for any SIP answer; returns its status code.
 pub fn raw_options(addr: SocketAddr, wait: Duration) -> Option<u16> {
     let sock = UdpSocket::bind(if addr.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).ok()?;
@@ -461,6 +479,31 @@ impl Peer {
         if answers {
             let code = wait_until_answers(addr, Duration::from_secs(10));
             assert!(code.is_some(), "{name} on {addr} never answered OPTIONS:\n{}", peer.log_text());
+        }
+        peer
+    }
+
+    /// Starts `program args` like [`Peer::start`], for a peer that listens on TCP (or TLS over it):
+    /// waits (bounded) until it accepts connections on `addr`.
+    pub fn start_stream(name: &str, program: &str, args: &[String], addr: SocketAddr, dir: &Path) -> Peer {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(which(program).unwrap_or_else(|| PathBuf::from(program)))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        let mut peer = Peer { name: name.into(), child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(st)) = peer.child.try_wait() {
+                panic!("{name} exited ({st}) before listening on {addr}:\n{}", peer.log_text());
+            }
+            assert!(Instant::now() < deadline, "{name} never listened on {addr}:\n{}", peer.log_text());
+            std::thread::sleep(Duration::from_millis(50));
         }
         peer
     }
