@@ -31,7 +31,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 /// A loopback server answering every OPTIONS 200, over the given transport; returns its address.
 fn serve(transport: Transport, tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
-    let answer = |req: &[u8]| respond(req, 200, None, HeaderForm::Full, "srv").expect("a request");
+    let answer = |req: &[u8]| respond(req, 200, None, HeaderForm::Normal, "srv").expect("a request");
     match transport {
         Transport::Udp => {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -85,7 +85,7 @@ fn measure(transport: Transport, probes: u32, ca: &Authority) -> f64 {
     let addr = serve(transport, server_tls);
     let mut config = Config::new(addr, NAME);
     config.primary.transport = transport;
-    config.interval = Duration::from_secs(1);
+    config.interval = Duration::from_secs(2);
     let mut agent = Agent::new(config, Instant::ZERO, 1).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     {
@@ -164,7 +164,7 @@ fn measure(transport: Transport, probes: u32, ca: &Authority) -> f64 {
                 replies += 1;
             }
         }
-        now = now.saturating_add(Duration::from_secs(1));
+        now = now.saturating_add(Duration::from_secs(2));
         agent.handle_timeout(now);
     }
     let cpu = thread_cpu_ns().zip(cpu_start).map(|(b, a)| b - a).expect("/proc/thread-self/schedstat");

@@ -191,7 +191,11 @@ fn kamailio_primary_answering_503_with_retry_after_moves_the_idle_phone_at_once(
     });
     p.set_code(503);
     let sw = agent.wait_for(Duration::from_secs(5), "failover", |e| e["event"] == "switch");
-    assert_eq!((sw["to"].as_str(), sw["reason"].as_str()), (Some("backup"), Some("maintenance")), "Retry-After: announced maintenance, the phone is idle");
+    assert_eq!(
+        (sw["to"].as_str(), sw["reason"].as_str()),
+        (Some("backup"), Some("maintenance")),
+        "Retry-After: announced maintenance, the phone is idle"
+    );
     let reply = agent
         .events
         .iter()

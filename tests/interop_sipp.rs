@@ -237,7 +237,11 @@ fn sipp_primary_answering_503_with_retry_after_moves_the_idle_phone_without_retr
     let b = sipp(&dir, "backup", "uas_200.xml", true);
     let mut agent = run_agent(&dir, &p, &b);
     let sw = agent.wait_for(Duration::from_secs(4), "switch", |e| e["event"] == "switch");
-    assert_eq!((sw["to"].as_str(), sw["reason"].as_str()), (Some("backup"), Some("maintenance")), "Retry-After: announced maintenance, the phone is idle");
+    assert_eq!(
+        (sw["to"].as_str(), sw["reason"].as_str()),
+        (Some("backup"), Some("maintenance")),
+        "Retry-After: announced maintenance, the phone is idle"
+    );
     let reply = agent.events.iter().find(|e| e["event"] == "reply" && e["server"] == "primary").unwrap().clone();
     assert_eq!(reply["status"], 503);
     assert_eq!(reply["retry_after"], 60);
