@@ -8,11 +8,19 @@
 #include <stdint.h>
 
 
-// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`].
-#define SF_AGENT_STORAGE_SIZE 1024
+// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`]. The agent takes 1056
+// bytes and the initialisation marker 8; the rest (24 bytes) is room for the core to grow a little
+// without changing this constant, which C code compiles in. It was 1024 until stream flows: each
+// server's flow state, flow id, pending close and keep-alive timer added 20 bytes to the agent
+// (1016 to 1056 bytes).
+#define SF_AGENT_STORAGE_SIZE 1088
 
 // The same in 64-bit words.
-#define SF_AGENT_STORAGE_WORDS 128
+#define SF_AGENT_STORAGE_WORDS 136
+
+// The largest SIP message the agent takes, in bytes: a stream's read buffer holds at least this many,
+// so that [`sf_frame`] can always tell a whole message from one that is too large.
+#define SF_MAX_MESSAGE 8192
 
 // The most attempts a probe ladder may have.
 #define SF_MAX_ATTEMPTS 5
@@ -88,9 +96,40 @@ typedef enum {
   SF_ERR_EMPTY_WINDOW = -19,
   // No room for another planned window.
   SF_ERR_TOO_MANY_WINDOWS = -20,
+  // The flow keep-alive interval is set but under one second.
+  SF_ERR_KEEPALIVE_TOO_SHORT = -21,
+  // `sf_frame`: the stream does not start a SIP message (garbage between messages). Close the flow.
+  SF_ERR_FRAME_GARBAGE = -22,
+  // `sf_frame`: a message on a stream without Content-Length. Close the flow.
+  SF_ERR_FRAME_NO_CONTENT_LENGTH = -23,
+  // `sf_frame`: a Content-Length that is not one number. Close the flow.
+  SF_ERR_FRAME_BAD_CONTENT_LENGTH = -24,
+  // `sf_frame`: a message (or header block) larger than `SF_MAX_MESSAGE`. Close the flow.
+  SF_ERR_FRAME_TOO_LARGE = -25,
   // An error this interface does not know by name (a newer core).
   SF_ERR_OTHER = -99,
 } sf_status;
+
+// The first unit at the start of a stream buffer, from [`sf_frame`].
+enum sf_frame_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No whole unit (more bytes are needed, or the stream is broken).
+  SF_FRAME_NONE = 0,
+  // A whole SIP message: hand it to `sf_agent_handle_message`, then consume it.
+  SF_FRAME_MESSAGE = 1,
+  // A keep-alive pong (CRLF): report `SF_FLOW_EVENT_PONG`, then consume it.
+  SF_FRAME_PONG = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sf_frame_kind sf_frame_kind;
+#else
+typedef uint8_t sf_frame_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // Which server: the values of `sf_side` fields.
 enum sf_side
@@ -111,6 +150,91 @@ typedef uint8_t sf_side;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How probes reach a server: [`sf_server::transport`] and [`sf_transmit::transport`].
+enum sf_transport
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // SIP over UDP: one datagram per probe.
+  SF_TRANSPORT_UDP = 0,
+  // SIP over TCP: one persistent flow per server, opened when `sf_agent_poll_flow` says so.
+  SF_TRANSPORT_TCP = 1,
+  // SIP over TLS: as TCP, the certificate verified against the server's SIP domain (RFC 5922).
+  SF_TRANSPORT_TLS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sf_transport sf_transport;
+#else
+typedef uint8_t sf_transport;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What an [`sf_flow_command`] asks for.
+enum sf_flow_command_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Open a flow to `destination` over `transport` and report its outcome with
+  // `sf_agent_handle_flow` and this `id`.
+  SF_FLOW_OPEN = 1,
+  // Close the flow `id` and forget it (`reason` says why); its later reports are ignored.
+  SF_FLOW_CLOSE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sf_flow_command_kind sf_flow_command_kind;
+#else
+typedef uint8_t sf_flow_command_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a stream flow failed or was closed: `flow_error` of an [`sf_event`], `reason` of an
+// [`sf_flow_command`] and of `sf_agent_handle_flow`. Values from 16 are TLS handshake failures.
+enum sf_flow_error
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No flow error (the event or reason is another).
+  SF_FLOW_ERR_NONE = 0,
+  // The connect was refused, or the connection reset.
+  SF_FLOW_ERR_REFUSED = 1,
+  // The connect did not complete in the caller's own connect timer.
+  SF_FLOW_ERR_CONNECT_TIMEOUT = 2,
+  // The peer closed the flow.
+  SF_FLOW_ERR_CLOSED = 3,
+  // The stream could not be framed (`sf_frame` returned an error) and the caller closed it.
+  SF_FLOW_ERR_FRAMING = 4,
+  // Closed by the agent: a probe attempt on it timed out.
+  SF_FLOW_ERR_ATTEMPT_TIMED_OUT = 5,
+  // Closed by the agent: no keep-alive pong in time.
+  SF_FLOW_ERR_KEEPALIVE_LOST = 6,
+  // Closed by the agent: the server's address, name or transport changed.
+  SF_FLOW_ERR_RECONFIGURED = 7,
+  // TLS: the certificate chain does not lead to a trusted root.
+  SF_FLOW_ERR_TLS_UNKNOWN_ISSUER = 16,
+  // TLS: the certificate has expired or is not yet valid.
+  SF_FLOW_ERR_TLS_EXPIRED = 17,
+  // TLS: the certificate does not name the server's SIP domain.
+  SF_FLOW_ERR_TLS_NAME_MISMATCH = 18,
+  // TLS: the certificate names the domain only through a wildcard, and wildcards are not allowed.
+  SF_FLOW_ERR_TLS_WILDCARD_REFUSED = 19,
+  // TLS: the handshake did not finish in the caller's own handshake timer.
+  SF_FLOW_ERR_TLS_HANDSHAKE_TIMEOUT = 20,
+  // TLS: any other handshake failure (protocol version, an alert from the peer, a bad message).
+  SF_FLOW_ERR_TLS_OTHER = 21,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sf_flow_error sf_flow_error;
+#else
+typedef uint8_t sf_flow_error;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // What an [`sf_event`] reports; the comment of each kind names the fields it sets.
 enum sf_event_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -123,12 +247,13 @@ enum sf_event_kind
   SF_EVENT_REPLY = 2,
   // An attempt's wait ran out: `side`, `attempt`.
   SF_EVENT_ATTEMPT_TIMED_OUT = 3,
-  // An attempt was refused by the network: `side`, `attempt`.
+  // An attempt ended at once, refused by the network or its stream flow failed (after an
+  // `SF_EVENT_FLOW_DOWN`): `side`, `attempt`.
   SF_EVENT_ATTEMPT_REFUSED = 4,
   // A server answered after being down or unknown: `side`.
   SF_EVENT_SERVER_UP = 5,
   // A server failed a cycle: `side`, `reason` (`sf_down_reason`), and for `SF_DOWN_STATUS` `status`,
-  // `has_retry_after`, `retry_after_s`.
+  // `has_retry_after`, `retry_after_s`, for `SF_DOWN_FLOW` `flow_error`.
   SF_EVENT_SERVER_DOWN = 6,
   // The bundle is to move from `side` to `other`: `reason` (`sf_switch_reason`), `generation`. Apply it and
   // acknowledge with `SF_COMMAND_APPLIED` or `SF_COMMAND_APPLY_FAILED`.
@@ -150,8 +275,12 @@ enum sf_event_kind
   SF_EVENT_IGNORED = 14,
   // A server's result in this probe cycle (once per server and cycle): `side`; `detail` nonzero when it
   // answered alive, else `reason` (`sf_down_reason`) and for `SF_DOWN_STATUS` `status`,
-  // `has_retry_after`, `retry_after_s`.
+  // `has_retry_after`, `retry_after_s`, for `SF_DOWN_FLOW` `flow_error`.
   SF_EVENT_CYCLE_RESULT = 15,
+  // A stream flow to `side` connected (for TLS: its certificate verified).
+  SF_EVENT_FLOW_UP = 16,
+  // A stream flow to `side` failed, or the agent closed it: `flow_error` (`sf_flow_error`).
+  SF_EVENT_FLOW_DOWN = 17,
   // An event this interface does not know by name (from a newer core).
   SF_EVENT_OTHER = 255,
 };
@@ -196,6 +325,8 @@ enum sf_down_reason
   SF_DOWN_STATUS = 1,
   // Refused by the network (fast detection only).
   SF_DOWN_REFUSED = 2,
+  // Over TCP or TLS: the last attempt ended when its flow failed; `flow_error` says why.
+  SF_DOWN_FLOW = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -360,6 +491,27 @@ typedef uint8_t sf_command_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What the caller reports about a flow: the `kind` of `sf_agent_handle_flow`.
+enum sf_flow_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Connected (for TLS: the handshake completed and the certificate verified).
+  SF_FLOW_EVENT_CONNECTED = 1,
+  // The flow failed or was closed, for `reason` (an `sf_flow_error`); the caller has dropped it.
+  SF_FLOW_EVENT_FAILED = 2,
+  // A keep-alive pong (`sf_frame` said `SF_FRAME_PONG`) arrived on it.
+  SF_FLOW_EVENT_PONG = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sf_flow_event_kind sf_flow_event_kind;
+#else
+typedef uint8_t sf_flow_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An agent living in caller-provided storage; only ever handled through a pointer.
 typedef struct sf_agent sf_agent;
 
@@ -388,6 +540,8 @@ typedef struct {
   uint16_t uri_port;
   // The local address probes leave from; `SF_AF_NONE`: 0.0.0.0:5060 until `SF_COMMAND_LOCAL_ADDR`.
   sf_addr local;
+  // An `sf_transport` (default `SF_TRANSPORT_UDP`).
+  uint8_t transport;
 } sf_server;
 
 // An inclusive range of SIP status codes.
@@ -437,6 +591,9 @@ typedef struct {
   uint8_t not_alive_len;
   // Codes taken out of the alive ranges.
   uint16_t not_alive[SF_MAX_CODE_RANGES];
+  // Keep-alive of idle TCP and TLS flows (RFC 5626 CRLF ping and pong): the interval between
+  // pings in milliseconds, each drawn at 80 to 100 % of it; 0 (default): none, else at least 1000.
+  uint32_t flow_keepalive_ms;
 } sf_config;
 
 // What must survive a reboot; see [`sf_agent_snapshot`] and [`sf_agent_resume`].
@@ -482,7 +639,7 @@ typedef struct {
   uint64_t end_us;
 } sf_window;
 
-// A datagram written by [`sf_agent_poll_transmit`].
+// Bytes to send, written by [`sf_agent_poll_transmit`].
 typedef struct {
   // The bytes written at the start of the buffer (or, with `SF_ERR_BUFFER_TOO_SMALL`, the bytes needed).
   size_t len;
@@ -490,9 +647,29 @@ typedef struct {
   sf_addr destination;
   // The server it probes.
   sf_side server;
-  // The attempt number in this cycle, from 1.
+  // The attempt number in this cycle, from 1; 0 for a keep-alive ping on a stream flow.
   uint8_t attempt;
+  // `SF_TRANSPORT_UDP`: send a datagram to `destination`. TCP or TLS: write the bytes on the flow
+  // last opened for `server` (it is open: the agent hands out bytes for a stream only once the
+  // flow connected).
+  sf_transport transport;
 } sf_transmit;
+
+// What to do with a stream flow, written by [`sf_agent_poll_flow`].
+typedef struct {
+  // Open or close.
+  sf_flow_command_kind kind;
+  // The server the flow is for.
+  sf_side side;
+  // The flow's id, to give back to `sf_agent_handle_flow`: reports about another id are ignored.
+  uint16_t id;
+  // `SF_FLOW_OPEN`: where to connect.
+  sf_addr destination;
+  // `SF_FLOW_OPEN`: TCP or TLS.
+  sf_transport transport;
+  // `SF_FLOW_CLOSE`: why.
+  sf_flow_error reason;
+} sf_flow_command;
 
 // An event; `kind` says which other fields are set (the rest are zero).
 typedef struct {
@@ -510,6 +687,8 @@ typedef struct {
   uint8_t detail;
   // Nonzero when `retry_after_s` is set.
   uint8_t has_retry_after;
+  // An `sf_flow_error`.
+  uint8_t flow_error;
   // A SIP status code.
   uint16_t status;
   // A Retry-After delay, in seconds.
@@ -576,8 +755,28 @@ const char *sf_status_str(int32_t status);
 // A static, NUL-terminated snake_case name for an event kind (`"unknown"` if out of range).
 const char *sf_event_kind_name(uint8_t kind);
 
-// Fills `out` with the defaults: no addresses, no backup, keep-alive on every 15 s, the 800/400/400 ms
-// ladder, automatic failback after 2 cycles, no fast detection, a 15 min planned lead.
+// A static, NUL-terminated snake_case name for an `sf_flow_error` (`"none"` for `SF_FLOW_ERR_NONE`,
+// `"unknown"` if out of range): the names the Rust side gives them in events and logs.
+const char *sf_flow_error_name(uint8_t error);
+
+// Where the first unit at the start of a stream buffer (`len` bytes at `buf`) ends. `SF_OK`: a
+// whole message (`*out_kind` is `SF_FRAME_MESSAGE`: hand `*out_len` bytes to
+// `sf_agent_handle_message`) or a keep-alive pong (`SF_FRAME_PONG`: report `SF_FLOW_EVENT_PONG`);
+// consume `*out_len` bytes and call again. `SF_NONE`: more bytes are needed. `SF_ERR_FRAME_*`: the
+// stream is broken; close the flow and report `SF_FLOW_ERR_FRAMING`. Except with `SF_OK`,
+// `*out_kind` is `SF_FRAME_NONE` and `*out_len` 0.
+//
+// Keep the buffer at least `SF_MAX_MESSAGE` bytes long; the work done is bounded by its first
+// `SF_MAX_MESSAGE` bytes whatever it holds.
+//
+// # Safety
+// `buf` must be valid for reading `len` bytes (it may be null when `len` is 0); `out_kind` null or
+// valid for writing one `sf_frame_kind`; `out_len` null or valid for writing one `size_t`.
+sf_status sf_frame(const uint8_t *buf, size_t len, sf_frame_kind *out_kind, size_t *out_len);
+
+// Fills `out` with the defaults: no addresses, UDP, no backup, keep-alive on every 15 s, the
+// 800/400/400 ms ladder, automatic failback after 2 cycles, no fast detection, a 15 min planned lead,
+// no flow keep-alive.
 //
 // # Safety
 // `out` must be null or valid for writing one `sf_config`.
@@ -651,6 +850,25 @@ sf_status sf_agent_handle_datagram(sf_agent *agent, uint64_t now_us, const sf_ad
 // `agent` as in [`sf_agent_release`].
 sf_status sf_agent_handle_refused(sf_agent *agent, uint64_t now_us, uint8_t side);
 
+// The caller's report on flow `id` of `side` (an `sf_side`), from an `SF_FLOW_OPEN`: `kind` is an
+// `sf_flow_event_kind`, and with `SF_FLOW_EVENT_FAILED` `reason` is the `sf_flow_error` (not
+// `SF_FLOW_ERR_NONE`; it is not read otherwise). Reports on a flow the agent no longer waits for (an
+// older id, or one it closed) change nothing. A failure while a probe waits ends that attempt at
+// once; the next attempt opens a new flow.
+//
+// # Safety
+// `agent` as in [`sf_agent_release`].
+sf_status sf_agent_handle_flow(sf_agent *agent, uint64_t now_us, uint8_t side, uint16_t id, uint8_t kind, uint8_t reason);
+
+// A whole SIP message of `len` bytes (as [`sf_frame`] delimited it) was read from the flow of `side`
+// (an `sf_side`). It counts only if that server is probed over TCP or TLS and it answers a probe of
+// this cycle.
+//
+// # Safety
+// `agent` as in [`sf_agent_release`]; `data` valid for reading `len` bytes (it may be null when `len`
+// is 0).
+sf_status sf_agent_handle_message(sf_agent *agent, uint64_t now_us, uint8_t side, const uint8_t *data, size_t len);
+
 // A command. On error nothing changed.
 //
 // # Safety
@@ -666,14 +884,24 @@ sf_status sf_agent_handle_command(sf_agent *agent, uint64_t now_us, const sf_com
 // when `count` is 0).
 sf_status sf_agent_set_planned_windows(sf_agent *agent, uint64_t now_us, const sf_window *windows, size_t count);
 
-// Writes the next datagram into `buf` (`cap` bytes) and describes it in `out`: `SF_OK`, or `SF_NONE` when
-// nothing is to be sent. With `SF_ERR_BUFFER_TOO_SMALL` the buffer is untouched, `out->len` is the size
-// needed and the datagram stays queued.
+// Writes the next bytes to send into `buf` (`cap` bytes) and describes them in `out`: `SF_OK`, or
+// `SF_NONE` when nothing is to be sent. Over UDP they are a datagram; over TCP or TLS they are written
+// on the side's open flow (`attempt` 0: a keep-alive ping). Drain `sf_agent_poll_flow` first. With
+// `SF_ERR_BUFFER_TOO_SMALL` the buffer is untouched, `out->len` is the size needed and the probe stays
+// queued.
 //
 // # Safety
 // `agent` as in [`sf_agent_release`]; `buf` valid for writing `cap` bytes (it may be null when `cap` is
 // 0); `out` null or valid for writing one `sf_transmit`.
 sf_status sf_agent_poll_transmit(sf_agent *agent, uint64_t now_us, uint8_t *buf, size_t cap, sf_transmit *out);
+
+// Writes the next thing to do with a stream flow into `out`: `SF_OK`, or `SF_NONE` when there is
+// nothing (always, when every server is reached over UDP). Drain it before `sf_agent_poll_transmit`:
+// close a flow the agent gave up on, open one a probe waits for.
+//
+// # Safety
+// `agent` as in [`sf_agent_release`]; `out` null or valid for writing one `sf_flow_command`.
+sf_status sf_agent_poll_flow(sf_agent *agent, sf_flow_command *out);
 
 // Writes the oldest event into `out`: `SF_OK`, or `SF_NONE` when there is none.
 //

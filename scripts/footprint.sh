@@ -6,14 +6,16 @@
 #      with the agent, with the agent and the status LED, and without either (the baseline subtracted);
 #   3. when qemu-system-arm is installed, the same example on an emulated Cortex-M4 (mps2-an386): the
 #      switch it made and its stack high-water mark, from a stack painted at reset.
-# Exits non-zero when a budget is exceeded: the agent under 1024 bytes, the core's code under 24 KiB.
+# Exits non-zero when a budget is exceeded: the agent within 1080 bytes (the C storage less its marker;
+# asserted by the test), the core's code under 27 KiB (24 KiB until probing over TCP and TLS: the flows,
+# their keep-alive and the stream framing added 3.3 KiB).
 # REQUIRE_PEERS=1 makes a missing thumbv7em target or qemu-system-arm an error instead of a skip (as it
 # does for the peers of the tests); REQUIRE_QEMU=1 does the same for qemu-system-arm alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-TEXT_BUDGET=$((24 * 1024))
+TEXT_BUDGET=$((27 * 1024))
 require=${REQUIRE_PEERS:-0}
 
 skip() {
@@ -105,4 +107,4 @@ if [ "$core" -ge "$TEXT_BUDGET" ]; then
     echo "footprint: OVER BUDGET: the core's code is $core bytes, the budget $TEXT_BUDGET" >&2
     exit 1
 fi
-echo "footprint: within budget: agent under 1024 bytes (asserted by the test), core code $core < $TEXT_BUDGET bytes"
+echo "footprint: within budget: agent within 1080 bytes (asserted by the test), core code $core < $TEXT_BUDGET bytes"

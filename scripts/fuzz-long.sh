@@ -9,8 +9,9 @@ unset CARGO_TARGET_DIR
 target=${1:?usage: scripts/fuzz-long.sh TARGET [SECONDS]}
 seconds=${2:-1800}
 extra=()
-# The response parser takes datagrams up to MAX_MESSAGE (8192): let inputs grow past it.
-[ "$target" = wire_response ] && extra+=(-max_len=9000)
+# The response parser and the stream framing take messages up to MAX_MESSAGE (8192): let inputs grow
+# past it.
+case "$target" in wire_response | stream_frame) extra+=(-max_len=9000) ;; esac
 mkdir -p "scratch/$target" scratch/logs
 start=$(date -u +%FT%TZ)
 echo "start $start load $(cut -d' ' -f1-3 /proc/loadavg)" >"scratch/logs/$target.log"

@@ -18,15 +18,28 @@
 //! sf_agent *agent;
 //! if (sf_agent_init(&storage, sizeof storage, &cfg, now_us(), seed, &agent) != SF_OK) { ... }
 //! for (;;) {
-//!     sf_transmit tx;
-//!     while (sf_agent_poll_transmit(agent, now_us(), buf, sizeof buf, &tx) == SF_OK) send(&tx.destination, buf, tx.len);
+//!     sf_flow_command fc;                    /* TCP and TLS servers only: open or close a flow */
+//!     while (sf_agent_poll_flow(agent, &fc) == SF_OK) open_or_close(&fc);
+//!     sf_transmit tx;                        /* UDP: a datagram; TCP, TLS: write on the side's flow */
+//!     while (sf_agent_poll_transmit(agent, now_us(), buf, sizeof buf, &tx) == SF_OK) send(&tx, buf, tx.len);
 //!     sf_event ev;
 //!     while (sf_agent_poll_event(agent, &ev) == SF_OK) handle(&ev);   /* SF_EVENT_SWITCH: apply, then SF_COMMAND_APPLIED */
 //!     uint64_t wake;
-//!     /* sleep until wake (if SF_OK), a datagram or a command, then feed it in: */
+//!     /* sleep until wake (if SF_OK), a datagram, flow news or a command, then feed it in: */
 //!     sf_agent_handle_timeout(agent, now_us());
 //! }
 //! ```
+//!
+//! # Stream flows (TCP, TLS)
+//!
+//! A server whose `transport` is `SF_TRANSPORT_TCP` or `SF_TRANSPORT_TLS` is probed over one flow the
+//! caller opens when [`sf_agent_poll_flow`] says so and reports on with [`sf_agent_handle_flow`]
+//! (connected, failed and why, a keep-alive pong). Bytes read from the flow go into the caller's own
+//! buffer of at least `SF_MAX_MESSAGE` bytes; [`sf_frame`] says where the first whole message (or pong)
+//! in it ends, the message goes to [`sf_agent_handle_message`], and the caller consumes it. A framing
+//! error closes the flow and is reported as `SF_FLOW_ERR_FRAMING`. The TLS library is the caller's
+//! (mbedTLS, wolfSSL, rustls): it verifies the server's certificate against its SIP domain and maps a
+//! failure to one of the `SF_FLOW_ERR_TLS_*` reasons; a flow that failed TLS never counts as alive.
 //!
 //! # Panics
 //!
@@ -51,17 +64,25 @@ use core::num::NonZeroU8;
 use core::ptr;
 
 use crate::core::config::MAX_USER_LEN;
-use crate::core::wire::ParseError;
+use crate::core::wire::{ParseError, MAX_MESSAGE};
 use crate::core::{
-    Agent, AliveCodes, Command, CommandError, Config, ConfigError, CycleResult, DownReason, Duration, Event,
-    FailbackMode, HoldReason, HostName, IgnoreReason, InlineStr, Instant, Ladder, PlannedWindow, ServerConfig, Side,
-    Snapshot, SwitchReason, MAX_ATTEMPTS, MAX_WINDOWS,
+    frame, Agent, AliveCodes, Command, CommandError, Config, ConfigError, CycleResult, DownReason, Duration, Event,
+    FailbackMode, FlowCommand, FlowError, FlowEvent, Frame, FrameError, HoldReason, HostName, IgnoreReason, InlineStr,
+    Instant, Ladder, PlannedWindow, ServerConfig, Side, Snapshot, SwitchReason, TlsError, Transport, MAX_ATTEMPTS,
+    MAX_WINDOWS,
 };
 
-/// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`].
-pub const SF_AGENT_STORAGE_SIZE: usize = 1024;
+/// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`]. The agent takes 1056
+/// bytes and the initialisation marker 8; the rest (24 bytes) is room for the core to grow a little
+/// without changing this constant, which C code compiles in. It was 1024 until stream flows: each
+/// server's flow state, flow id, pending close and keep-alive timer added 20 bytes to the agent
+/// (1016 to 1056 bytes).
+pub const SF_AGENT_STORAGE_SIZE: usize = 1088;
 /// The same in 64-bit words.
-pub const SF_AGENT_STORAGE_WORDS: usize = 128;
+pub const SF_AGENT_STORAGE_WORDS: usize = 136;
+/// The largest SIP message the agent takes, in bytes: a stream's read buffer holds at least this many,
+/// so that [`sf_frame`] can always tell a whole message from one that is too large.
+pub const SF_MAX_MESSAGE: usize = 8192;
 /// The most attempts a probe ladder may have.
 pub const SF_MAX_ATTEMPTS: usize = 5;
 /// The most alive-code ranges and excluded codes in an [`sf_config`].
@@ -110,6 +131,7 @@ const _: () = assert!(SF_MAX_ATTEMPTS == MAX_ATTEMPTS);
 const _: () = assert!(SF_MAX_WINDOWS == MAX_WINDOWS);
 const _: () = assert!(SF_MAX_USER_LEN == MAX_USER_LEN);
 const _: () = assert!(SF_MAX_HOST_LEN == crate::core::MAX_HOST_LEN);
+const _: () = assert!(SF_MAX_MESSAGE == MAX_MESSAGE);
 // Storage is reused and abandoned without running destructors.
 const _: () = assert!(!core::mem::needs_drop::<Agent>());
 
@@ -162,6 +184,16 @@ pub enum sf_status {
     SF_ERR_EMPTY_WINDOW = -19,
     /// No room for another planned window.
     SF_ERR_TOO_MANY_WINDOWS = -20,
+    /// The flow keep-alive interval is set but under one second.
+    SF_ERR_KEEPALIVE_TOO_SHORT = -21,
+    /// `sf_frame`: the stream does not start a SIP message (garbage between messages). Close the flow.
+    SF_ERR_FRAME_GARBAGE = -22,
+    /// `sf_frame`: a message on a stream without Content-Length. Close the flow.
+    SF_ERR_FRAME_NO_CONTENT_LENGTH = -23,
+    /// `sf_frame`: a Content-Length that is not one number. Close the flow.
+    SF_ERR_FRAME_BAD_CONTENT_LENGTH = -24,
+    /// `sf_frame`: a message (or header block) larger than `SF_MAX_MESSAGE`. Close the flow.
+    SF_ERR_FRAME_TOO_LARGE = -25,
     /// An error this interface does not know by name (a newer core).
     SF_ERR_OTHER = -99,
 }
@@ -198,12 +230,13 @@ pub enum sf_event_kind {
     SF_EVENT_REPLY = 2,
     /// An attempt's wait ran out: `side`, `attempt`.
     SF_EVENT_ATTEMPT_TIMED_OUT = 3,
-    /// An attempt was refused by the network: `side`, `attempt`.
+    /// An attempt ended at once, refused by the network or its stream flow failed (after an
+    /// `SF_EVENT_FLOW_DOWN`): `side`, `attempt`.
     SF_EVENT_ATTEMPT_REFUSED = 4,
     /// A server answered after being down or unknown: `side`.
     SF_EVENT_SERVER_UP = 5,
     /// A server failed a cycle: `side`, `reason` (`sf_down_reason`), and for `SF_DOWN_STATUS` `status`,
-    /// `has_retry_after`, `retry_after_s`.
+    /// `has_retry_after`, `retry_after_s`, for `SF_DOWN_FLOW` `flow_error`.
     SF_EVENT_SERVER_DOWN = 6,
     /// The bundle is to move from `side` to `other`: `reason` (`sf_switch_reason`), `generation`. Apply it and
     /// acknowledge with `SF_COMMAND_APPLIED` or `SF_COMMAND_APPLY_FAILED`.
@@ -225,8 +258,12 @@ pub enum sf_event_kind {
     SF_EVENT_IGNORED = 14,
     /// A server's result in this probe cycle (once per server and cycle): `side`; `detail` nonzero when it
     /// answered alive, else `reason` (`sf_down_reason`) and for `SF_DOWN_STATUS` `status`,
-    /// `has_retry_after`, `retry_after_s`.
+    /// `has_retry_after`, `retry_after_s`, for `SF_DOWN_FLOW` `flow_error`.
     SF_EVENT_CYCLE_RESULT = 15,
+    /// A stream flow to `side` connected (for TLS: its certificate verified).
+    SF_EVENT_FLOW_UP = 16,
+    /// A stream flow to `side` failed, or the agent closed it: `flow_error` (`sf_flow_error`).
+    SF_EVENT_FLOW_DOWN = 17,
     /// An event this interface does not know by name (from a newer core).
     SF_EVENT_OTHER = 255,
 }
@@ -241,6 +278,90 @@ pub enum sf_down_reason {
     SF_DOWN_STATUS = 1,
     /// Refused by the network (fast detection only).
     SF_DOWN_REFUSED = 2,
+    /// Over TCP or TLS: the last attempt ended when its flow failed; `flow_error` says why.
+    SF_DOWN_FLOW = 3,
+}
+
+/// How probes reach a server: [`sf_server::transport`] and [`sf_transmit::transport`].
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sf_transport {
+    /// SIP over UDP: one datagram per probe.
+    SF_TRANSPORT_UDP = 0,
+    /// SIP over TCP: one persistent flow per server, opened when `sf_agent_poll_flow` says so.
+    SF_TRANSPORT_TCP = 1,
+    /// SIP over TLS: as TCP, the certificate verified against the server's SIP domain (RFC 5922).
+    SF_TRANSPORT_TLS = 2,
+}
+
+/// Why a stream flow failed or was closed: `flow_error` of an [`sf_event`], `reason` of an
+/// [`sf_flow_command`] and of `sf_agent_handle_flow`. Values from 16 are TLS handshake failures.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sf_flow_error {
+    /// No flow error (the event or reason is another).
+    SF_FLOW_ERR_NONE = 0,
+    /// The connect was refused, or the connection reset.
+    SF_FLOW_ERR_REFUSED = 1,
+    /// The connect did not complete in the caller's own connect timer.
+    SF_FLOW_ERR_CONNECT_TIMEOUT = 2,
+    /// The peer closed the flow.
+    SF_FLOW_ERR_CLOSED = 3,
+    /// The stream could not be framed (`sf_frame` returned an error) and the caller closed it.
+    SF_FLOW_ERR_FRAMING = 4,
+    /// Closed by the agent: a probe attempt on it timed out.
+    SF_FLOW_ERR_ATTEMPT_TIMED_OUT = 5,
+    /// Closed by the agent: no keep-alive pong in time.
+    SF_FLOW_ERR_KEEPALIVE_LOST = 6,
+    /// Closed by the agent: the server's address, name or transport changed.
+    SF_FLOW_ERR_RECONFIGURED = 7,
+    /// TLS: the certificate chain does not lead to a trusted root.
+    SF_FLOW_ERR_TLS_UNKNOWN_ISSUER = 16,
+    /// TLS: the certificate has expired or is not yet valid.
+    SF_FLOW_ERR_TLS_EXPIRED = 17,
+    /// TLS: the certificate does not name the server's SIP domain.
+    SF_FLOW_ERR_TLS_NAME_MISMATCH = 18,
+    /// TLS: the certificate names the domain only through a wildcard, and wildcards are not allowed.
+    SF_FLOW_ERR_TLS_WILDCARD_REFUSED = 19,
+    /// TLS: the handshake did not finish in the caller's own handshake timer.
+    SF_FLOW_ERR_TLS_HANDSHAKE_TIMEOUT = 20,
+    /// TLS: any other handshake failure (protocol version, an alert from the peer, a bad message).
+    SF_FLOW_ERR_TLS_OTHER = 21,
+}
+
+/// What an [`sf_flow_command`] asks for.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sf_flow_command_kind {
+    /// Open a flow to `destination` over `transport` and report its outcome with
+    /// `sf_agent_handle_flow` and this `id`.
+    SF_FLOW_OPEN = 1,
+    /// Close the flow `id` and forget it (`reason` says why); its later reports are ignored.
+    SF_FLOW_CLOSE = 2,
+}
+
+/// What the caller reports about a flow: the `kind` of `sf_agent_handle_flow`.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sf_flow_event_kind {
+    /// Connected (for TLS: the handshake completed and the certificate verified).
+    SF_FLOW_EVENT_CONNECTED = 1,
+    /// The flow failed or was closed, for `reason` (an `sf_flow_error`); the caller has dropped it.
+    SF_FLOW_EVENT_FAILED = 2,
+    /// A keep-alive pong (`sf_frame` said `SF_FRAME_PONG`) arrived on it.
+    SF_FLOW_EVENT_PONG = 3,
+}
+
+/// The first unit at the start of a stream buffer, from [`sf_frame`].
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sf_frame_kind {
+    /// No whole unit (more bytes are needed, or the stream is broken).
+    SF_FRAME_NONE = 0,
+    /// A whole SIP message: hand it to `sf_agent_handle_message`, then consume it.
+    SF_FRAME_MESSAGE = 1,
+    /// A keep-alive pong (CRLF): report `SF_FLOW_EVENT_PONG`, then consume it.
+    SF_FRAME_PONG = 2,
 }
 
 /// Why the bundle moved: `reason` of `SF_EVENT_SWITCH`.
@@ -392,6 +513,8 @@ pub struct sf_server {
     pub uri_port: u16,
     /// The local address probes leave from; `SF_AF_NONE`: 0.0.0.0:5060 until `SF_COMMAND_LOCAL_ADDR`.
     pub local: sf_addr,
+    /// An `sf_transport` (default `SF_TRANSPORT_UDP`).
+    pub transport: u8,
 }
 
 /// The configuration, converted to the core's on every call that takes it. Fill it with
@@ -435,6 +558,9 @@ pub struct sf_config {
     pub not_alive_len: u8,
     /// Codes taken out of the alive ranges.
     pub not_alive: [u16; SF_MAX_CODE_RANGES],
+    /// Keep-alive of idle TCP and TLS flows (RFC 5626 CRLF ping and pong): the interval between
+    /// pings in milliseconds, each drawn at 80 to 100 % of it; 0 (default): none, else at least 1000.
+    pub flow_keepalive_ms: u32,
 }
 
 /// A command for [`sf_agent_handle_command`]; the comment of each kind names the fields it reads.
@@ -457,7 +583,7 @@ pub struct sf_command {
     pub end_us: u64,
 }
 
-/// A datagram written by [`sf_agent_poll_transmit`].
+/// Bytes to send, written by [`sf_agent_poll_transmit`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sf_transmit {
@@ -467,8 +593,30 @@ pub struct sf_transmit {
     pub destination: sf_addr,
     /// The server it probes.
     pub server: sf_side,
-    /// The attempt number in this cycle, from 1.
+    /// The attempt number in this cycle, from 1; 0 for a keep-alive ping on a stream flow.
     pub attempt: u8,
+    /// `SF_TRANSPORT_UDP`: send a datagram to `destination`. TCP or TLS: write the bytes on the flow
+    /// last opened for `server` (it is open: the agent hands out bytes for a stream only once the
+    /// flow connected).
+    pub transport: sf_transport,
+}
+
+/// What to do with a stream flow, written by [`sf_agent_poll_flow`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sf_flow_command {
+    /// Open or close.
+    pub kind: sf_flow_command_kind,
+    /// The server the flow is for.
+    pub side: sf_side,
+    /// The flow's id, to give back to `sf_agent_handle_flow`: reports about another id are ignored.
+    pub id: u16,
+    /// `SF_FLOW_OPEN`: where to connect.
+    pub destination: sf_addr,
+    /// `SF_FLOW_OPEN`: TCP or TLS.
+    pub transport: sf_transport,
+    /// `SF_FLOW_CLOSE`: why.
+    pub reason: sf_flow_error,
 }
 
 /// An event; `kind` says which other fields are set (the rest are zero).
@@ -489,6 +637,8 @@ pub struct sf_event {
     pub detail: u8,
     /// Nonzero when `retry_after_s` is set.
     pub has_retry_after: u8,
+    /// An `sf_flow_error`.
+    pub flow_error: u8,
     /// A SIP status code.
     pub status: u16,
     /// A Retry-After delay, in seconds.
@@ -605,6 +755,11 @@ pub extern "C" fn sf_status_str(status: i32) -> *const c_char {
         SF_ERR_ALREADY_ON_PRIMARY,
         SF_ERR_EMPTY_WINDOW,
         SF_ERR_TOO_MANY_WINDOWS,
+        SF_ERR_KEEPALIVE_TOO_SHORT,
+        SF_ERR_FRAME_GARBAGE,
+        SF_ERR_FRAME_NO_CONTENT_LENGTH,
+        SF_ERR_FRAME_BAD_CONTENT_LENGTH,
+        SF_ERR_FRAME_TOO_LARGE,
     ];
     let status = known.into_iter().find(|s| *s as i32 == status).unwrap_or(SF_ERR_OTHER);
     let s: &'static core::ffi::CStr = match status {
@@ -630,6 +785,11 @@ pub extern "C" fn sf_status_str(status: i32) -> *const c_char {
         SF_ERR_ALREADY_ON_PRIMARY => c"already on the primary",
         SF_ERR_EMPTY_WINDOW => c"the window ends before it starts",
         SF_ERR_TOO_MANY_WINDOWS => c"no room for another planned window",
+        SF_ERR_KEEPALIVE_TOO_SHORT => c"flow keep-alive interval must be 0 (off) or at least 1 s",
+        SF_ERR_FRAME_GARBAGE => c"the stream does not start a SIP message",
+        SF_ERR_FRAME_NO_CONTENT_LENGTH => c"a message on a stream without Content-Length",
+        SF_ERR_FRAME_BAD_CONTENT_LENGTH => c"a Content-Length that is not one number",
+        SF_ERR_FRAME_TOO_LARGE => c"a message larger than 8192 bytes",
         SF_ERR_OTHER => c"error",
     };
     s.as_ptr()
@@ -654,13 +814,83 @@ pub extern "C" fn sf_event_kind_name(kind: u8) -> *const c_char {
         13 => c"resumed",
         14 => c"ignored",
         15 => c"cycle_result",
+        16 => c"flow_up",
+        17 => c"flow_down",
         _ => c"unknown",
     };
     s.as_ptr()
 }
 
-/// Fills `out` with the defaults: no addresses, no backup, keep-alive on every 15 s, the 800/400/400 ms
-/// ladder, automatic failback after 2 cycles, no fast detection, a 15 min planned lead.
+/// A static, NUL-terminated snake_case name for an `sf_flow_error` (`"none"` for `SF_FLOW_ERR_NONE`,
+/// `"unknown"` if out of range): the names the Rust side gives them in events and logs.
+#[no_mangle]
+pub extern "C" fn sf_flow_error_name(error: u8) -> *const c_char {
+    let s: &'static core::ffi::CStr = match error {
+        0 => c"none",
+        1 => c"refused",
+        2 => c"connect_timeout",
+        3 => c"closed",
+        4 => c"framing",
+        5 => c"attempt_timed_out",
+        6 => c"keepalive_lost",
+        7 => c"reconfigured",
+        16 => c"unknown_issuer",
+        17 => c"expired",
+        18 => c"name_mismatch",
+        19 => c"wildcard_refused",
+        20 => c"handshake_timeout",
+        21 => c"tls_other",
+        _ => c"unknown",
+    };
+    s.as_ptr()
+}
+
+/// Where the first unit at the start of a stream buffer (`len` bytes at `buf`) ends. `SF_OK`: a
+/// whole message (`*out_kind` is `SF_FRAME_MESSAGE`: hand `*out_len` bytes to
+/// `sf_agent_handle_message`) or a keep-alive pong (`SF_FRAME_PONG`: report `SF_FLOW_EVENT_PONG`);
+/// consume `*out_len` bytes and call again. `SF_NONE`: more bytes are needed. `SF_ERR_FRAME_*`: the
+/// stream is broken; close the flow and report `SF_FLOW_ERR_FRAMING`. Except with `SF_OK`,
+/// `*out_kind` is `SF_FRAME_NONE` and `*out_len` 0.
+///
+/// Keep the buffer at least `SF_MAX_MESSAGE` bytes long; the work done is bounded by its first
+/// `SF_MAX_MESSAGE` bytes whatever it holds.
+///
+/// # Safety
+/// `buf` must be valid for reading `len` bytes (it may be null when `len` is 0); `out_kind` null or
+/// valid for writing one `sf_frame_kind`; `out_len` null or valid for writing one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sf_frame(
+    buf: *const u8,
+    len: usize,
+    out_kind: *mut sf_frame_kind,
+    out_len: *mut usize,
+) -> sf_status {
+    if out_kind.is_null() || out_len.is_null() || (buf.is_null() && len != 0) {
+        return sf_status::SF_ERR_NULL;
+    }
+    let bytes: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: `buf` is non-null and, by the contract, valid for reading `len` bytes.
+        unsafe { core::slice::from_raw_parts(buf, len) }
+    };
+    let (status, kind, n) = match frame(bytes) {
+        Ok(Some(Frame::Message(n))) => (sf_status::SF_OK, sf_frame_kind::SF_FRAME_MESSAGE, n),
+        Ok(Some(Frame::Pong(n))) => (sf_status::SF_OK, sf_frame_kind::SF_FRAME_PONG, n),
+        Ok(None) => (sf_status::SF_NONE, sf_frame_kind::SF_FRAME_NONE, 0),
+        Err(e) => (frame_error(e), sf_frame_kind::SF_FRAME_NONE, 0),
+    };
+    // SAFETY: both are non-null and, by the contract, valid for one write.
+    unsafe {
+        out_kind.write_unaligned(kind);
+        out_len.write_unaligned(n);
+    }
+    status
+}
+
+/// Fills `out` with the defaults: no addresses, UDP, no backup, keep-alive on every 15 s, the
+/// 800/400/400 ms ladder, automatic failback after 2 cycles, no fast detection, a 15 min planned lead,
+/// no flow keep-alive.
 ///
 /// # Safety
 /// `out` must be null or valid for writing one `sf_config`.
@@ -674,7 +904,13 @@ pub unsafe extern "C" fn sf_config_init(out: *mut sf_config) -> sf_status {
     for (o, w) in ladder_ms.iter_mut().zip(d.ladder.waits()) {
         *o = millis_u32(*w);
     }
-    let server = sf_server { next_hop: NO_ADDR, uri_host: ptr::null(), uri_port: 0, local: NO_ADDR };
+    let server = sf_server {
+        next_hop: NO_ADDR,
+        uri_host: ptr::null(),
+        uri_port: 0,
+        local: NO_ADDR,
+        transport: c_transport(d.primary.transport) as u8,
+    };
     let c = sf_config {
         primary: server,
         backup_enabled: 0,
@@ -694,6 +930,7 @@ pub unsafe extern "C" fn sf_config_init(out: *mut sf_config) -> sf_status {
         alive_ranges: [sf_code_range { from: 0, to: 0 }; SF_MAX_CODE_RANGES],
         not_alive_len: 0,
         not_alive: [0; SF_MAX_CODE_RANGES],
+        flow_keepalive_ms: millis_u32(d.flow_keepalive),
     };
     // SAFETY: `out` is non-null and, by the contract, valid for one write.
     unsafe { out.write(c) };
@@ -939,6 +1176,76 @@ pub unsafe extern "C" fn sf_agent_handle_refused(agent: *mut sf_agent, now_us: u
     sf_status::SF_OK
 }
 
+/// The caller's report on flow `id` of `side` (an `sf_side`), from an `SF_FLOW_OPEN`: `kind` is an
+/// `sf_flow_event_kind`, and with `SF_FLOW_EVENT_FAILED` `reason` is the `sf_flow_error` (not
+/// `SF_FLOW_ERR_NONE`; it is not read otherwise). Reports on a flow the agent no longer waits for (an
+/// older id, or one it closed) change nothing. A failure while a probe waits ends that attempt at
+/// once; the next attempt opens a new flow.
+///
+/// # Safety
+/// `agent` as in [`sf_agent_release`].
+#[no_mangle]
+pub unsafe extern "C" fn sf_agent_handle_flow(
+    agent: *mut sf_agent,
+    now_us: u64,
+    side: u8,
+    id: u16,
+    kind: u8,
+    reason: u8,
+) -> sf_status {
+    // SAFETY: forwarded contract.
+    let a = match unsafe { agent_mut(agent) } {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let Some(side) = self::side(side) else { return sf_status::SF_ERR_INVALID_ARGUMENT };
+    let event = match kind {
+        1 => FlowEvent::Connected,
+        2 => match to_flow_error(reason) {
+            Some(e) => FlowEvent::Failed(e),
+            None => return sf_status::SF_ERR_INVALID_ARGUMENT,
+        },
+        3 => FlowEvent::Pong,
+        _ => return sf_status::SF_ERR_INVALID_ARGUMENT,
+    };
+    a.handle_flow(Instant::from_micros(now_us), side, id, event);
+    sf_status::SF_OK
+}
+
+/// A whole SIP message of `len` bytes (as [`sf_frame`] delimited it) was read from the flow of `side`
+/// (an `sf_side`). It counts only if that server is probed over TCP or TLS and it answers a probe of
+/// this cycle.
+///
+/// # Safety
+/// `agent` as in [`sf_agent_release`]; `data` valid for reading `len` bytes (it may be null when `len`
+/// is 0).
+#[no_mangle]
+pub unsafe extern "C" fn sf_agent_handle_message(
+    agent: *mut sf_agent,
+    now_us: u64,
+    side: u8,
+    data: *const u8,
+    len: usize,
+) -> sf_status {
+    // SAFETY: forwarded contract.
+    let a = match unsafe { agent_mut(agent) } {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    if data.is_null() && len != 0 {
+        return sf_status::SF_ERR_NULL;
+    }
+    let Some(side) = self::side(side) else { return sf_status::SF_ERR_INVALID_ARGUMENT };
+    let bytes: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: `data` is non-null and, by the contract, valid for reading `len` bytes.
+        unsafe { core::slice::from_raw_parts(data, len) }
+    };
+    a.handle_message(Instant::from_micros(now_us), side, bytes);
+    sf_status::SF_OK
+}
+
 /// A command. On error nothing changed.
 ///
 /// # Safety
@@ -1009,9 +1316,11 @@ pub unsafe extern "C" fn sf_agent_set_planned_windows(
 
 // ---- outputs ----
 
-/// Writes the next datagram into `buf` (`cap` bytes) and describes it in `out`: `SF_OK`, or `SF_NONE` when
-/// nothing is to be sent. With `SF_ERR_BUFFER_TOO_SMALL` the buffer is untouched, `out->len` is the size
-/// needed and the datagram stays queued.
+/// Writes the next bytes to send into `buf` (`cap` bytes) and describes them in `out`: `SF_OK`, or
+/// `SF_NONE` when nothing is to be sent. Over UDP they are a datagram; over TCP or TLS they are written
+/// on the side's open flow (`attempt` 0: a keep-alive ping). Drain `sf_agent_poll_flow` first. With
+/// `SF_ERR_BUFFER_TOO_SMALL` the buffer is untouched, `out->len` is the size needed and the probe stays
+/// queued.
 ///
 /// # Safety
 /// `agent` as in [`sf_agent_release`]; `buf` valid for writing `cap` bytes (it may be null when `cap` is
@@ -1046,17 +1355,64 @@ pub unsafe extern "C" fn sf_agent_poll_transmit(
                 destination: from_socket_addr(t.destination),
                 server: c_side(t.server),
                 attempt: t.attempt,
+                transport: c_transport(t.transport),
             },
         ),
         Ok(None) => return sf_status::SF_NONE,
         Err(e) => (
             sf_status::SF_ERR_BUFFER_TOO_SMALL,
-            sf_transmit { len: e.needed, destination: NO_ADDR, server: sf_side::SF_SIDE_PRIMARY, attempt: 0 },
+            sf_transmit {
+                len: e.needed,
+                destination: NO_ADDR,
+                server: sf_side::SF_SIDE_PRIMARY,
+                attempt: 0,
+                transport: sf_transport::SF_TRANSPORT_UDP,
+            },
         ),
     };
     // SAFETY: `out` is non-null and, by the contract, valid for one write.
     unsafe { out.write_unaligned(tx) };
     status
+}
+
+/// Writes the next thing to do with a stream flow into `out`: `SF_OK`, or `SF_NONE` when there is
+/// nothing (always, when every server is reached over UDP). Drain it before `sf_agent_poll_transmit`:
+/// close a flow the agent gave up on, open one a probe waits for.
+///
+/// # Safety
+/// `agent` as in [`sf_agent_release`]; `out` null or valid for writing one `sf_flow_command`.
+#[no_mangle]
+pub unsafe extern "C" fn sf_agent_poll_flow(agent: *mut sf_agent, out: *mut sf_flow_command) -> sf_status {
+    // SAFETY: forwarded contract.
+    let a = match unsafe { agent_mut(agent) } {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    if out.is_null() {
+        return sf_status::SF_ERR_NULL;
+    }
+    let Some(cmd) = a.poll_flow() else { return sf_status::SF_NONE };
+    let c = match cmd {
+        FlowCommand::Open { server, id, destination, transport } => sf_flow_command {
+            kind: sf_flow_command_kind::SF_FLOW_OPEN,
+            side: c_side(server),
+            id,
+            destination: from_socket_addr(destination),
+            transport: c_transport(transport),
+            reason: sf_flow_error::SF_FLOW_ERR_NONE,
+        },
+        FlowCommand::Close { server, id, reason } => sf_flow_command {
+            kind: sf_flow_command_kind::SF_FLOW_CLOSE,
+            side: c_side(server),
+            id,
+            destination: NO_ADDR,
+            transport: sf_transport::SF_TRANSPORT_UDP,
+            reason: c_flow_error(reason),
+        },
+    };
+    // SAFETY: `out` is non-null and, by the contract, valid for one write.
+    unsafe { out.write_unaligned(c) };
+    sf_status::SF_OK
 }
 
 /// Writes the oldest event into `out`: `SF_OK`, or `SF_NONE` when there is none.
@@ -1325,6 +1681,7 @@ unsafe fn read_config(config: *const sf_config) -> Result<Config, sf_status> {
     if let Some(user) = unsafe { c_str(c.user, SF_MAX_USER_LEN)? } {
         config.user = InlineStr::<MAX_USER_LEN>::new(user).ok_or(sf_status::SF_ERR_HOST)?;
     }
+    config.flow_keepalive = Duration::from_millis(u64::from(c.flow_keepalive_ms));
     Ok(config)
 }
 
@@ -1342,6 +1699,12 @@ unsafe fn to_server(s: &sf_server) -> Result<ServerConfig, sf_status> {
     if s.local.family != SF_AF_NONE {
         server.local = to_socket_addr(&s.local).ok_or(sf_status::SF_ERR_ADDRESS)?;
     }
+    server.transport = match s.transport {
+        0 => Transport::Udp,
+        1 => Transport::Tcp,
+        2 => Transport::Tls,
+        _ => return Err(sf_status::SF_ERR_INVALID_ARGUMENT),
+    };
     Ok(server)
 }
 
@@ -1423,6 +1786,64 @@ fn c_side(s: Side) -> sf_side {
     }
 }
 
+const fn c_transport(t: Transport) -> sf_transport {
+    match t {
+        Transport::Udp => sf_transport::SF_TRANSPORT_UDP,
+        Transport::Tcp => sf_transport::SF_TRANSPORT_TCP,
+        Transport::Tls => sf_transport::SF_TRANSPORT_TLS,
+    }
+}
+
+fn c_flow_error(e: FlowError) -> sf_flow_error {
+    use sf_flow_error::*;
+    match e {
+        FlowError::Refused => SF_FLOW_ERR_REFUSED,
+        FlowError::ConnectTimeout => SF_FLOW_ERR_CONNECT_TIMEOUT,
+        FlowError::Closed => SF_FLOW_ERR_CLOSED,
+        FlowError::Framing => SF_FLOW_ERR_FRAMING,
+        FlowError::AttemptTimedOut => SF_FLOW_ERR_ATTEMPT_TIMED_OUT,
+        FlowError::KeepAliveLost => SF_FLOW_ERR_KEEPALIVE_LOST,
+        FlowError::Reconfigured => SF_FLOW_ERR_RECONFIGURED,
+        FlowError::Tls(t) => match t {
+            TlsError::UnknownIssuer => SF_FLOW_ERR_TLS_UNKNOWN_ISSUER,
+            TlsError::Expired => SF_FLOW_ERR_TLS_EXPIRED,
+            TlsError::NameMismatch => SF_FLOW_ERR_TLS_NAME_MISMATCH,
+            TlsError::WildcardRefused => SF_FLOW_ERR_TLS_WILDCARD_REFUSED,
+            TlsError::HandshakeTimeout => SF_FLOW_ERR_TLS_HANDSHAKE_TIMEOUT,
+            TlsError::Other => SF_FLOW_ERR_TLS_OTHER,
+        },
+    }
+}
+
+/// An `sf_flow_error` from C; `None` for `SF_FLOW_ERR_NONE` and anything out of range.
+fn to_flow_error(v: u8) -> Option<FlowError> {
+    Some(match v {
+        1 => FlowError::Refused,
+        2 => FlowError::ConnectTimeout,
+        3 => FlowError::Closed,
+        4 => FlowError::Framing,
+        5 => FlowError::AttemptTimedOut,
+        6 => FlowError::KeepAliveLost,
+        7 => FlowError::Reconfigured,
+        16 => FlowError::Tls(TlsError::UnknownIssuer),
+        17 => FlowError::Tls(TlsError::Expired),
+        18 => FlowError::Tls(TlsError::NameMismatch),
+        19 => FlowError::Tls(TlsError::WildcardRefused),
+        20 => FlowError::Tls(TlsError::HandshakeTimeout),
+        21 => FlowError::Tls(TlsError::Other),
+        _ => return None,
+    })
+}
+
+fn frame_error(e: FrameError) -> sf_status {
+    match e {
+        FrameError::Garbage => sf_status::SF_ERR_FRAME_GARBAGE,
+        FrameError::NoContentLength => sf_status::SF_ERR_FRAME_NO_CONTENT_LENGTH,
+        FrameError::BadContentLength => sf_status::SF_ERR_FRAME_BAD_CONTENT_LENGTH,
+        FrameError::TooLarge => sf_status::SF_ERR_FRAME_TOO_LARGE,
+    }
+}
+
 fn to_command(c: &sf_command) -> Result<Command, sf_status> {
     let side = || self::side(c.side).ok_or(sf_status::SF_ERR_INVALID_ARGUMENT);
     Ok(match c.kind {
@@ -1452,6 +1873,7 @@ fn config_error(e: ConfigError) -> sf_status {
         ConfigError::LadderLongerThanInterval => sf_status::SF_ERR_LADDER_LONGER_THAN_INTERVAL,
         ConfigError::ZeroPort(_) => sf_status::SF_ERR_ZERO_PORT,
         ConfigError::EmptyHost(_) => sf_status::SF_ERR_EMPTY_HOST,
+        ConfigError::KeepAliveTooShort => sf_status::SF_ERR_KEEPALIVE_TOO_SHORT,
     }
 }
 
@@ -1493,6 +1915,7 @@ fn to_c_event(e: &Event) -> sf_event {
         reason: 0,
         detail: 0,
         has_retry_after: 0,
+        flow_error: 0,
         status: 0,
         retry_after_s: 0,
         cseq: 0,
@@ -1512,6 +1935,10 @@ fn to_c_event(e: &Event) -> sf_event {
                 sf_down_reason::SF_DOWN_STATUS as u8
             }
             DownReason::Refused => sf_down_reason::SF_DOWN_REFUSED as u8,
+            DownReason::Flow(e) => {
+                out.flow_error = c_flow_error(e) as u8;
+                sf_down_reason::SF_DOWN_FLOW as u8
+            }
         };
     };
     match *e {
@@ -1606,6 +2033,15 @@ fn to_c_event(e: &Event) -> sf_event {
                 IgnoreReason::Provisional => sf_ignore_reason::SF_IGNORE_PROVISIONAL,
             } as u8;
         }
+        Event::FlowUp { server } => {
+            out.kind = SF_EVENT_FLOW_UP;
+            out.side = c_side(server);
+        }
+        Event::FlowDown { server, reason } => {
+            out.kind = SF_EVENT_FLOW_DOWN;
+            out.side = c_side(server);
+            out.flow_error = c_flow_error(reason) as u8;
+        }
     }
     out
 }
@@ -1623,6 +2059,15 @@ mod tests {
 
     /// An agent with a backup in `storage`, made by `sf_agent_resume` from `snap` when given.
     fn agent(storage: &mut sf_agent_storage, snap: Option<&sf_snapshot>) -> *mut sf_agent {
+        agent_with(storage, snap, |_| {})
+    }
+
+    /// As [`agent`], with the configuration changed by `edit` first.
+    fn agent_with(
+        storage: &mut sf_agent_storage,
+        snap: Option<&sf_snapshot>,
+        edit: impl FnOnce(&mut sf_config),
+    ) -> *mut sf_agent {
         let mut c = core::mem::MaybeUninit::<sf_config>::uninit();
         // SAFETY: `c` is valid for one write; the strings are NUL-terminated and outlive the call.
         unsafe {
@@ -1633,6 +2078,7 @@ mod tests {
             c.primary.uri_host = c"pbx-a.example".as_ptr();
             c.backup.uri_host = c"pbx-b.example".as_ptr();
             c.backup_enabled = 1;
+            edit(&mut c);
             let mut out = ptr::null_mut();
             let len = size_of::<sf_agent_storage>();
             let at = ptr::from_mut(storage).cast();
@@ -1745,6 +2191,324 @@ mod tests {
             let empty = sf_window { start_us: 5, end_us: 5, ..w };
             assert_eq!(sf_agent_set_planned_windows(a, 0, &empty, 1), sf_status::SF_ERR_EMPTY_WINDOW);
             assert_eq!(sf_agent_set_planned_windows(a, 0, ptr::null(), 0), sf_status::SF_OK);
+        }
+    }
+
+    // ---- stream flows ----
+
+    const TCP: u8 = sf_transport::SF_TRANSPORT_TCP as u8;
+    const TLS: u8 = sf_transport::SF_TRANSPORT_TLS as u8;
+    const CONNECTED: u8 = sf_flow_event_kind::SF_FLOW_EVENT_CONNECTED as u8;
+    const FAILED: u8 = sf_flow_event_kind::SF_FLOW_EVENT_FAILED as u8;
+    const PONG: u8 = sf_flow_event_kind::SF_FLOW_EVENT_PONG as u8;
+
+    fn poll_flow(a: *mut sf_agent) -> Option<sf_flow_command> {
+        let mut fc = core::mem::MaybeUninit::<sf_flow_command>::uninit();
+        // SAFETY: `a` is an initialised agent; `fc` is valid for one write and read only after SF_OK.
+        match unsafe { sf_agent_poll_flow(a, fc.as_mut_ptr()) } {
+            sf_status::SF_OK => Some(unsafe { fc.assume_init() }),
+            status => {
+                assert_eq!(status, sf_status::SF_NONE);
+                None
+            }
+        }
+    }
+
+    fn poll_transmit(a: *mut sf_agent, now_us: u64, buf: &mut [u8]) -> Option<sf_transmit> {
+        let mut tx = core::mem::MaybeUninit::<sf_transmit>::uninit();
+        // SAFETY: `a` is an initialised agent; `buf` and `tx` are valid for the writes.
+        match unsafe { sf_agent_poll_transmit(a, now_us, buf.as_mut_ptr(), buf.len(), tx.as_mut_ptr()) } {
+            sf_status::SF_OK => Some(unsafe { tx.assume_init() }),
+            status => {
+                assert_eq!(status, sf_status::SF_NONE);
+                None
+            }
+        }
+    }
+
+    fn events(a: *mut sf_agent) -> Vec<sf_event> {
+        let mut out = Vec::new();
+        let mut ev = core::mem::MaybeUninit::<sf_event>::uninit();
+        // SAFETY: `a` is an initialised agent; `ev` is valid for one write and read only after SF_OK.
+        while unsafe { sf_agent_poll_event(a, ev.as_mut_ptr()) } == sf_status::SF_OK {
+            out.push(unsafe { ev.assume_init_read() });
+        }
+        out
+    }
+
+    fn state(a: *mut sf_agent) -> sf_state {
+        let mut s = core::mem::MaybeUninit::<sf_state>::uninit();
+        // SAFETY: `a` is an initialised agent; `s` is valid for one write.
+        unsafe {
+            assert_eq!(sf_agent_state(a, s.as_mut_ptr()), sf_status::SF_OK);
+            s.assume_init()
+        }
+    }
+
+    fn flow(a: *mut sf_agent, now_us: u64, side: u8, id: u16, kind: u8, reason: u8) -> sf_status {
+        // SAFETY: `a` is an initialised agent.
+        unsafe { sf_agent_handle_flow(a, now_us, side, id, kind, reason) }
+    }
+
+    /// `sf_frame` over `bytes`: the status, the kind and the length it wrote.
+    fn frame_of(bytes: &[u8]) -> (sf_status, sf_frame_kind, usize) {
+        // Values `sf_frame` must overwrite.
+        let (mut kind, mut len) = (sf_frame_kind::SF_FRAME_PONG, usize::MAX);
+        // SAFETY: `bytes` is valid for reading its length; `kind` and `len` for one write each.
+        let status = unsafe { sf_frame(bytes.as_ptr(), bytes.len(), &mut kind, &mut len) };
+        (status, kind, len)
+    }
+
+    /// A 200 OK echoing the request's Via, From, To (with a tag), Call-ID and CSeq.
+    fn echo_reply(request: &str) -> std::string::String {
+        let mut out = std::string::String::from("SIP/2.0 200 OK\r\n");
+        for line in request.split("\r\n") {
+            for name in ["Via:", "From:", "To:", "Call-ID:", "CSeq:"] {
+                if line.starts_with(name) {
+                    out.push_str(line);
+                    out.push_str(if name == "To:" { ";tag=t1\r\n" } else { "\r\n" });
+                }
+            }
+        }
+        out.push_str("Content-Length: 0\r\n\r\n");
+        out
+    }
+
+    #[test]
+    fn a_stream_probe_waits_for_its_flow_and_a_framed_reply_on_it_counts() {
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        let a = agent_with(&mut storage, None, |c| {
+            c.primary.transport = TCP;
+            c.backup_enabled = 0;
+        });
+        let mut buf = [0u8; 1500];
+        // The probe waits for a flow: the agent asks for one, and hands out no bytes before it connects.
+        assert!(poll_transmit(a, 0, &mut buf).is_none());
+        let open = poll_flow(a).expect("a flow to open");
+        assert_eq!(open.kind, sf_flow_command_kind::SF_FLOW_OPEN);
+        assert_eq!((open.side, open.id, open.transport), (sf_side::SF_SIDE_PRIMARY, 1, sf_transport::SF_TRANSPORT_TCP));
+        assert_eq!(to_socket_addr(&open.destination), Some("127.0.0.1:5060".parse().unwrap()));
+        assert!(poll_flow(a).is_none());
+        assert!(poll_transmit(a, 1_000, &mut buf).is_none());
+
+        assert_eq!(flow(a, 2_000, 0, 1, CONNECTED, 0), sf_status::SF_OK);
+        let ev = events(a);
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].kind, ev[0].side), (sf_event_kind::SF_EVENT_FLOW_UP, sf_side::SF_SIDE_PRIMARY));
+        let tx = poll_transmit(a, 2_000, &mut buf).expect("the probe, now that the flow is open");
+        assert_eq!(
+            (tx.server, tx.attempt, tx.transport),
+            (sf_side::SF_SIDE_PRIMARY, 1, sf_transport::SF_TRANSPORT_TCP)
+        );
+        let request = std::str::from_utf8(&buf[..tx.len]).unwrap();
+        assert!(request.contains("\r\nVia: SIP/2.0/TCP "), "{request}");
+        let reply = echo_reply(request);
+
+        // The same reply as a datagram from the server's address: a stream side never counts from one.
+        // SAFETY: `a` is an initialised agent; the address and bytes live for the call.
+        let from = open.destination;
+        assert_eq!(unsafe { sf_agent_handle_datagram(a, 3_000, &from, reply.as_ptr(), reply.len()) }, sf_status::SF_OK);
+        assert_eq!((state(a).replies, state(a).ignored), (0, 1));
+        events(a);
+
+        // Read from the flow in two pieces: a pong, then the reply split in the middle.
+        let mut stream = b"\r\n".to_vec();
+        stream.extend_from_slice(reply.as_bytes());
+        let mut rx = stream[..20].to_vec();
+        assert_eq!(frame_of(&rx), (sf_status::SF_OK, sf_frame_kind::SF_FRAME_PONG, 2));
+        assert_eq!(flow(a, 6_000, 0, 1, PONG, 0), sf_status::SF_OK);
+        rx.drain(..2);
+        assert_eq!(frame_of(&rx), (sf_status::SF_NONE, sf_frame_kind::SF_FRAME_NONE, 0));
+        rx.extend_from_slice(&stream[20..]);
+        assert_eq!(frame_of(&rx), (sf_status::SF_OK, sf_frame_kind::SF_FRAME_MESSAGE, reply.len()));
+        // SAFETY: `a` is an initialised agent; `rx` lives for the call.
+        assert_eq!(unsafe { sf_agent_handle_message(a, 7_000, 0, rx.as_ptr(), rx.len()) }, sf_status::SF_OK);
+
+        let st = state(a);
+        assert_eq!((st.replies, st.ignored, st.up[0]), (1, 1, 1));
+        let ev = events(a);
+        let reply_ev = ev.iter().find(|e| e.kind == sf_event_kind::SF_EVENT_REPLY).expect("a reply event");
+        assert_eq!((reply_ev.attempt, reply_ev.status, reply_ev.rtt_us), (1, 200, 5_000));
+        assert!(ev.iter().any(|e| e.kind == sf_event_kind::SF_EVENT_SERVER_UP));
+        // The flow stays open: nothing to open or close.
+        assert!(poll_flow(a).is_none());
+
+        // Bad arguments are statuses.
+        // SAFETY: null pointers and out-of-range values are checked before use.
+        unsafe {
+            assert_eq!(sf_agent_handle_message(a, 7_000, 0, ptr::null(), 3), sf_status::SF_ERR_NULL);
+            assert_eq!(sf_agent_handle_message(a, 7_000, 2, rx.as_ptr(), rx.len()), sf_status::SF_ERR_INVALID_ARGUMENT);
+            assert_eq!(sf_agent_handle_message(ptr::null_mut(), 0, 0, rx.as_ptr(), 1), sf_status::SF_ERR_NULL);
+            assert_eq!(sf_agent_poll_flow(a, ptr::null_mut()), sf_status::SF_ERR_NULL);
+            assert_eq!(sf_agent_poll_flow(ptr::null_mut(), ptr::null_mut()), sf_status::SF_ERR_NULL);
+        }
+    }
+
+    #[test]
+    fn a_tls_failure_reaches_c_as_flow_down_and_never_counts_as_alive() {
+        let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+        let a = agent_with(&mut storage, None, |c| {
+            c.primary.transport = TLS;
+            c.backup_enabled = 0;
+        });
+        let mismatch = sf_flow_error::SF_FLOW_ERR_TLS_NAME_MISMATCH as u8;
+        // Every attempt's handshake fails: each ends at once and the next opens a new flow.
+        for (attempt, now) in [(1u8, 0u64), (2, 3_000), (3, 6_000)] {
+            let open = poll_flow(a).expect("a flow for the attempt");
+            assert_eq!(open.kind, sf_flow_command_kind::SF_FLOW_OPEN);
+            assert_eq!((open.id, open.transport), (u16::from(attempt), sf_transport::SF_TRANSPORT_TLS));
+            if attempt > 1 {
+                // A late report on the previous flow changes nothing.
+                assert_eq!(flow(a, now, 0, open.id - 1, CONNECTED, 0), sf_status::SF_OK);
+                assert!(events(a).is_empty());
+            }
+            assert_eq!(flow(a, now + 1_000, 0, open.id, FAILED, mismatch), sf_status::SF_OK);
+            let ev = events(a);
+            assert_eq!(ev[0].kind, sf_event_kind::SF_EVENT_FLOW_DOWN);
+            assert_eq!((ev[0].side, ev[0].flow_error), (sf_side::SF_SIDE_PRIMARY, mismatch));
+            assert_eq!((ev[1].kind, ev[1].attempt), (sf_event_kind::SF_EVENT_ATTEMPT_REFUSED, attempt));
+            if attempt == 3 {
+                let result = ev.iter().find(|e| e.kind == sf_event_kind::SF_EVENT_CYCLE_RESULT).unwrap();
+                assert_eq!(result.detail, 0, "not alive");
+                assert_eq!((result.reason, result.flow_error), (sf_down_reason::SF_DOWN_FLOW as u8, mismatch));
+                let down = ev.iter().find(|e| e.kind == sf_event_kind::SF_EVENT_SERVER_DOWN).unwrap();
+                assert_eq!((down.reason, down.flow_error), (sf_down_reason::SF_DOWN_FLOW as u8, mismatch));
+            }
+        }
+        // The ladder is spent: no more flows this cycle, the server is down, nothing was sent.
+        assert!(poll_flow(a).is_none());
+        let st = state(a);
+        assert_eq!((st.up[0], st.probes_sent, st.replies), (2, 0, 0));
+
+        // Out-of-range reports are refused and change nothing.
+        assert_eq!(flow(a, 8_000, 2, 3, CONNECTED, 0), sf_status::SF_ERR_INVALID_ARGUMENT);
+        assert_eq!(flow(a, 8_000, 0, 3, 0, 0), sf_status::SF_ERR_INVALID_ARGUMENT);
+        assert_eq!(flow(a, 8_000, 0, 3, 4, 0), sf_status::SF_ERR_INVALID_ARGUMENT);
+        assert_eq!(flow(a, 8_000, 0, 3, FAILED, 0), sf_status::SF_ERR_INVALID_ARGUMENT);
+        assert_eq!(flow(a, 8_000, 0, 3, FAILED, 8), sf_status::SF_ERR_INVALID_ARGUMENT);
+        assert_eq!(flow(a, 8_000, 0, 3, FAILED, 22), sf_status::SF_ERR_INVALID_ARGUMENT);
+        assert_eq!(flow(ptr::null_mut(), 8_000, 0, 3, CONNECTED, 0), sf_status::SF_ERR_NULL);
+        assert!(events(a).is_empty());
+    }
+
+    #[test]
+    fn sf_frame_waits_for_split_input_and_refuses_garbage() {
+        let body = "SIP/2.0 200 OK\r\nl: 5\r\n\r\nhello";
+        let mut stream = b"\r\n".to_vec();
+        stream.extend_from_slice(body.as_bytes());
+        stream.extend_from_slice(b"\r\n");
+        // One byte at a time, each whole unit consumed as it completes.
+        let mut rx = Vec::new();
+        let mut units = Vec::new();
+        for b in &stream {
+            rx.push(*b);
+            loop {
+                let (status, kind, len) = frame_of(&rx);
+                if status == sf_status::SF_NONE {
+                    assert_eq!((kind, len), (sf_frame_kind::SF_FRAME_NONE, 0));
+                    break;
+                }
+                assert_eq!(status, sf_status::SF_OK);
+                units.push((kind, len));
+                rx.drain(..len);
+            }
+        }
+        assert!(rx.is_empty());
+        use sf_frame_kind::*;
+        assert_eq!(units, [(SF_FRAME_PONG, 2), (SF_FRAME_MESSAGE, body.len()), (SF_FRAME_PONG, 2)]);
+
+        let too_large = "SIP/2.0 200 OK\r\nContent-Length: 99999999\r\n\r\n";
+        for (bytes, want) in [
+            (&b"\x16\x03\x01\x02\x00"[..], sf_status::SF_ERR_FRAME_GARBAGE),
+            (b"HTTP/1.1 400 Bad Request\r\n\r\n", sf_status::SF_ERR_FRAME_GARBAGE),
+            (b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", sf_status::SF_ERR_FRAME_NO_CONTENT_LENGTH),
+            (b"SIP/2.0 200 OK\r\nContent-Length: x\r\n\r\n", sf_status::SF_ERR_FRAME_BAD_CONTENT_LENGTH),
+            (too_large.as_bytes(), sf_status::SF_ERR_FRAME_TOO_LARGE),
+        ] {
+            assert_eq!(frame_of(bytes), (want, SF_FRAME_NONE, 0), "{bytes:?}");
+            // SAFETY: a static string.
+            let text = unsafe { core::ffi::CStr::from_ptr(sf_status_str(want as i32)) };
+            assert_ne!(text, c"error", "{want:?} has its own description");
+        }
+        let (mut kind, mut len) = (SF_FRAME_NONE, 0usize);
+        // SAFETY: null pointers are checked before use; `kind` and `len` are valid for one write each.
+        unsafe {
+            assert_eq!(sf_frame(ptr::null(), 0, &mut kind, &mut len), sf_status::SF_NONE);
+            assert_eq!(sf_frame(ptr::null(), 3, &mut kind, &mut len), sf_status::SF_ERR_NULL);
+            assert_eq!(sf_frame(b"\r\n".as_ptr(), 2, ptr::null_mut(), &mut len), sf_status::SF_ERR_NULL);
+            assert_eq!(sf_frame(b"\r\n".as_ptr(), 2, &mut kind, ptr::null_mut()), sf_status::SF_ERR_NULL);
+        }
+    }
+
+    #[test]
+    fn the_c_config_carries_the_transport_and_the_flow_keepalive() {
+        let mut c = core::mem::MaybeUninit::<sf_config>::uninit();
+        // SAFETY: `c` is valid for one write; the strings are NUL-terminated and outlive the calls.
+        unsafe {
+            assert_eq!(sf_config_init(c.as_mut_ptr()), sf_status::SF_OK);
+            let mut c = c.assume_init();
+            assert_eq!((c.primary.transport, c.backup.transport, c.flow_keepalive_ms), (0, 0, 0));
+            assert_eq!(sf_addr_parse(c"127.0.0.1:5061".as_ptr(), &mut c.primary.next_hop), sf_status::SF_OK);
+            c.primary.uri_host = c"pbx-a.example".as_ptr();
+            c.primary.transport = TLS;
+            c.flow_keepalive_ms = 30_000;
+            let core = read_config(&c).unwrap();
+            assert_eq!((core.primary.transport, core.flow_keepalive), (Transport::Tls, Duration::from_secs(30)));
+            let mut storage = sf_agent_storage { words: [0; SF_AGENT_STORAGE_WORDS] };
+            let at = ptr::from_mut(&mut storage).cast();
+            let mut out = ptr::null_mut();
+            let len = size_of::<sf_agent_storage>();
+            c.flow_keepalive_ms = 500;
+            assert_eq!(sf_agent_init(at, len, &c, 0, 7, &mut out), sf_status::SF_ERR_KEEPALIVE_TOO_SHORT);
+            c.flow_keepalive_ms = 0;
+            c.primary.transport = 3;
+            assert_eq!(sf_agent_init(at, len, &c, 0, 7, &mut out), sf_status::SF_ERR_INVALID_ARGUMENT);
+            c.primary.transport = TCP;
+            assert_eq!(sf_agent_init(at, len, &c, 0, 7, &mut out), sf_status::SF_OK);
+            // Back to UDP, live: the probe is a datagram again, and its transmit says so.
+            c.primary.transport = 0;
+            assert_eq!(sf_agent_update_config(out, 0, &c), sf_status::SF_OK);
+            let tx = poll_transmit(out, 0, &mut [0u8; 1500]).expect("the probe");
+            assert_eq!(tx.transport, sf_transport::SF_TRANSPORT_UDP);
+            assert!(poll_flow(out).is_none());
+        }
+    }
+
+    #[test]
+    fn flow_errors_and_event_kinds_have_the_rust_names_and_round_trip() {
+        let tls = [
+            TlsError::UnknownIssuer,
+            TlsError::Expired,
+            TlsError::NameMismatch,
+            TlsError::WildcardRefused,
+            TlsError::HandshakeTimeout,
+            TlsError::Other,
+        ];
+        let mut all = std::vec![
+            FlowError::Refused,
+            FlowError::ConnectTimeout,
+            FlowError::Closed,
+            FlowError::Framing,
+            FlowError::AttemptTimedOut,
+            FlowError::KeepAliveLost,
+            FlowError::Reconfigured,
+        ];
+        all.extend(tls.map(FlowError::Tls));
+        for e in all {
+            let c = c_flow_error(e) as u8;
+            assert_eq!(to_flow_error(c), Some(e));
+            assert_eq!(c >= 16, e.is_tls(), "{e:?}");
+            // SAFETY: a static string.
+            let name = unsafe { core::ffi::CStr::from_ptr(sf_flow_error_name(c)) };
+            assert_eq!(name.to_str().unwrap(), e.as_str());
+        }
+        assert_eq!(to_flow_error(0), None);
+        let up = Event::FlowUp { server: Side::Primary };
+        let down = Event::FlowDown { server: Side::Backup, reason: FlowError::Closed };
+        for e in [up, down] {
+            // SAFETY: a static string.
+            let name = unsafe { core::ffi::CStr::from_ptr(sf_event_kind_name(to_c_event(&e).kind as u8)) };
+            assert_eq!(name.to_str().unwrap(), e.name());
         }
     }
 }

@@ -1,7 +1,8 @@
-//! The agent driven like a driver drives it, by structured sequences of time steps, datagrams and
-//! commands. After every input the outputs are drained in the documented order (`poll_transmit` until
-//! `None`, then `poll_event` until `None`) and the invariants of `tests/core_properties.rs` are checked,
-//! with more that the property test does not reach:
+//! The agent driven like a driver drives it, by structured sequences of time steps, datagrams, stream
+//! flow reports, bytes read from flows and commands. After every input the outputs are drained in the
+//! documented order (`poll_flow`, then `poll_transmit`, then `poll_event`, each until `None`) and the
+//! invariants of `tests/core_properties.rs` are checked, with more that the property test does not
+//! reach:
 //!
 //! - no panic, and no event lost by a caller that drains after every input;
 //! - the wake-up is never in the past, and after `handle_timeout` it is in the future;
@@ -14,20 +15,32 @@
 //!   branch and CSeq of a probe of the current cycle that is still waiting, and at most once per cycle;
 //!   a datagram that does not count changes nothing but the ignored counters and events;
 //! - an unmodified final reply to a probe that is still waiting, from the right address, always counts;
-//! - a command or a configuration that is refused changes nothing.
+//! - a command or a configuration that is refused changes nothing;
+//! - streams (each side UDP, TCP or TLS): a flow is asked for only for a stream side, to its next hop
+//!   over its transport, with the next id, never while the caller still holds one; a close names the
+//!   flow the caller holds, for a reason of the agent's own, and comes with a `FlowDown`; no bytes for a
+//!   stream side whose flow is not connected, a keep-alive ping only on a connected flow with
+//!   keep-alive on; a report on a flow the agent does not wait for (an older id, a UDP side) changes
+//!   nothing; a datagram never counts for a stream side, nor a message read from a flow for a UDP
+//!   side; a genuine reply read from the side's flow to a waiting probe counts.
 //!
 //! Datagrams are real replies built from the probes the agent sent (the Via, From, To, Call-ID and
 //! CSeq echoed, as a server does), optionally forged (branch, Call-ID, CSeq number or method, source
-//! address) or mangled (truncated, bytes flipped, bytes inserted, bare LF line ends).
+//! address) or mangled (truncated, bytes flipped, bytes inserted, bare LF line ends). On a flow the
+//! same replies, or any bytes, are appended to what was read before, in two reads, and framed with
+//! `core::frame` as a caller does: whole messages go to `handle_message`, a pong is reported, and a
+//! stream that cannot be framed is dropped and reported as `FlowError::Framing`.
 #![no_main]
 
 use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use sip_failover::core::flow::PING;
 use sip_failover::core::wire::parse_response;
 use sip_failover::core::{
-    Agent, Command, Config, Duration, Event, FailbackMode, Instant, Ladder, ServerConfig, Side, Snapshot, SwitchReason,
+    frame, Agent, Command, Config, Duration, Event, FailbackMode, FlowCommand, FlowError, FlowEvent, Frame, Instant,
+    Ladder, ServerConfig, Side, Snapshot, SwitchReason, TlsError, Transport, MAX_ATTEMPTS,
 };
 
 const PRIMARY: &str = "127.0.0.1:5060";
@@ -68,6 +81,18 @@ struct ConfigPick {
     fast_refused: bool,
     fast_transaction: bool,
     planned_lead_s: u16,
+    /// Each side's transport: UDP, TCP or TLS (modulo 3).
+    transports: [u8; 2],
+    /// The flow keep-alive interval: 0 off, under 1000 invalid on purpose.
+    flow_keepalive_ms: u16,
+}
+
+fn transport(pick: u8) -> Transport {
+    match pick % 3 {
+        0 => Transport::Udp,
+        1 => Transport::Tcp,
+        _ => Transport::Tls,
+    }
 }
 
 impl ConfigPick {
@@ -101,6 +126,11 @@ impl ConfigPick {
         c.fast.refused_ends_attempt = self.fast_refused;
         c.fast.transaction_failure_probes = self.fast_transaction;
         c.planned_lead = Duration::from_secs(u64::from(self.planned_lead_s % 3600));
+        c.primary.transport = transport(self.transports[0]);
+        if let Some(b) = c.backup.as_mut() {
+            b.transport = transport(self.transports[1]);
+        }
+        c.flow_keepalive = Duration::from_millis(u64::from(self.flow_keepalive_ms));
         c
     }
 }
@@ -222,6 +252,82 @@ enum Step {
     },
     ClearPlannedWindows,
     UpdateConfig(ConfigPick),
+    /// The caller's report on a side's flow: the one it holds, or (`stale`) an id that many before it.
+    Flow {
+        backup: bool,
+        stale: Option<u8>,
+        report: Report,
+    },
+    /// A reply to one of the probes sent to a side, read from its flow in two reads cut at `cut`.
+    Message {
+        backup: bool,
+        age: u8,
+        status: Status,
+        forge: Forge,
+        cut: u16,
+    },
+    /// Bytes read from a side's flow.
+    Read {
+        backup: bool,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Report {
+    Connected,
+    Failed(FlowErrorPick),
+    Pong,
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum FlowErrorPick {
+    Refused,
+    ConnectTimeout,
+    Tls(u8),
+    Closed,
+    Framing,
+    AttemptTimedOut,
+    KeepAliveLost,
+    Reconfigured,
+}
+
+impl FlowErrorPick {
+    fn error(self) -> FlowError {
+        match self {
+            FlowErrorPick::Refused => FlowError::Refused,
+            FlowErrorPick::ConnectTimeout => FlowError::ConnectTimeout,
+            FlowErrorPick::Tls(t) => FlowError::Tls(match t % 6 {
+                0 => TlsError::UnknownIssuer,
+                1 => TlsError::Expired,
+                2 => TlsError::NameMismatch,
+                3 => TlsError::WildcardRefused,
+                4 => TlsError::HandshakeTimeout,
+                _ => TlsError::Other,
+            }),
+            FlowErrorPick::Closed => FlowError::Closed,
+            FlowErrorPick::Framing => FlowError::Framing,
+            FlowErrorPick::AttemptTimedOut => FlowError::AttemptTimedOut,
+            FlowErrorPick::KeepAliveLost => FlowError::KeepAliveLost,
+            FlowErrorPick::Reconfigured => FlowError::Reconfigured,
+        }
+    }
+}
+
+/// How bytes reached the agent: a datagram from an address, or a message read from a side's flow.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Datagram(SocketAddr),
+    Flow(Side),
+}
+
+/// A stream flow the caller holds, as the agent asked for it.
+#[derive(Debug, Clone)]
+struct Held {
+    id: u16,
+    connected: bool,
+    /// Bytes read from it, not yet framed.
+    rx: Vec<u8>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -235,6 +341,7 @@ struct Input {
 /// A probe as it left the agent.
 #[derive(Debug, Clone)]
 struct Sent {
+    /// The agent's cycle count when it left (`Stats::cycles`).
     cycle: u32,
     attempt: u8,
     text: String,
@@ -330,7 +437,6 @@ fn forge(resp: String, f: &Forge) -> (Vec<u8>, bool) {
 /// What the harness knows of one side's probing, from the outputs alone.
 #[derive(Debug, Default, Clone)]
 struct Track {
-    cycle: u32,
     sent: Vec<Sent>,
     /// A probe of the current cycle waits for its answer.
     waiting: bool,
@@ -349,6 +455,14 @@ struct Harness {
     /// A switch failed to apply since the last cycle started: the policy waits for the next cycle.
     apply_held: bool,
     buf: [u8; 1500],
+    /// The stream flow the caller holds for each side.
+    flows: [Option<Held>; 2],
+    /// The id of the flow last asked for, per side.
+    last_id: [Option<u16>; 2],
+    /// The flows the agent closed in the latest drain, and why.
+    closed: Vec<(Side, FlowError)>,
+    /// The cycle (`Stats::cycles`) in which a configuration was last accepted.
+    reconfigured_in: Option<u32>,
 }
 
 /// The agent's observable state, compared across inputs that must change nothing.
@@ -390,23 +504,70 @@ impl Harness {
         self.windows.iter().any(|(s, start, end)| *s == side && *start <= at && at < *end)
     }
 
-    /// Drains transmits then events, checking each; returns the events.
+    /// Drains flow commands, transmits and events, checking each; returns the events.
     fn drain(&mut self) -> Vec<Event> {
         let now = self.input_now;
+        self.closed.clear();
+        while let Some(cmd) = self.agent.poll_flow() {
+            match cmd {
+                FlowCommand::Open { server, id, destination, transport } => {
+                    let config = self.agent.config();
+                    let s = config.server(server).expect("a flow to a server that is not configured");
+                    assert!(transport.is_stream(), "a flow over {transport}");
+                    assert_eq!(transport, s.transport, "a flow over another transport than the server's");
+                    assert_eq!(destination, s.next_hop, "a flow not to the next hop");
+                    assert!(!self.agent.is_paused(), "a flow asked for while paused");
+                    let i = server.index();
+                    assert!(self.flows[i].is_none(), "a new flow to {server} while the caller holds one");
+                    assert_eq!(id, self.last_id[i].unwrap_or(0).wrapping_add(1), "flow ids are not in sequence");
+                    self.last_id[i] = Some(id);
+                    self.flows[i] = Some(Held { id, connected: false, rx: Vec::new() });
+                }
+                FlowCommand::Close { server, id, reason } => {
+                    let held = self.flows[server.index()].take();
+                    let held = held.unwrap_or_else(|| panic!("close of a flow to {server} the caller does not hold"));
+                    assert_eq!(held.id, id, "close of another flow than the one held");
+                    assert!(
+                        matches!(
+                            reason,
+                            FlowError::AttemptTimedOut | FlowError::KeepAliveLost | FlowError::Reconfigured
+                        ),
+                        "the agent closed a flow for {reason:?}"
+                    );
+                    self.closed.push((server, reason));
+                }
+            }
+        }
         while let Some(t) = self.agent.poll_transmit(now, &mut self.buf).expect("1500 bytes hold a probe") {
             let config = self.agent.config();
             let server = config.server(t.server).expect("a probe to a server that is not configured");
             assert_eq!(t.destination, server.next_hop, "probe not sent to the next hop");
+            assert_eq!(t.transport, server.transport, "probe not over the server's transport");
             assert!(!self.agent.is_paused(), "probe sent while paused");
-            assert!(t.attempt >= 1 && t.attempt <= config.ladder.attempts(), "attempt {} off the ladder", t.attempt);
+            if server.transport.is_stream() {
+                let open = self.flows[t.server.index()].as_ref().is_some_and(|h| h.connected);
+                assert!(open, "bytes for {} whose flow is not open", t.server);
+            }
+            if t.attempt == 0 {
+                assert!(server.transport.is_stream(), "a keep-alive ping over UDP");
+                assert_eq!(&self.buf[..t.len], PING, "attempt 0 that is not a ping");
+                assert_ne!(config.flow_keepalive, Duration::ZERO, "a ping with keep-alive off");
+                continue;
+            }
+            // A ladder that was running when a configuration shortened it goes on with its own numbering:
+            // on a stream an attempt may wait for its flow across the update, and is sent after it.
+            let reconfigured = self.reconfigured_in == Some(self.agent.stats().cycles);
+            assert!(
+                t.attempt <= config.ladder.attempts() || (reconfigured && usize::from(t.attempt) <= MAX_ATTEMPTS),
+                "attempt {} off the ladder",
+                t.attempt
+            );
             let text = std::str::from_utf8(&self.buf[..t.len]).expect("probe is text").to_string();
             // `waiting` follows the events, in their order (a timeout of the old cycle comes before
-            // the new cycle's probe); the cycle count follows the transmits.
+            // the new cycle's probe); the cycle is the agent's count when the probe left.
+            let cycle = self.agent.stats().cycles;
             let tr = &mut self.track[t.server.index()];
-            if t.attempt == 1 {
-                tr.cycle += 1;
-            }
-            tr.sent.push(Sent { cycle: tr.cycle, attempt: t.attempt, text, destination: t.destination });
+            tr.sent.push(Sent { cycle, attempt: t.attempt, text, destination: t.destination });
             if tr.sent.len() > 32 {
                 tr.sent.remove(0);
             }
@@ -453,9 +614,9 @@ impl Harness {
                     }
                 }
                 Event::AttemptTimedOut { server, attempt } | Event::AttemptRefused { server, attempt } => {
-                    if attempt >= attempts {
-                        self.track[server.index()].waiting = false;
-                    }
+                    // The ladder goes on, or it is over. On a stream an attempt may end before its
+                    // flow connected, so the ladder can run with no probe sent yet this cycle.
+                    self.track[server.index()].waiting = attempt < attempts;
                 }
                 Event::ApplyFailed { .. } => self.apply_held = true,
                 Event::ProbeSent { server, attempt, .. } => {
@@ -466,13 +627,38 @@ impl Harness {
                     assert!(attempt == 1 || tr.waiting, "attempt {attempt} sent with no ladder running");
                     tr.waiting = true;
                 }
+                Event::FlowUp { server } => {
+                    assert!(
+                        matches!(step, Step::Flow { report: Report::Connected, backup, .. } if side(*backup) == server),
+                        "{e:?} without a connect reported"
+                    );
+                }
+                Event::FlowDown { server, reason } => {
+                    let reported = match step {
+                        Step::Flow { report: Report::Failed(f), backup, .. } => {
+                            side(*backup) == server && f.error() == reason
+                        }
+                        Step::Message { backup, .. } | Step::Read { backup, .. } => {
+                            side(*backup) == server && reason == FlowError::Framing
+                        }
+                        _ => false,
+                    };
+                    assert!(reported || self.closed.contains(&(server, reason)), "{e:?} neither reported nor closed");
+                }
                 Event::ProbingPaused => {
                     for t in &mut self.track {
                         t.waiting = false;
                     }
                 }
                 Event::Reply { .. } => {
-                    assert!(matches!(step, Step::Reply { .. } | Step::Duplicate { .. } | Step::Garbage { .. }));
+                    assert!(matches!(
+                        step,
+                        Step::Reply { .. }
+                            | Step::Duplicate { .. }
+                            | Step::Garbage { .. }
+                            | Step::Message { .. }
+                            | Step::Read { .. }
+                    ));
                 }
                 _ => {}
             }
@@ -495,12 +681,27 @@ impl Harness {
         }
     }
 
-    /// Delivers a datagram and checks that it counts exactly when it should.
-    fn deliver(&mut self, from: SocketAddr, bytes: &[u8], genuine: Option<(Side, &Sent, u16)>, step: &Step) {
+    /// Whether `via` is how replies from `side`'s server arrive now: a datagram from its next hop over
+    /// UDP, a message on its own flow over TCP or TLS.
+    fn reaches(&self, via: Via, side: Side) -> bool {
+        let Some(c) = self.agent.config().server(side) else { return false };
+        match via {
+            Via::Datagram(from) => !c.transport.is_stream() && c.next_hop == from,
+            Via::Flow(s) => c.transport.is_stream() && s == side,
+        }
+    }
+
+    /// Delivers a datagram, or a message read from a flow, and checks that it counts exactly when it
+    /// should.
+    fn deliver(&mut self, via: Via, bytes: &[u8], genuine: Option<(Side, &Sent, u16)>, step: &Step) {
         let before = self.observe();
         let forced = self.agent.forced();
         let ignored_before: u32 = self.agent.stats().ignored.iter().sum();
-        self.agent.handle_datagram(self.input_now, from, bytes);
+        let cycle = self.agent.stats().cycles;
+        match via {
+            Via::Datagram(from) => self.agent.handle_datagram(self.input_now, from, bytes),
+            Via::Flow(side) => self.agent.handle_message(self.input_now, side, bytes),
+        }
         let events = self.drain();
         let after_replies = self.agent.stats().replies;
         if after_replies == before.replies {
@@ -513,10 +714,7 @@ impl Harness {
             );
             if let Some((s, sent, status)) = genuine {
                 let tr = &self.track[s.index()];
-                let should = status >= 200
-                    && sent.cycle == tr.cycle
-                    && tr.waiting
-                    && self.agent.config().server(s).is_some_and(|c| c.next_hop == from);
+                let should = status >= 200 && sent.cycle == cycle && tr.waiting && self.reaches(via, s);
                 assert!(!should, "a genuine reply to a waiting probe was ignored: {events:?}");
             }
         } else {
@@ -526,15 +724,15 @@ impl Harness {
             else {
                 panic!("a reply counted without a Reply event: {events:?}")
             };
-            let config = self.agent.config();
-            assert_eq!(config.server(server).map(|c| c.next_hop), Some(from), "reply from {from} counted for {server}");
+            // A datagram never counts for a stream side, nor a message on a flow for a UDP side.
+            assert!(self.reaches(via, server), "reply by {via:?} counted for {server}");
             let tr = &self.track[server.index()];
             assert!(tr.waiting, "a reply counted for {server} with no probe waiting");
             let sent = tr
                 .sent
                 .iter()
                 .rev()
-                .find(|p| p.cycle == tr.cycle && p.attempt == attempt)
+                .find(|p| p.cycle == cycle && p.attempt == attempt)
                 .unwrap_or_else(|| panic!("reply counted for attempt {attempt} never sent this cycle"));
             let want = probe_key(&sent.text);
             let got = parse_response(bytes).expect("a counted reply parses");
@@ -616,19 +814,19 @@ impl Harness {
                     sent.destination
                 };
                 let genuine = matches!(f, Forge::None).then_some((s, &sent, status.code()));
-                self.deliver(from, &bytes, genuine, step);
+                self.deliver(Via::Datagram(from), &bytes, genuine, step);
             }
             Step::Duplicate { backup, status } => {
                 let s = side(*backup);
                 let Some(sent) = self.track[s.index()].sent.last().cloned() else { return };
                 let bytes = response_to(&sent.text, status.code()).into_bytes();
-                self.deliver(sent.destination, &bytes, Some((s, &sent, status.code())), step);
+                self.deliver(Via::Datagram(sent.destination), &bytes, Some((s, &sent, status.code())), step);
                 // The second copy finds the probe answered.
-                self.deliver(sent.destination, &bytes, None, step);
+                self.deliver(Via::Datagram(sent.destination), &bytes, None, step);
             }
             Step::Garbage { backup, bytes } => {
                 let from = self.agent.config().server(side(*backup)).map_or(addr(STRANGER), |c| c.next_hop);
-                self.deliver(from, bytes, None, step);
+                self.deliver(Via::Datagram(from), bytes, None, step);
             }
             Step::Refused(b) => {
                 let forced = self.agent.forced();
@@ -705,6 +903,9 @@ impl Harness {
                 let forced = self.agent.forced();
                 let had_backup = old.backup.is_some();
                 let r = self.agent.update_config(self.input_now, new);
+                if r.is_ok() {
+                    self.reconfigured_in = Some(self.agent.stats().cycles);
+                }
                 let events = self.drain();
                 match r {
                     Err(_) => {
@@ -724,13 +925,132 @@ impl Harness {
                         if had_backup && new.backup.is_none() {
                             self.track[Side::Backup.index()].waiting = false;
                         }
+                        for s in Side::BOTH {
+                            let stream = self.agent.config().server(s).is_some_and(|c| c.transport.is_stream());
+                            assert!(stream || self.flows[s.index()].is_none(), "a flow kept to {s}, now over UDP");
+                        }
                         self.check_events(&events, forced, step);
                     }
                 }
                 self.check_after(false);
             }
+            Step::Flow { backup, stale, report } => {
+                let s = side(*backup);
+                let current = self.flows[s.index()].as_ref().map(|h| h.id).or(self.last_id[s.index()]).unwrap_or(0);
+                let id = match stale {
+                    Some(k) => current.wrapping_sub(1 + u16::from(*k)),
+                    None => current,
+                };
+                let event = match report {
+                    Report::Connected => FlowEvent::Connected,
+                    Report::Failed(f) => FlowEvent::Failed(f.error()),
+                    Report::Pong => FlowEvent::Pong,
+                };
+                self.report(s, id, event, step);
+            }
+            Step::Message { backup, age, status, forge: f, cut } => {
+                let s = side(*backup);
+                let tr = &self.track[s.index()];
+                if tr.sent.is_empty() {
+                    return;
+                }
+                let i = tr.sent.len() - 1 - usize::from(*age) % tr.sent.len();
+                let sent = tr.sent[i].clone();
+                // A forged source means nothing on a flow: the bytes are the genuine reply.
+                let (bytes, _) = forge(response_to(&sent.text, status.code()), f);
+                let genuine = matches!(f, Forge::None | Forge::Source(_)).then_some((s, &sent, status.code()));
+                self.read(s, &bytes, usize::from(*cut), genuine, step);
+            }
+            Step::Read { backup, bytes } => {
+                self.read(side(*backup), bytes, bytes.len() / 2, None, step);
+            }
         }
         self.input_now = self.now;
+    }
+
+    /// The caller reports `event` on flow `id` of `side`, and drops the flow it holds if it failed.
+    fn report(&mut self, side: Side, id: u16, event: FlowEvent, step: &Step) {
+        let i = side.index();
+        let before = self.observe();
+        let forced = self.agent.forced();
+        let held = self.flows[i].as_ref().filter(|h| h.id == id).map(|h| h.connected);
+        self.agent.handle_flow(self.input_now, side, id, event);
+        match (event, held) {
+            (FlowEvent::Connected, Some(_)) => self.flows[i].as_mut().unwrap().connected = true,
+            (FlowEvent::Failed(_), Some(_)) => self.flows[i] = None,
+            _ => {}
+        }
+        let events = self.drain();
+        match (event, held) {
+            (_, None) => {
+                // Not the flow the agent waits for (an older id, none at all, a UDP side).
+                assert_eq!(self.observe(), before, "a report on flow {id} of {side} changed the agent");
+                assert!(events.is_empty(), "a report on flow {id} of {side} gave {events:?}");
+            }
+            (FlowEvent::Connected, Some(false)) => {
+                assert!(events.contains(&Event::FlowUp { server: side }), "connected without FlowUp: {events:?}");
+            }
+            (FlowEvent::Failed(reason), Some(_)) => {
+                assert!(
+                    events.contains(&Event::FlowDown { server: side, reason }),
+                    "failed without FlowDown: {events:?}"
+                );
+                assert_eq!(self.agent.stats().replies, before.replies, "a flow failure counted as a reply");
+                if before.up[i] != Some(true) {
+                    assert_ne!(self.agent.is_up(side), Some(true), "a flow failure made {side} alive");
+                }
+            }
+            _ => {}
+        }
+        self.check_events(&events, forced, step);
+        self.check_after(false);
+    }
+
+    /// `bytes` read from `side`'s flow in two reads cut at `cut`, framed as a caller does. `genuine`
+    /// is checked for a message that is exactly `bytes`, read into an empty buffer.
+    fn read(&mut self, side: Side, bytes: &[u8], cut: usize, genuine: Option<(Side, &Sent, u16)>, step: &Step) {
+        let i = side.index();
+        let stream = self.agent.config().server(side).is_some_and(|c| c.transport.is_stream());
+        let Some(held) = self.flows[i].as_mut().filter(|h| h.connected) else {
+            if !stream {
+                // A caller with no flow to a UDP side cannot read one; handing such a message in
+                // anyway must not count.
+                self.deliver(Via::Flow(side), bytes, None, step);
+            }
+            return;
+        };
+        let id = held.id;
+        let was_empty = held.rx.is_empty();
+        let mut rx = std::mem::take(&mut held.rx);
+        let (a, b) = bytes.split_at(cut % (bytes.len() + 1));
+        for chunk in [a, b] {
+            rx.extend_from_slice(chunk);
+            // Each round consumes a unit of at least two bytes, or stops.
+            loop {
+                match frame(&rx) {
+                    Ok(None) => break,
+                    Ok(Some(Frame::Message(n))) => {
+                        let msg: Vec<u8> = rx.drain(..n).collect();
+                        let g = genuine.filter(|_| was_empty && msg == bytes);
+                        self.deliver(Via::Flow(side), &msg, g, step);
+                    }
+                    Ok(Some(Frame::Pong(n))) => {
+                        rx.drain(..n);
+                        self.report(side, id, FlowEvent::Pong, step);
+                    }
+                    Err(_) => {
+                        self.report(side, id, FlowEvent::Failed(FlowError::Framing), step);
+                        return;
+                    }
+                }
+                if self.flows[i].as_ref().is_none_or(|h| h.id != id) {
+                    return;
+                }
+            }
+        }
+        if let Some(h) = self.flows[i].as_mut().filter(|h| h.id == id) {
+            h.rx = rx;
+        }
     }
 
     fn advance(&mut self, by: Duration) {
@@ -772,6 +1092,10 @@ fn run(input: Input) {
         windows: Vec::new(),
         apply_held: false,
         buf: [0; 1500],
+        flows: [None, None],
+        last_id: [None, None],
+        closed: Vec::new(),
+        reconfigured_in: None,
     };
     let events = h.drain();
     h.check_events(&events, None, &Step::Advance(0));

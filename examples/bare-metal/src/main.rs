@@ -1,8 +1,9 @@
 //! The failover core and its status LED on a Cortex-M4F (`thumbv7em-none-eabihf`): `no_std`, no heap,
 //! the agent on the stack of the main loop.
 //!
-//! The loop is the one the core documents: drain the transmits, then the events, sleep until the next
-//! deadline, feed in what woke it. Real firmware sends through its UDP stack, sleeps with WFI until a
+//! The loop is the one the core documents: drain the flows to open or close (none here: both servers
+//! are reached over UDP), the transmits, then the events, sleep until the next deadline, feed in what
+//! woke it. Real firmware sends through its UDP stack, sleeps with WFI until a
 //! timer or network interrupt and reads a hardware clock; to link on any Cortex-M4F without a board
 //! crate, this example has a loopback network in which the backup PBX answers and the primary is
 //! black-holed, and a clock that jumps to the next deadline. The agent fails over to the backup at
@@ -78,7 +79,7 @@ mod firmware {
     use core::hint::black_box;
     use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-    use sip_failover::core::{Agent, Command, Config, Event, Instant, Side, Transmit};
+    use sip_failover::core::{Agent, Command, Config, Event, FlowEvent, Frame, Instant, Side, Transmit};
     #[cfg(feature = "led")]
     use sip_failover::indicator::Indicator;
 
@@ -106,7 +107,13 @@ mod firmware {
         let mut switched = None;
 
         loop {
-            // Outputs, in the documented order: every transmit, then every event.
+            // Outputs, in the documented order: flows to open or close (only for servers reached over
+            // TCP or TLS, so never here), every transmit, then every event.
+            while let Some(cmd) = agent.poll_flow() {
+                // A product connects (or closes) its TCP or TLS socket here and reports the outcome
+                // with `handle_flow`.
+                black_box(cmd);
+            }
             while let Ok(Some(tx)) = agent.poll_transmit(now, &mut tx_buf) {
                 net.send(now, &tx, tx_buf.get(..tx.len).unwrap_or(&[]));
             }
@@ -147,6 +154,11 @@ mod firmware {
             if black_box(false) {
                 // The rest of the API, reached from the firmware's own events.
                 agent.handle_refused(now, Side::Primary);
+                // Over TCP or TLS: a flow's news, and each whole message framed in its read buffer.
+                agent.handle_flow(now, Side::Primary, black_box(1), FlowEvent::Connected);
+                if let Ok(Some(Frame::Message(len))) = sip_failover::core::frame(&rx_buf) {
+                    agent.handle_message(now, Side::Primary, rx_buf.get(..len).unwrap_or(&[]));
+                }
                 let _ = agent.handle_command(now, Command::InCall(black_box(true)));
                 let _ = agent.update_config(now, config);
                 if let Ok(resumed) = Agent::resume(config, now, seed, agent.snapshot()) {
