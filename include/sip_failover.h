@@ -354,6 +354,8 @@ enum sf_switch_reason
   SF_SWITCH_PLANNED = 4,
   // A new configuration removed the active side.
   SF_SWITCH_RECONFIGURED = 5,
+  // The active server announced maintenance (503 with Retry-After) and the phone was idle.
+  SF_SWITCH_MAINTENANCE = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -482,6 +484,9 @@ enum sf_command_kind
   SF_COMMAND_PLANNED_WINDOW = 11,
   // Forget every planned window.
   SF_COMMAND_CLEAR_PLANNED_WINDOWS = 12,
+  // A transaction of the phone to `side`'s server was answered 503 with `retry_after_s`: the
+  // server announced maintenance (0 announces nothing).
+  SF_COMMAND_MAINTENANCE = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -627,6 +632,8 @@ typedef struct {
   uint64_t start_us;
   // An end time, in microseconds on the agent's clock.
   uint64_t end_us;
+  // A Retry-After, in seconds.
+  uint32_t retry_after_s;
 } sf_command;
 
 // A planned maintenance window, for [`sf_agent_set_planned_windows`].

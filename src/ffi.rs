@@ -380,6 +380,8 @@ pub enum sf_switch_reason {
     SF_SWITCH_PLANNED = 4,
     /// A new configuration removed the active side.
     SF_SWITCH_RECONFIGURED = 5,
+    /// The active server announced maintenance (503 with Retry-After) and the phone was idle.
+    SF_SWITCH_MAINTENANCE = 6,
 }
 
 /// What holds a switch back: `reason` of `SF_EVENT_HELD`.
@@ -472,6 +474,9 @@ pub enum sf_command_kind {
     SF_COMMAND_PLANNED_WINDOW = 11,
     /// Forget every planned window.
     SF_COMMAND_CLEAR_PLANNED_WINDOWS = 12,
+    /// A transaction of the phone to `side`'s server was answered 503 with `retry_after_s`: the
+    /// server announced maintenance (0 announces nothing).
+    SF_COMMAND_MAINTENANCE = 13,
 }
 
 /// A socket address.
@@ -581,6 +586,8 @@ pub struct sf_command {
     pub start_us: u64,
     /// An end time, in microseconds on the agent's clock.
     pub end_us: u64,
+    /// A Retry-After, in seconds.
+    pub retry_after_s: u32,
 }
 
 /// Bytes to send, written by [`sf_agent_poll_transmit`].
@@ -1863,6 +1870,7 @@ fn to_command(c: &sf_command) -> Result<Command, sf_status> {
             end: Instant::from_micros(c.end_us),
         },
         12 => Command::ClearPlannedWindows,
+        13 => Command::Maintenance { side: side()?, retry_after_s: c.retry_after_s },
         _ => return Err(sf_status::SF_ERR_INVALID_ARGUMENT),
     })
 }
@@ -1994,6 +2002,7 @@ fn to_c_event(e: &Event) -> sf_event {
                 SwitchReason::Forced => sf_switch_reason::SF_SWITCH_FORCED,
                 SwitchReason::Planned => sf_switch_reason::SF_SWITCH_PLANNED,
                 SwitchReason::Reconfigured => sf_switch_reason::SF_SWITCH_RECONFIGURED,
+                SwitchReason::Maintenance => sf_switch_reason::SF_SWITCH_MAINTENANCE,
             } as u8;
         }
         Event::Applied { side, generation } => {
@@ -2054,7 +2063,23 @@ mod tests {
     use super::*;
 
     fn command(kind: u8, side: u8, generation: u32) -> sf_command {
-        sf_command { kind, side, flag: 0, generation, addr: NO_ADDR, start_us: 0, end_us: 0 }
+        sf_command { kind, side, flag: 0, generation, addr: NO_ADDR, start_us: 0, end_us: 0, retry_after_s: 0 }
+    }
+
+    #[test]
+    fn an_announced_maintenance_crosses_the_interface() {
+        let mut c = command(sf_command_kind::SF_COMMAND_MAINTENANCE as u8, sf_side::SF_SIDE_BACKUP as u8, 0);
+        c.retry_after_s = 300;
+        assert_eq!(to_command(&c), Ok(Command::Maintenance { side: Side::Backup, retry_after_s: 300 }));
+        c.side = 7;
+        assert_eq!(to_command(&c), Err(sf_status::SF_ERR_INVALID_ARGUMENT));
+        let e =
+            Event::Switch { from: Side::Primary, to: Side::Backup, reason: SwitchReason::Maintenance, generation: 3 };
+        let out = to_c_event(&e);
+        assert_eq!(
+            (out.kind, out.reason, out.generation),
+            (sf_event_kind::SF_EVENT_SWITCH, sf_switch_reason::SF_SWITCH_MAINTENANCE as u8, 3)
+        );
     }
 
     /// An agent with a backup in `storage`, made by `sf_agent_resume` from `snap` when given.

@@ -563,3 +563,23 @@ fn a_mixed_pair_probes_udp_by_datagram_and_tls_by_flow() {
     assert_eq!((t.server, t.transport, t.attempt), (Side::Primary, Transport::Tls, 1));
     assert!(buf.starts_with(b"OPTIONS sips:pbx-a.example:5061 SIP/2.0\r\nVia: SIP/2.0/TLS "));
 }
+
+#[test]
+fn keep_alive_turned_on_live_starts_on_the_open_flows_at_the_new_interval() {
+    let mut lab = Lab::new(config(Transport::Tcp, Transport::Tcp), Server::healthy(), Server::healthy());
+    lab.run_until(500);
+    let mut c = lab.agent.config().clone();
+    c.flow_keepalive = Duration::from_secs(30);
+    lab.agent.update_config(Instant::from_millis(500), c).unwrap();
+    // The next wake-up is the next cycle or the first ping, 24 to 30 s from the update; never the past.
+    let next = lab.agent.poll_timeout().unwrap().as_millis();
+    assert!(next > 500, "{next}");
+    let mut c = lab.agent.config().clone();
+    c.interval = Duration::from_secs(60);
+    lab.agent.update_config(Instant::from_millis(500), c).unwrap();
+    let next = lab.agent.poll_timeout().unwrap().as_millis();
+    assert!((500 + 24_000..=500 + 30_000).contains(&next), "{next}");
+    lab.run_until(40_000);
+    let first_ping = lab.pings.iter().find(|p| p.1 == Side::Primary).map(|p| p.0);
+    assert_eq!(first_ping, Some(next));
+}

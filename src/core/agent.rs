@@ -881,6 +881,7 @@ impl Agent {
             }
         }
         let interval_changed = config.interval != self.config.interval;
+        let keepalive_changed = config.flow_keepalive != self.config.flow_keepalive;
         let old_spread_max = self.config.failback.spread;
         // A flow to a server that moved, changed transport or name (the TLS identity) is closed; the
         // next probe opens one to the new place.
@@ -899,6 +900,16 @@ impl Agent {
         self.config = config;
         if old_spread_max != self.config.failback.spread {
             self.spread = Duration::from_micros(self.rng.below_or_equal(self.config.failback.spread.as_micros()));
+        }
+        if keepalive_changed {
+            // Keep-alive starts afresh on the flows still open, at the new interval.
+            for side in Side::BOTH {
+                if let FlowState::Open { .. } = self.probes[side].flow {
+                    self.probes[side].flow = FlowState::Open { pong_wait: false };
+                    self.probes[side].ping = false;
+                    self.schedule_ping(side, now);
+                }
+            }
         }
         if self.config.backup.is_none() {
             self.probes[Side::Backup] = self.probes[Side::Backup].reset();
