@@ -152,6 +152,9 @@ async fn run_async(
     live: &mut dyn FnMut(Live<'_>),
 ) -> Result<RunOutput, SimError> {
     let phones = opts.phones.max(1);
+    if scenario.phone.transports.iter().any(|t| t.is_stream()) {
+        return Err(SimError::Unsupported("a fleet in real time runs over UDP only (use --virtual for TCP and TLS)"));
+    }
     let pair = UdpPair::bind(LOOPBACK, LOOPBACK, &scenario.expanded(), opts.seed)?;
     let addrs = pair.local_addrs();
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
@@ -169,7 +172,8 @@ async fn run_async(
         socks,
         direct,
         addrs,
-        tracker: Tracker::new(phones, scenario.phone.ladder.total()),
+        tracker: Tracker::new(phones, scenario.phone.ladder.total())
+            .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
         timeline: Timeline::new(&scenario.name, scenario.duration + opts.extend),
         send_errors: 0,
         received: 0,
