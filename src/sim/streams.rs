@@ -126,13 +126,21 @@ impl std::fmt::Display for WildcardRefused {
 
 impl std::error::Error for WildcardRefused {}
 
-/// Whether `cert` names `domain` only through a wildcard (`*.lab` for `pbx-a.lab`).
+/// Whether `cert` names `domain` only through a wildcard (`*.lab` for `pbx-a.lab`): no subject
+/// alternative name is the domain itself, and one is `*.` and the domain's parent. The wildcard is
+/// looked for as a DER dNSName (context tag 2) so that one webpki itself would not parse (`*.lab`,
+/// a wildcard over a single label) is found too; refusing more is the safe side.
 fn only_wildcard(cert: &CertificateDer<'_>, domain: &str) -> bool {
-    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else { return false };
-    let names: Vec<&str> = ee.valid_dns_names().collect();
-    let parent = domain.split_once('.').map(|(_, p)| p);
-    !names.iter().any(|n| n.eq_ignore_ascii_case(domain))
-        && names.iter().any(|n| n.strip_prefix("*.").is_some_and(|w| Some(w) == parent))
+    let exact = webpki::EndEntityCert::try_from(cert)
+        .is_ok_and(|ee| ee.valid_dns_names().any(|n| n.eq_ignore_ascii_case(domain)));
+    let Some((_, parent)) = domain.split_once('.') else { return false };
+    let wildcard = format!("*.{parent}");
+    let (der, n) = (cert.as_ref(), wildcard.len());
+    let named = n < 128
+        && der.windows(n + 2).any(|w| {
+            w.first() == Some(&0x82) && w.get(1) == Some(&(n as u8)) && w[2..].eq_ignore_ascii_case(wildcard.as_bytes())
+        });
+    !exact && named
 }
 
 impl ServerCertVerifier for PhoneVerifier {
@@ -474,12 +482,15 @@ impl Conn {
                     _ => return,
                 },
                 _ = self.epoch.changed() => {
-                    match self.epoch.borrow().1 {
+                    let effect = self.epoch.borrow().1;
+                    match effect {
+                        // Dropped with SO_LINGER 0: a RST, no close_notify before it.
                         Some(FlowError::Refused) => reset(s.tcp()),
-                        Some(_) => {}
+                        Some(_) => {
+                            let _ = s.shutdown().await;
+                        }
                         None => continue,
                     }
-                    let _ = s.shutdown().await;
                     return;
                 }
             };
