@@ -278,6 +278,45 @@ mod never_panics {
             // At least one probe per server and cycle.
             prop_assert!(out.tracker.probes >= 24);
         }
+
+        /// Any script of valid steps, connection faults included, runs over TLS (or TCP on one side)
+        /// to its end; every flow the phone opened was accounted for.
+        #[test]
+        fn any_valid_stream_script_runs(
+            steps in proptest::collection::vec((0u64..60, 0usize..3, 0usize..16), 0..12),
+            tcp_backup in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            const STREAM: [(&str, &str); 6] = [
+                ("reset", ""),
+                ("hang", ""),
+                ("stall_handshake", ""),
+                ("bad_certificate", "kind = \"expired\"\n"),
+                ("bad_certificate", "kind = \"wildcard\"\n"),
+                ("bad_certificate", "kind = \"unknown_ca\"\n"),
+            ];
+            let mut text = String::from("name = \"fuzz\"\nduration = \"60s\"\ninterval = \"5s\"\ntransport = \"tls\"\n");
+            if tcp_backup {
+                text.push_str("[backup]\ntransport = \"tcp\"\n");
+            }
+            for (t, server, action) in steps {
+                let server = ["primary", "backup", "both"][server];
+                let (name, params) = if action < 10 { ACTIONS[action] } else { STREAM[action - 10] };
+                let tls_only = matches!(name, "stall_handshake" | "bad_certificate");
+                let server = if tls_only && tcp_backup { "primary" } else { server };
+                text.push_str(&format!("[[at]]\nt = \"{t}s\"\nserver = \"{server}\"\naction = \"{name}\"\n{params}"));
+            }
+            let s = Scenario::parse(&text, Path::new("fuzz.toml"))
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let out = run(&s, &VirtualOptions { seed, ..Default::default() }, &mut |_| {}).unwrap();
+            prop_assert_eq!(out.end.as_millis(), 60_000);
+            let sum = out.tracker.summary(None);
+            prop_assert!(sum.flows_opened >= 2);
+            let closed: u64 = sum.flows_closed.iter().map(|(_, n)| n).sum();
+            // Every flow but the one each server may still have at the end was closed, with a reason.
+            prop_assert!(sum.flows_opened <= closed + 2, "{:?}", sum);
+            prop_assert!(closed <= sum.flows_opened);
+        }
     }
 }
 

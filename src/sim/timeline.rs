@@ -142,7 +142,7 @@ pub fn describe(r: &Record) -> String {
                 format!("{}  .. no reply to attempt {attempt}", side_col(server))
             }
             Event::AttemptRefused { server, attempt } => {
-                format!("{}  xx attempt {attempt} refused (ICMP port unreachable)", side_col(server))
+                format!("{}  xx attempt {attempt} refused (port unreachable, or its flow failed)", side_col(server))
             }
             Event::ServerUp { server } => format!("{}  UP", side_col(server)),
             Event::ServerDown { server, reason } => format!(
