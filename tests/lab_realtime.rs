@@ -268,3 +268,19 @@ fn the_good_certificate_verifies_and_tcp_flows_carry_probes_over_loopback() {
     assert!(sum.all_flows_up.is_some());
     assert!(switches(&out).is_empty());
 }
+
+#[test]
+fn a_small_tls_fleet_has_a_verified_flow_per_phone_and_side() {
+    let text = SHORT.replace("interval = \"2s\"", "interval = \"2s\"\ntransport = \"tls\"");
+    let s = Scenario::parse(&text, Path::new("short-tls.toml")).unwrap();
+    let opts = FleetOptions { phones: 100, seed: 4, extend: s.phone.interval };
+    let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(out.pair.peak());
+    // Every phone's cycle met the 3.5 s blackhole: each failed over once and came back once.
+    assert_eq!((sum.failovers, sum.failbacks), (100, 100), "{sum:?}");
+    // Each phone had a verified flow to each server; the blackholed primary's flows timed out.
+    assert!(sum.all_flows_up.is_some(), "{sum:?}");
+    assert_eq!(sum.first_flow_setup.unwrap().count, 200);
+    assert!(sum.flows_closed.iter().all(|(r, _)| *r == "attempt_timed_out"), "{sum:?}");
+    assert_eq!(out.tracker.ignored, 0);
+}

@@ -699,7 +699,7 @@ async fn pump(
     report: &impl Fn(FlowInput),
 ) {
     report(FlowInput::Connected);
-    let mut buf = vec![0u8; 8192];
+    let mut buf = vec![0u8; 2048];
     // Bounded by the connection: it ends on EOF, an error, or when the phone drops the flow.
     loop {
         tokio::select! {

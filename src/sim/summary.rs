@@ -125,6 +125,8 @@ pub struct Tracker {
     pub flows_closed: Vec<(FlowError, u64)>,
     /// When each phone's first flow to each server came up.
     first_up: Vec<[Option<Instant>; 2]>,
+    /// When each phone began opening its first flow to each server.
+    first_open: Vec<[Option<Instant>; 2]>,
     /// Which servers the phones reach over flows.
     stream_sides: [bool; 2],
 }
@@ -153,6 +155,7 @@ impl Tracker {
             flows_up: 0,
             flows_closed: Vec::new(),
             first_up: Vec::new(),
+            first_open: Vec::new(),
             stream_sides: [false; 2],
         }
     }
@@ -163,6 +166,7 @@ impl Tracker {
         self.stream_sides = sides;
         if sides.iter().any(|s| *s) {
             self.first_up = vec![[None; 2]; self.phones.len()];
+            self.first_open = vec![[None; 2]; self.phones.len()];
         }
         self
     }
@@ -171,6 +175,9 @@ impl Tracker {
     /// outside a cycle this starts one).
     pub fn on_flow_open(&mut self, phone: u32, t: Instant, server: Side) {
         self.flows_opened += 1;
+        if let Some(first) = self.first_open.get_mut(phone as usize) {
+            first[server.index()].get_or_insert(t);
+        }
         if let Some(p) = self.phones.get_mut(phone as usize) {
             let i = server.index();
             if !p.in_cycle[i] {
@@ -342,6 +349,14 @@ impl Tracker {
                 h.failback.record(d);
             }
         }
+        let mut setup = Hist::new();
+        for (open, up) in self.first_open.iter().zip(&self.first_up) {
+            for i in 0..2 {
+                if let (Some(o), Some(u)) = (open[i], up[i]) {
+                    setup.record(u.saturating_duration_since(o));
+                }
+            }
+        }
         Summary {
             phones: self.phones.len(),
             detection_from_fault: h.detect_fault.stats(),
@@ -361,6 +376,7 @@ impl Tracker {
             flows_up: self.flows_up,
             flows_closed: self.flows_closed.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
             all_flows_up: self.all_flows_up().map(|t| t - Instant::ZERO),
+            first_flow_setup: setup.stats(),
         }
     }
 }
@@ -492,6 +508,9 @@ pub struct Summary {
     /// From the start of the run until every phone had its first flow up to every server it reaches
     /// over TCP or TLS.
     pub all_flows_up: Option<Duration>,
+    /// Each phone's first flow to each stream server: from asking for it to up (connect and
+    /// handshake).
+    pub first_flow_setup: Option<Dist>,
 }
 
 /// The summary as JSON (durations in microseconds): the counts, the distributions, and phone 0's
@@ -535,6 +554,7 @@ pub fn to_json(tracker: &Tracker, summary: &Summary) -> serde_json::Value {
             "opened": summary.flows_opened, "up": summary.flows_up,
             "closed": summary.flows_closed.iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "all_up_us": summary.all_flows_up.map(|d| d.as_micros()),
+            "first_setup": dist(&summary.first_flow_setup),
         },
         "detection_from_fault": dist(&summary.detection_from_fault),
         "detection_from_last_answer": dist(&summary.detection_from_last_answer),
@@ -684,6 +704,7 @@ pub fn render(tracker: &Tracker, summary: &Summary) -> String {
         row(&mut s, "cycle's first probe to switch", &summary.cycle_to_switch, secs);
         row(&mut s, "switch after the ladder's deadline", &summary.switch_after_deadline, millis);
         row(&mut s, "failback after recovery", &summary.failback, secs);
+        row(&mut s, "first flow: open to up", &summary.first_flow_setup, millis);
     }
     if let Some((sec, n)) = summary.peak_probe_rate {
         let _ = writeln!(s, "peak probe rate at the pair: {n} requests/s (second {sec})");
