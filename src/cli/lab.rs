@@ -315,8 +315,17 @@ fn pair_line(out: &RunOutput) -> String {
     let mut s = String::new();
     for (side, st) in Side::BOTH.iter().zip(out.pair.servers.iter()) {
         s.push_str(&format!(
-            "pair {side}: {} requests, {} answered, {} unanswered, {} refused, {} malformed\n",
-            st.requests, st.answered, st.dropped, st.refused, st.malformed
+            "pair {side}: {} requests, {} answered, {} unanswered, {} refused, {} malformed{}\n",
+            st.requests,
+            st.answered,
+            st.dropped,
+            st.refused,
+            st.malformed,
+            if st.connects > 0 {
+                format!(", {} connections ({} completed)", st.connects, st.connected)
+            } else {
+                String::new()
+            }
         ));
     }
     if !out.phones_busy.is_zero() {

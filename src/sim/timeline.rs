@@ -194,7 +194,7 @@ fn svg(tl: &Timeline) -> String {
     let lane_top = |s: Side| 60.0 + s.index() as f64 * (LANE_H + 20.0);
     let band_top = 60.0 + 2.0 * (LANE_H + 20.0);
     let axis_y = band_top + 34.0;
-    let h = axis_y + 70.0;
+    let h = axis_y + 86.0;
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -430,6 +430,24 @@ fn svg(tl: &Timeline) -> String {
         LEFT + 746.0,
         LEFT + 764.0,
     );
+    if tl.records.iter().any(|r| matches!(r.what, What::FlowOpen { .. })) {
+        let fy = ly + 16.0;
+        let _ = writeln!(
+            o,
+            r##"<g font-size="11"><line x1="{LEFT}" y1="{0}" x2="{1}" y2="{0}" stroke="#57606a" stroke-width="3" stroke-dasharray="2,2"/><text x="{2}" y="{3}">flow opening</text><line x1="{4}" y1="{0}" x2="{5}" y2="{0}" stroke="#1a7f37" stroke-width="3"/><text x="{6}" y="{3}">flow up</text><line x1="{7}" y1="{8}" x2="{7}" y2="{9}" stroke="#cf222e" stroke-width="1.5"/><text x="{10}" y="{3}">flow closed (hover: why)</text></g>"##,
+            fy - 4.0,
+            LEFT + 14.0,
+            LEFT + 20.0,
+            fy,
+            LEFT + 120.0,
+            LEFT + 134.0,
+            LEFT + 140.0,
+            LEFT + 220.0,
+            fy - 9.0,
+            fy,
+            LEFT + 226.0,
+        );
+    }
     o.push_str("</svg>\n");
     o
 }
