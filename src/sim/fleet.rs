@@ -63,6 +63,8 @@ struct Fleet {
     flows: Vec<Option<PhoneFlows>>,
     tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
     reports: mpsc::UnboundedSender<FlowReport>,
+    /// The runtime of the flows' tasks, on a thread of its own.
+    flow_rt: Option<tokio::runtime::Handle>,
 }
 
 impl Fleet {
@@ -194,6 +196,23 @@ async fn run_async(
     let pair = UdpPair::bind_over(LOOPBACK, LOOPBACK, transports, &scenario.expanded(), opts.seed, None)?;
     let streams = transports.iter().any(|t| t.is_stream());
     let (reports, mut flow_rx) = mpsc::unbounded_channel::<FlowReport>();
+    // The flows' connects, handshakes and reads run on a thread of their own, so TLS work does not
+    // delay the agents' timers.
+    let (io_stop, io_stopped) = tokio::sync::oneshot::channel::<()>();
+    let io_thread = if streams {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("phone-flows".into()).spawn(move || -> io::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let _ = tx.send(rt.handle().clone());
+            rt.block_on(async {
+                let _ = io_stopped.await;
+            });
+            Ok(())
+        })?;
+        Some((thread, rx.recv().map_err(|_| SimError::Internal("the flows' thread did not start"))?))
+    } else {
+        None
+    };
     let addrs = pair.local_addrs();
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
     for (s, a) in socks.iter().zip(addrs) {
@@ -219,6 +238,7 @@ async fn run_async(
         flows: Vec::with_capacity(if streams { phones } else { 0 }),
         tls: pair.pki().map(|p| p.client_config()),
         reports,
+        flow_rt: io_thread.as_ref().map(|t| t.1.clone()),
     };
     for i in 0..phones {
         let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
@@ -273,7 +293,10 @@ async fn run_async(
                             if fleet.flows.len() <= p as usize {
                                 fleet.flows.resize_with(p as usize + 1, || None);
                             }
-                            let f = PhoneFlows::new(p, fleet.tls.clone(), fleet.reports.clone());
+                            let mut f = PhoneFlows::new(p, fleet.tls.clone(), fleet.reports.clone());
+                            if let Some(rt) = &fleet.flow_rt {
+                                f = f.on_runtime(rt.clone());
+                            }
                             fleet.flows[p as usize] = Some(f);
                         }
                     }
@@ -317,6 +340,10 @@ async fn run_async(
     }
     // The flows end before the pair stops.
     fleet.flows.clear();
+    let _ = io_stop.send(());
+    if let Some((thread, _)) = io_thread {
+        thread.join().map_err(|_| SimError::Internal("the flows' thread failed"))??;
+    }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
     Ok(RunOutput {

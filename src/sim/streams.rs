@@ -557,6 +557,8 @@ struct OpenFlow {
 /// written when the agent sends, reports fed back through [`PhoneFlows::input`].
 pub struct PhoneFlows {
     phone: u32,
+    /// Where the flows' tasks run (the current runtime when `None`).
+    runtime: Option<tokio::runtime::Handle>,
     tls: Option<Arc<rustls::ClientConfig>>,
     reports: mpsc::UnboundedSender<FlowReport>,
     open: [Option<OpenFlow>; 2],
@@ -583,7 +585,14 @@ impl PhoneFlows {
         tls: Option<Arc<rustls::ClientConfig>>,
         reports: mpsc::UnboundedSender<FlowReport>,
     ) -> PhoneFlows {
-        PhoneFlows { phone, tls, reports, open: [None, None] }
+        PhoneFlows { phone, runtime: None, tls, reports, open: [None, None] }
+    }
+
+    /// The same, with the flows' tasks (connects, handshakes, reads) on `runtime`: a fleet keeps
+    /// that work off the thread that runs the agents' timers.
+    pub fn on_runtime(mut self, runtime: tokio::runtime::Handle) -> PhoneFlows {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Opens or closes a flow as the agent asks (inside a tokio runtime).
@@ -595,13 +604,17 @@ impl PhoneFlows {
                 }
                 let (writes, rx) = mpsc::unbounded_channel();
                 let tls = if transport == Transport::Tls { self.tls.clone() } else { None };
-                let task = tokio::spawn(run_flow(
+                let flow = run_flow(
                     (self.phone, server, id),
                     destination,
                     tls.map(|c| (c, DOMAINS[server.index()])),
                     rx,
                     self.reports.clone(),
-                ));
+                );
+                let task = match &self.runtime {
+                    Some(rt) => rt.spawn(flow),
+                    None => tokio::spawn(flow),
+                };
                 self.open[server.index()] = Some(OpenFlow { id, writes, task, up: false, buf: Vec::new() });
             }
             FlowCommand::Close { server, id, .. } => {
