@@ -44,8 +44,6 @@ pub enum SimError {
     Io(std::io::Error),
     /// The lab's certificates or TLS configurations could not be made.
     Tls(String),
-    /// The run asks for something this runner does not do.
-    Unsupported(&'static str),
     /// Something that cannot happen did.
     Internal(&'static str),
 }
@@ -56,7 +54,6 @@ impl fmt::Display for SimError {
             SimError::Config(e) => write!(f, "invalid phone configuration: {e}"),
             SimError::Io(e) => write!(f, "network: {e}"),
             SimError::Tls(e) => write!(f, "TLS: {e}"),
-            SimError::Unsupported(what) => write!(f, "not supported: {what}"),
             SimError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
