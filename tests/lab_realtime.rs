@@ -1,7 +1,7 @@
-//! The lab in real time over loopback UDP: short scenarios (2 s interval, 5 to 9 s), checked for what
-//! happened and in which order (a switch after the fault that causes it), never for how long it took.
-//! Each scenario also runs here on virtual time, where the same switches are asserted to the
-//! microsecond.
+//! The lab in real time over loopback (UDP, and TCP and TLS below): short scenarios (2 s interval,
+//! 5 to 9 s), checked for what happened and in which order (a switch after the fault that causes
+//! it), never for how long it took. Each scenario also runs here on virtual time, where the same
+//! switches are asserted to the microsecond.
 
 use std::path::Path;
 
