@@ -284,3 +284,16 @@ fn a_small_tls_fleet_has_a_verified_flow_per_phone_and_side() {
     assert!(sum.flows_closed.iter().all(|(r, _)| *r == "attempt_timed_out"), "{sum:?}");
     assert_eq!(out.tracker.ignored, 0);
 }
+
+#[test]
+fn a_tls_server_that_resets_is_left_at_once_on_virtual_time() {
+    let s = Scenario::parse(TLS_RESET, Path::new("short-tls-reset.toml")).unwrap();
+    let out = r#virtual::run(&s, &VirtualOptions { seed: 5, ..Default::default() }, &mut |_| {}).unwrap();
+    // The cycle at 2 s: three flows, each reset two round trips (400 µs) after it was opened.
+    assert_eq!(switches(&out), [(2_001_200, Side::Primary, Side::Backup, SwitchReason::Failover)]);
+    let after = flow_words(&out.timeline.records, Side::Primary, 1_000_000);
+    assert_eq!(
+        after[..8],
+        ["closed: refused", "open", "open", "closed: refused", "open", "closed: refused", "closed: refused", "switch"]
+    );
+}
