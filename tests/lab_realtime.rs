@@ -1,7 +1,7 @@
-//! The lab in real time over loopback UDP: short scenarios (2 s interval, 5 to 9 s), checked for what
-//! happened and in which order (a switch after the fault that causes it), never for how long it took.
-//! Each scenario also runs here on virtual time, where the same switches are asserted to the
-//! microsecond.
+//! The lab in real time over loopback (UDP, and TCP and TLS below): short scenarios (2 s interval,
+//! 5 to 9 s), checked for what happened and in which order (a switch after the fault that causes
+//! it), never for how long it took. Each scenario also runs here on virtual time, where the same
+//! switches are asserted to the microsecond.
 
 use std::path::Path;
 
@@ -162,4 +162,138 @@ fn a_refused_ladder_ends_at_once_on_virtual_time() {
     // The cycle at 2 s: three attempts, each refused one round trip (200 µs) after it left.
     assert_eq!(switches(&out), [(2_000_600, Side::Primary, Side::Backup, SwitchReason::Failover)]);
     assert_eq!(out.pair.servers[0].refused, 6);
+}
+
+// ---- TLS over loopback: the pair's TLS servers with certificates made at start, the phone's own
+// flows verified like a phone's (the lab CA the only root, the SIP domain, no wildcard).
+
+use sip_failover::core::{FlowError, TlsError};
+
+const TLS_RESET: &str = r#"
+name = "short-tls-reset"
+duration = "5s"
+interval = "2s"
+transport = "tls"
+[[at]]
+t = "1s"
+server = "primary"
+action = "reset"
+"#;
+
+/// Phone 0's flow records of `side` from `after` µs on, as words.
+fn flow_words(records: &[Record], side: Side, after: u64) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.t.as_micros() >= after)
+        .filter_map(|r| match &r.what {
+            What::FlowOpen { server, .. } if *server == side => Some("open".to_string()),
+            What::Agent(Event::FlowUp { server }) if *server == side => Some("up".to_string()),
+            What::Agent(Event::FlowDown { server, reason }) if *server == side => Some(format!("closed: {reason}")),
+            What::Agent(Event::Switch { .. }) => Some("switch".to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_tls_server_that_resets_is_left_at_once_over_loopback() {
+    let s = Scenario::parse(TLS_RESET, Path::new("short-tls-reset.toml")).unwrap();
+    let out = realtime::run(&s, 5, &mut |_| {}).unwrap();
+    let records = &out.timeline.records;
+    // Before the fault both flows came up, verified, and carried the first cycle's probes.
+    assert_eq!(flow_words(records, Side::Backup, 0), ["open", "up", "switch"], "one flow to the backup all along");
+    let reset = fault_at(records, Side::Primary, 0);
+    assert_eq!(flow_words(records, Side::Primary, 0)[..2], ["open", "up"]);
+    // The reset kills the open flow; in the 2 s cycle each attempt's handshake is reset and the next
+    // attempt opens at once; the switch follows the third.
+    let after: Vec<String> = flow_words(records, Side::Primary, reset).into_iter().take(8).collect();
+    assert_eq!(
+        after,
+        ["closed: refused", "open", "open", "closed: refused", "open", "closed: refused", "closed: refused", "switch"]
+    );
+    assert_eq!(
+        switches(&out).iter().map(|s| (s.1, s.2, s.3)).collect::<Vec<_>>(),
+        [(Side::Primary, Side::Backup, SwitchReason::Failover)]
+    );
+    assert!(out.pair.servers[0].answered > 0 && out.pair.servers[1].answered > 0);
+    assert_eq!(out.tracker.ignored, 0);
+}
+
+#[test]
+fn every_bad_certificate_is_refused_with_its_reason_over_loopback() {
+    for (kind, want) in [
+        ("expired", TlsError::Expired),
+        ("wrong_name", TlsError::NameMismatch),
+        ("wildcard", TlsError::WildcardRefused),
+        ("unknown_ca", TlsError::UnknownIssuer),
+    ] {
+        let text = format!(
+            "name = \"short-bad-{kind}\"\nduration = \"3s\"\ninterval = \"2s\"\ntransport = \"tls\"\n[[at]]\nt = \"1s\"\n\
+             server = \"primary\"\naction = \"bad_certificate\"\nkind = \"{kind}\"\n"
+        );
+        let s = Scenario::parse(&text, Path::new("short-bad.toml")).unwrap();
+        let out = realtime::run(&s, 9, &mut |_| {}).unwrap();
+        let records = &out.timeline.records;
+        let restart = fault_at(records, Side::Primary, 0);
+        let bad = format!("closed: {}", FlowError::Tls(want));
+        let after: Vec<String> = flow_words(records, Side::Primary, restart).into_iter().take(8).collect();
+        assert_eq!(
+            after,
+            ["closed: closed", "open", "open", bad.as_str(), "open", bad.as_str(), bad.as_str(), "switch"],
+            "{kind}"
+        );
+        // Only the good flow before the restart carried probes that the primary answered.
+        let replies = records
+            .iter()
+            .filter(|r| r.t.as_micros() > restart)
+            .filter(|r| matches!(r.what, What::Agent(Event::Reply { server: Side::Primary, .. })))
+            .count();
+        assert_eq!(replies, 0, "{kind}");
+        assert_eq!(switches(&out).len(), 1, "{kind}");
+    }
+}
+
+#[test]
+fn the_good_certificate_verifies_and_tcp_flows_carry_probes_over_loopback() {
+    let text = "name = \"short-tcp\"\nduration = \"2.5s\"\ninterval = \"2s\"\ntransport = \"tcp\"\n[backup]\ntransport = \"tls\"\n";
+    let s = Scenario::parse(text, Path::new("short-tcp.toml")).unwrap();
+    let out = realtime::run(&s, 2, &mut |_| {}).unwrap();
+    let records = &out.timeline.records;
+    for side in Side::BOTH {
+        assert_eq!(flow_words(records, side, 0), ["open", "up"], "{side}: one flow all along");
+    }
+    let sum = out.tracker.summary(None);
+    // Two cycles (0 s and 2 s) to each server, all answered on the same two flows.
+    assert_eq!((sum.probes, sum.replies), (4, 4));
+    assert!(sum.all_flows_up.is_some());
+    assert!(switches(&out).is_empty());
+}
+
+#[test]
+fn a_small_tls_fleet_has_a_verified_flow_per_phone_and_side() {
+    let text = SHORT.replace("interval = \"2s\"", "interval = \"2s\"\ntransport = \"tls\"");
+    let s = Scenario::parse(&text, Path::new("short-tls.toml")).unwrap();
+    let opts = FleetOptions { phones: 100, seed: 4, extend: s.phone.interval };
+    let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(out.pair.peak());
+    // Every phone's cycle met the 3.5 s blackhole: each failed over once and came back once.
+    assert_eq!((sum.failovers, sum.failbacks), (100, 100), "{sum:?}");
+    // Each phone had a verified flow to each server; the blackholed primary's flows timed out.
+    assert!(sum.all_flows_up.is_some(), "{sum:?}");
+    assert_eq!(sum.first_flow_setup.unwrap().count, 200);
+    assert!(sum.flows_closed.iter().all(|(r, _)| *r == "attempt_timed_out"), "{sum:?}");
+    assert_eq!(out.tracker.ignored, 0);
+}
+
+#[test]
+fn a_tls_server_that_resets_is_left_at_once_on_virtual_time() {
+    let s = Scenario::parse(TLS_RESET, Path::new("short-tls-reset.toml")).unwrap();
+    let out = r#virtual::run(&s, &VirtualOptions { seed: 5, ..Default::default() }, &mut |_| {}).unwrap();
+    // The cycle at 2 s: three flows, each reset two round trips (400 µs) after it was opened.
+    assert_eq!(switches(&out), [(2_001_200, Side::Primary, Side::Backup, SwitchReason::Failover)]);
+    let after = flow_words(&out.timeline.records, Side::Primary, 1_000_000);
+    assert_eq!(
+        after[..8],
+        ["closed: refused", "open", "open", "closed: refused", "open", "closed: refused", "closed: refused", "switch"]
+    );
 }

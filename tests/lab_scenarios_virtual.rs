@@ -51,6 +51,10 @@ fn every_shipped_scenario_is_valid_and_tested_here() {
             "primary-503",
             "primary-blackholed",
             "primary-refused",
+            "primary-tls-bad-certificate",
+            "primary-tls-hang",
+            "primary-tls-reset",
+            "primary-tls-stall-handshake",
             "rolling-restart",
             "slow-primary",
             "weekly-maintenance",
@@ -219,7 +223,7 @@ fn a_virtual_fleet_keeps_every_switch_on_the_ladder() {
 #[test]
 fn the_built_in_copies_are_the_shipped_files() {
     use sip_failover::sim::scenario::{shipped, SHIPPED};
-    assert_eq!(SHIPPED.len(), 10);
+    assert_eq!(SHIPPED.len(), 14);
     for (name, _) in SHIPPED {
         assert_eq!(shipped(name).unwrap().unwrap(), scenario(name), "{name}");
     }
@@ -274,5 +278,242 @@ mod never_panics {
             // At least one probe per server and cycle.
             prop_assert!(out.tracker.probes >= 24);
         }
+
+        /// Any script of valid steps, connection faults included, runs over TLS (or TCP on one side)
+        /// to its end; every flow the phone opened was accounted for.
+        #[test]
+        fn any_valid_stream_script_runs(
+            steps in proptest::collection::vec((0u64..60, 0usize..3, 0usize..16), 0..12),
+            tcp_backup in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            const STREAM: [(&str, &str); 6] = [
+                ("reset", ""),
+                ("hang", ""),
+                ("stall_handshake", ""),
+                ("bad_certificate", "kind = \"expired\"\n"),
+                ("bad_certificate", "kind = \"wildcard\"\n"),
+                ("bad_certificate", "kind = \"unknown_ca\"\n"),
+            ];
+            let mut text = String::from("name = \"fuzz\"\nduration = \"60s\"\ninterval = \"5s\"\ntransport = \"tls\"\n");
+            if tcp_backup {
+                text.push_str("[backup]\ntransport = \"tcp\"\n");
+            }
+            for (t, server, action) in steps {
+                let server = ["primary", "backup", "both"][server];
+                let (name, params) = if action < 10 { ACTIONS[action] } else { STREAM[action - 10] };
+                let tls_only = matches!(name, "stall_handshake" | "bad_certificate");
+                let server = if tls_only && tcp_backup { "primary" } else { server };
+                text.push_str(&format!("[[at]]\nt = \"{t}s\"\nserver = \"{server}\"\naction = \"{name}\"\n{params}"));
+            }
+            let s = Scenario::parse(&text, Path::new("fuzz.toml"))
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let out = run(&s, &VirtualOptions { seed, ..Default::default() }, &mut |_| {}).unwrap();
+            prop_assert_eq!(out.end.as_millis(), 60_000);
+            let sum = out.tracker.summary(None);
+            prop_assert!(sum.flows_opened >= 2);
+            let closed: u64 = sum.flows_closed.iter().map(|(_, n)| n).sum();
+            // Every flow but the one each server may still have at the end was closed, with a reason.
+            prop_assert!(sum.flows_opened <= closed + 2, "{:?}", sum);
+            prop_assert!(closed <= sum.flows_opened);
+        }
     }
+}
+
+// ---- TCP and TLS: flows opened by the runner as a driver would, one-way latency 100 µs: a TLS flow is
+// up 400 µs after it is opened (TCP connect, then the handshake), a reply comes 200 µs after its probe.
+
+use sip_failover::core::{Event, FlowError, TlsError};
+use sip_failover::sim::timeline::What;
+
+/// Phone 0's flow records of `side`: (µs, "open" | "up" | "closed: reason").
+fn flows(out: &RunOutput, side: Side) -> Vec<(u64, String)> {
+    out.timeline
+        .records
+        .iter()
+        .filter_map(|r| {
+            let t = r.t.as_micros();
+            match &r.what {
+                What::FlowOpen { server, .. } if *server == side => Some((t, "open".to_string())),
+                What::Agent(Event::FlowUp { server }) if *server == side => Some((t, "up".to_string())),
+                What::Agent(Event::FlowDown { server, reason }) if *server == side => {
+                    Some((t, format!("closed: {reason}")))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn closed(t: u64, reason: FlowError) -> (u64, String) {
+    (t, format!("closed: {reason}"))
+}
+
+fn at(t: u64, what: &str) -> (u64, String) {
+    (t, what.to_string())
+}
+
+/// The backup's one flow, up 400 µs after the start, carries every probe of the run.
+fn backup_flow_held(out: &RunOutput) {
+    assert_eq!(flows(out, B), [at(0, "open"), at(400, "up")]);
+}
+
+#[test]
+fn primary_tls_reset() {
+    let out = run_it("primary-tls-reset", 1);
+    // Reset at 8 s: the open flow fails one latency later. At 15 s each attempt's new flow is reset
+    // during the handshake (a round trip after the connect) and the next opens at once: the cycle
+    // fails at 15.0012 s, the backup had answered at 15.0002 s: failover. Back on the second alive
+    // cycle, on the flow opened at 30 s.
+    assert_eq!(switches(&out), [(15_001_200, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
+    let refused = |t| closed(t, FlowError::Refused);
+    assert_eq!(
+        flows(&out, P),
+        [
+            at(0, "open"),
+            at(400, "up"),
+            refused(8_000_100),
+            at(15_000_000, "open"),
+            at(15_000_400, "open"),
+            refused(15_000_400),
+            at(15_000_800, "open"),
+            refused(15_000_800),
+            refused(15_001_200),
+            at(30_000_000, "open"),
+            at(30_000_400, "up"),
+        ]
+    );
+    backup_flow_held(&out);
+    // No probe ever went on a reset flow: the primary answered every one it got.
+    assert_eq!(out.pair.servers[0].requests, out.pair.servers[0].answered);
+    assert_eq!(out.pair.servers[0].connects, 5);
+    let o = &out.tracker.outages[0];
+    assert_eq!(o.cycle_to_switch().unwrap().as_micros(), 1_200, "the cycle started with the flow's opening");
+    let sum = out.tracker.summary(None);
+    assert_eq!((sum.flows_opened, sum.flows_up), (6, 3));
+    assert_eq!(sum.flows_closed, [("refused", 4)]);
+    assert_eq!(sum.all_flows_up.unwrap().as_micros(), 400);
+}
+
+#[test]
+fn primary_tls_hang() {
+    let out = run_it("primary-tls-hang", 1);
+    // Hung at 8 s: nothing is closed. The 15 s probe goes on the open flow, times out at 15.8 s and
+    // closes it; attempts 2 and 3 each get a new flow that connects (400 µs) and hangs too. The
+    // ladder's timing is the UDP one: failover at 16.6 s.
+    assert_eq!(switches(&out), [(16_600_000, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
+    let timed_out = |t| closed(t, FlowError::AttemptTimedOut);
+    assert_eq!(
+        flows(&out, P),
+        [
+            at(0, "open"),
+            at(400, "up"),
+            at(15_800_000, "open"),
+            timed_out(15_800_000),
+            at(15_800_400, "up"),
+            at(16_200_000, "open"),
+            timed_out(16_200_000),
+            at(16_200_400, "up"),
+            timed_out(16_600_000),
+            at(30_000_000, "open"),
+            at(30_000_400, "up"),
+        ]
+    );
+    backup_flow_held(&out);
+    assert_eq!(out.tracker.outages[0].cycle_to_switch().unwrap().as_millis(), 1_600);
+    // The three hung probes reached the primary and went unanswered.
+    assert_eq!(out.pair.servers[0].dropped, 3);
+}
+
+#[test]
+fn primary_tls_stall_handshake() {
+    let out = run_it("primary-tls-stall-handshake", 1);
+    // The restart at 8 s closes the open flow; from 15 s each attempt's handshake stalls until its
+    // wait runs out, and the next attempt opens a new flow: failover at 16.6 s, no probe written.
+    assert_eq!(switches(&out), [(16_600_000, P, B, FAILOVER), (45_000_200, B, P, FAILBACK)]);
+    let timed_out = |t| closed(t, FlowError::AttemptTimedOut);
+    assert_eq!(
+        flows(&out, P),
+        [
+            at(0, "open"),
+            at(400, "up"),
+            closed(8_000_100, FlowError::Closed),
+            at(15_000_000, "open"),
+            at(15_800_000, "open"),
+            timed_out(15_800_000),
+            at(16_200_000, "open"),
+            timed_out(16_200_000),
+            timed_out(16_600_000),
+            at(30_000_000, "open"),
+            at(30_000_400, "up"),
+        ]
+    );
+    backup_flow_held(&out);
+    assert_eq!(out.tracker.outages[0].cycle_to_switch().unwrap().as_millis(), 1_600);
+    assert_eq!(out.pair.servers[0].dropped, 0, "no request reached a stalled server");
+    assert_eq!(out.pair.servers[0].connects - out.pair.servers[0].connected, 3);
+}
+
+#[test]
+fn primary_tls_bad_certificate() {
+    let out = run_it("primary-tls-bad-certificate", 1);
+    // Each bad certificate: the restart closes the flow 100 µs after the step; in the next cycle each
+    // attempt's handshake fails when the certificate arrives (400 µs) and never counts: failover at
+    // +1.2 ms. The cycle after the good certificate returns connects and is answered: failback (after
+    // one alive cycle) at +0.6 ms.
+    assert_eq!(
+        switches(&out),
+        [
+            (5_001_200, P, B, FAILOVER),
+            (10_000_600, B, P, FAILBACK),
+            (15_001_200, P, B, FAILOVER),
+            (20_000_600, B, P, FAILBACK),
+            (25_001_200, P, B, FAILOVER),
+            (30_000_600, B, P, FAILBACK),
+            (35_001_200, P, B, FAILOVER),
+            (40_000_600, B, P, FAILBACK),
+        ]
+    );
+    let primary = flows(&out, P);
+    let kinds = [TlsError::Expired, TlsError::NameMismatch, TlsError::WildcardRefused, TlsError::UnknownIssuer];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let t0 = 10_000_000 * i as u64;
+        let bad = |t| closed(t, FlowError::Tls(kind));
+        let from = primary.iter().position(|r| r.0 >= t0 + 3_000_000).unwrap();
+        assert_eq!(
+            primary[from..from + 9],
+            [
+                closed(t0 + 3_000_100, FlowError::Closed),
+                at(t0 + 5_000_000, "open"),
+                at(t0 + 5_000_400, "open"),
+                bad(t0 + 5_000_400),
+                at(t0 + 5_000_800, "open"),
+                bad(t0 + 5_000_800),
+                bad(t0 + 5_001_200),
+                at(t0 + 10_000_000, "open"),
+                at(t0 + 10_000_400, "up"),
+            ],
+            "{kind:?}"
+        );
+    }
+    backup_flow_held(&out);
+    // A failed handshake is never an answer: the primary's only requests came over good flows.
+    assert_eq!(out.pair.servers[0].requests, out.pair.servers[0].answered);
+    let sum = out.tracker.summary(None);
+    assert_eq!(sum.flows_opened, 18);
+    assert_eq!(sum.flows_up, 6);
+}
+
+#[test]
+fn a_virtual_tls_fleet_brings_every_flow_up_and_keeps_every_switch_on_the_ladder() {
+    let s = scenario("primary-tls-hang");
+    let opts = VirtualOptions { phones: 1000, seed: 3, extend: s.phone.interval, ..Default::default() };
+    let out = run(&s, &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(out.pair.peak());
+    assert_eq!((sum.failovers, sum.failbacks), (1000, 1000));
+    let lag = sum.switch_after_deadline.unwrap();
+    assert_eq!((lag.count, lag.max.as_micros()), (1000, 0));
+    // The phones boot spread over one interval: the last one (at 15 s * 999 / 1000) is up 400 µs
+    // after it boots.
+    assert_eq!(sum.all_flows_up.unwrap().as_micros(), 14_985_000 + 400);
 }

@@ -68,6 +68,9 @@ pub struct PbxSimArgs {
     /// Print every request received, not only the faults and a count every 10 s.
     #[arg(long)]
     pub verbose: bool,
+    /// Where to write the lab CA's certificate when a server is TLS (the phone's `tls_ca_file`).
+    #[arg(long, default_value = "target/lab/pbx-sim-ca.pem")]
+    pub ca_file: PathBuf,
 }
 
 /// `println!` that ignores a closed stdout (`lab | head` must not panic).
@@ -130,6 +133,7 @@ impl Printer {
                             | Event::ServerUp { .. }
                             | Event::Switch { .. }
                             | Event::NoServerReachable
+                            | Event::FlowDown { .. }
                     )
             ),
             Lines::None => false,
@@ -218,7 +222,13 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let phones = args.phones as usize;
     let fleet_extend = if phones > 1 { scenario.phone.interval } else { Duration::ZERO };
     let duration = scenario.duration + fleet_extend;
-    let mode = if args.virtual_time { "virtual time" } else { "real time over loopback UDP" };
+    let transports = scenario.phone.transports;
+    let over = if transports[0] == transports[1] {
+        transports[0].as_str().to_uppercase()
+    } else {
+        format!("{} and {}", transports[0].as_str().to_uppercase(), transports[1].as_str().to_uppercase())
+    };
+    let mode = if args.virtual_time { "virtual time".to_string() } else { format!("real time over loopback {over}") };
     say!("{}", describe(&scenario));
     say!("running {} phone{} on {mode}, seed {}\n", phones, if phones == 1 { "" } else { "s" }, args.seed);
     let lines = args.lines.unwrap_or(if phones > 1 { Lines::Changes } else { Lines::All });
@@ -305,8 +315,17 @@ fn pair_line(out: &RunOutput) -> String {
     let mut s = String::new();
     for (side, st) in Side::BOTH.iter().zip(out.pair.servers.iter()) {
         s.push_str(&format!(
-            "pair {side}: {} requests, {} answered, {} unanswered, {} refused, {} malformed\n",
-            st.requests, st.answered, st.dropped, st.refused, st.malformed
+            "pair {side}: {} requests, {} answered, {} unanswered, {} refused, {} malformed{}\n",
+            st.requests,
+            st.answered,
+            st.dropped,
+            st.refused,
+            st.malformed,
+            if st.connects > 0 {
+                format!(", {} connections ({} completed)", st.connects, st.connected)
+            } else {
+                String::new()
+            }
         ));
     }
     if !out.phones_busy.is_zero() {
@@ -342,7 +361,8 @@ pub fn pbx_sim(args: &PbxSimArgs) -> ExitCode {
             Err(code) => return code,
         },
     };
-    match udp::serve_until_ctrl_c(args.primary, args.backup, scenario.as_ref(), args.seed, args.verbose) {
+    match udp::serve_until_ctrl_c(args.primary, args.backup, scenario.as_ref(), args.seed, args.verbose, &args.ca_file)
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -72,6 +72,11 @@ impl Authority {
         self.cert.pem()
     }
 
+    /// The CA certificate, DER: what a rustls client is given as its root.
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
     /// Issues a leaf.
     pub fn issue(&self, leaf: Leaf<'_>) -> Result<Identity, rcgen::Error> {
         let key = KeyPair::generate()?;

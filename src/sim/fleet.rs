@@ -1,7 +1,9 @@
-//! A fleet: N phones in one process against the UDP pair, in real time.
+//! A fleet: N phones in one process against the pair, in real time.
 //!
-//! No socket per phone: the fleet has one socket per side, every agent's probes leave through it, and
-//! a reply is routed to its phone by the From user the pair echoes (`p<index>`). Timers sit in one
+//! Over UDP, no socket per phone: the fleet has one socket per side, every agent's probes leave
+//! through it, and a reply is routed to its phone by the From user the pair echoes (`p<index>`).
+//! Over TCP or TLS, each phone has its own flow to each stream server, as a phone does
+//! ([`PhoneFlows`]); their reports come back on one channel tagged with the phone. Timers sit in one
 //! heap of (deadline, phone), with stale entries skipped when they come up. Phones boot spread over
 //! one interval, as a real fleet does. Phone 0's events feed the live timeline; every phone feeds the
 //! [`Tracker`].
@@ -17,12 +19,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TInstant;
 
 use super::scenario::Scenario;
+use super::streams::{FlowReport, PhoneFlows};
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, phone_of, Live, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
-use crate::core::{Agent, Duration, Event, Instant, Side, Transmit};
+use crate::core::{Agent, Duration, Event, FlowCommand, Instant, Side, Transmit};
 
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 const NONE: u64 = u64::MAX;
@@ -56,6 +59,12 @@ struct Fleet {
     send_errors: u64,
     received: u64,
     unrouted: u64,
+    /// Each phone's flows to its TCP or TLS servers (made when it boots).
+    flows: Vec<Option<PhoneFlows>>,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    reports: mpsc::UnboundedSender<FlowReport>,
+    /// The runtime of the flows' tasks, on a thread of its own.
+    flow_rt: Option<tokio::runtime::Handle>,
 }
 
 impl Fleet {
@@ -63,13 +72,33 @@ impl Fleet {
         struct Out<'a> {
             phone: u32,
             direct: &'a [std::net::UdpSocket; 2],
+            flows: Option<&'a mut PhoneFlows>,
             tracker: &'a mut Tracker,
             timeline: &'a mut Timeline,
             send_errors: &'a mut u64,
             live: &'a mut dyn FnMut(Live<'_>),
         }
         impl Io for Out<'_> {
+            fn flow(&mut self, now: Instant, cmd: &FlowCommand) {
+                if let FlowCommand::Open { server, id, transport, .. } = *cmd {
+                    self.tracker.on_flow_open(self.phone, now, server);
+                    if self.phone == 0 {
+                        let r = Record { t: now, what: What::FlowOpen { server, id, transport } };
+                        (self.live)(Live::Record(&r));
+                        self.timeline.records.push(r);
+                    }
+                }
+                if let Some(f) = self.flows.as_mut() {
+                    f.command(cmd);
+                }
+            }
             fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+                if t.transport.is_stream() {
+                    if let Some(f) = self.flows.as_mut() {
+                        f.write(t.server, bytes);
+                    }
+                    return Sent::Sent;
+                }
                 if self.direct[t.server.index()].send(bytes).is_err() {
                     *self.send_errors += 1;
                 }
@@ -89,9 +118,10 @@ impl Fleet {
                 }
             }
         }
-        let Fleet { agents, direct, tracker, timeline, send_errors, .. } = self;
+        let Fleet { agents, direct, tracker, timeline, send_errors, flows, .. } = self;
         let Some(agent) = agents[p as usize].as_mut() else { return };
-        let mut out = Out { phone: p, direct, tracker, timeline, send_errors, live };
+        let flows = flows.get_mut(p as usize).and_then(Option::as_mut);
+        let mut out = Out { phone: p, direct, flows, tracker, timeline, send_errors, live };
         drive::drain(agent, now, &mut [0u8; 1500], &mut out);
         let next = self.agents[p as usize].as_ref().and_then(|a| a.poll_timeout()).map_or(NONE, |t| t.as_micros());
         if next != self.scheduled[p as usize] {
@@ -100,6 +130,16 @@ impl Fleet {
                 self.heap.push(Reverse((next, p)));
             }
         }
+    }
+
+    /// Hands one flow report to its phone.
+    fn flow_report(&mut self, (p, side, id, input): FlowReport, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
+        let (Some(Some(agent)), Some(Some(flows))) = (self.agents.get_mut(p as usize), self.flows.get_mut(p as usize))
+        else {
+            return;
+        };
+        flows.input(agent, now, side, id, input);
+        self.drain(p, now, live);
     }
 
     /// Reads every datagram waiting on `side`'s socket (at most `max`).
@@ -152,7 +192,27 @@ async fn run_async(
     live: &mut dyn FnMut(Live<'_>),
 ) -> Result<RunOutput, SimError> {
     let phones = opts.phones.max(1);
-    let pair = UdpPair::bind(LOOPBACK, LOOPBACK, &scenario.expanded(), opts.seed)?;
+    let transports = scenario.phone.transports;
+    let pair = UdpPair::bind_over(LOOPBACK, LOOPBACK, transports, &scenario.expanded(), opts.seed, None)?;
+    let streams = transports.iter().any(|t| t.is_stream());
+    let (reports, mut flow_rx) = mpsc::unbounded_channel::<FlowReport>();
+    // The flows' connects, handshakes and reads run on a thread of their own, so TLS work does not
+    // delay the agents' timers.
+    let (io_stop, io_stopped) = tokio::sync::oneshot::channel::<()>();
+    let io_thread = if streams {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("phone-flows".into()).spawn(move || -> io::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let _ = tx.send(rt.handle().clone());
+            rt.block_on(async {
+                let _ = io_stopped.await;
+            });
+            Ok(())
+        })?;
+        Some((thread, rx.recv().map_err(|_| SimError::Internal("the flows' thread did not start"))?))
+    } else {
+        None
+    };
     let addrs = pair.local_addrs();
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
     for (s, a) in socks.iter().zip(addrs) {
@@ -169,17 +229,24 @@ async fn run_async(
         socks,
         direct,
         addrs,
-        tracker: Tracker::new(phones, scenario.phone.ladder.total()),
+        tracker: Tracker::new(phones, scenario.phone.ladder.total())
+            .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
         timeline: Timeline::new(&scenario.name, scenario.duration + opts.extend),
         send_errors: 0,
         received: 0,
         unrouted: 0,
+        flows: Vec::with_capacity(if streams { phones } else { 0 }),
+        tls: pair.pki().map(|p| p.client_config()),
+        reports,
+        flow_rt: io_thread.as_ref().map(|t| t.1.clone()),
     };
     for i in 0..phones {
         let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
         let mut cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
-        cfg.primary.local = locals[0];
-        if let Some(b) = cfg.backup.as_mut() {
+        if !transports[0].is_stream() {
+            cfg.primary.local = locals[0];
+        }
+        if let Some(b) = cfg.backup.as_mut().filter(|_| !transports[1].is_stream()) {
             b.local = locals[1];
         }
         let seed = opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64);
@@ -197,6 +264,7 @@ async fn run_async(
     let mut busy = StdDuration::ZERO;
     let mut longest = StdDuration::ZERO;
     let mut next_tick = Instant::ZERO;
+    let mut pending: Option<FlowReport> = None;
     // Bounded: the loop ends at the run's end.
     loop {
         let now = since(origin);
@@ -221,6 +289,16 @@ async fn run_async(
                         let mut agent = Agent::new(cfg, now, seed).map_err(SimError::Config)?;
                         super::plan_windows(&mut agent, scenario, Instant::ZERO, now);
                         fleet.agents[p as usize] = Some(agent);
+                        if streams {
+                            if fleet.flows.len() <= p as usize {
+                                fleet.flows.resize_with(p as usize + 1, || None);
+                            }
+                            let mut f = PhoneFlows::new(p, fleet.tls.clone(), fleet.reports.clone());
+                            if let Some(rt) = &fleet.flow_rt {
+                                f = f.on_runtime(rt.clone());
+                            }
+                            fleet.flows[p as usize] = Some(f);
+                        }
                     }
                 }
             }
@@ -228,6 +306,13 @@ async fn run_async(
         }
         for side in Side::BOTH {
             fleet.receive(side, now, 4096, live);
+        }
+        if let Some(r) = pending.take() {
+            fleet.flow_report(r, now, live);
+        }
+        for _ in 0..4096 {
+            let Ok(r) = flow_rx.try_recv() else { break };
+            fleet.flow_report(r, since(origin), live);
         }
         while let Ok(note) = rx.try_recv() {
             if let PairNote::Fault(f) = note {
@@ -249,8 +334,15 @@ async fn run_async(
             biased;
             _ = fleet.socks[0].readable() => {}
             _ = fleet.socks[1].readable() => {}
+            r = flow_rx.recv(), if streams => pending = r,
             _ = sleep_until_precise(at(origin, wake)) => {}
         }
+    }
+    // The flows end before the pair stops.
+    fleet.flows.clear();
+    let _ = io_stop.send(());
+    if let Some((thread, _)) = io_thread {
+        thread.join().map_err(|_| SimError::Internal("the flows' thread failed"))??;
     }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;

@@ -6,8 +6,9 @@
 //! - [`scenario`]: scenario files (TOML), validated with file, line and field.
 //! - [`virtual`](mod@virtual): agents and the pair model on one virtual clock, seeded and exact.
 //! - [`udp`]: the pair over real loopback UDP (`pbx-sim`).
-//! - [`realtime`]: one phone against the UDP pair, on real timers.
-//! - [`fleet`]: N phones in one process sharing one socket per side, against the UDP pair.
+//! - [`streams`]: the pair's TCP and TLS servers, and the lab phone's TCP and TLS client.
+//! - [`realtime`]: one phone against the pair, on real timers.
+//! - [`fleet`]: N phones in one process sharing one socket per side, against the pair.
 //! - [`timeline`]: live lines, JSON lines and the SVG picture.
 //! - [`summary`]: outages, detection latency, failback, distributions.
 //!
@@ -23,6 +24,7 @@ pub mod fleet;
 pub mod model;
 pub mod realtime;
 pub mod scenario;
+pub mod streams;
 pub mod summary;
 pub mod timeline;
 pub mod udp;
@@ -40,6 +42,8 @@ pub enum SimError {
     Config(ConfigError),
     /// A socket could not be bound or used.
     Io(std::io::Error),
+    /// The lab's certificates or TLS configurations could not be made.
+    Tls(String),
     /// Something that cannot happen did.
     Internal(&'static str),
 }
@@ -49,6 +53,7 @@ impl fmt::Display for SimError {
         match self {
             SimError::Config(e) => write!(f, "invalid phone configuration: {e}"),
             SimError::Io(e) => write!(f, "network: {e}"),
+            SimError::Tls(e) => write!(f, "TLS: {e}"),
             SimError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -121,16 +126,24 @@ pub enum Live<'a> {
     Tick(Instant),
 }
 
+/// The SIP domains of the lab's primary and backup: the Request-URI host, and for TLS the name the
+/// phone verifies the server's certificate against.
+pub const DOMAINS: [&str; 2] = ["pbx-a.lab", "pbx-b.lab"];
+
 /// The core configuration of lab phone number `index` under `settings`: user `p<index>`, the pair at
 /// `primary` and `backup`.
 pub fn phone_config(settings: &PhoneSettings, primary: SocketAddr, backup: SocketAddr, index: usize) -> Config {
-    let mut c = Config::new(primary, "pbx-a.lab").with_backup(backup, "pbx-b.lab");
+    let mut c = Config::new(primary, DOMAINS[0]).with_backup(backup, DOMAINS[1]);
     c.interval = settings.interval;
     c.ladder = settings.ladder;
     c.failback.mode = settings.failback;
     c.failback.after_cycles = settings.failback_after;
     c.fast.refused_ends_attempt = settings.fast_refused;
     c.planned_lead = settings.planned_lead;
+    c.primary.transport = settings.transports[0];
+    if let Some(b) = c.backup.as_mut() {
+        b.transport = settings.transports[1];
+    }
     c.user = InlineStr::new(&format!("p{index}")).unwrap_or(c.user);
     c
 }

@@ -11,7 +11,7 @@ use rsip::headers::{ContentLength, RetryAfter, Server, UntypedHeader};
 use rsip::param::Tag;
 use rsip::{Header, Headers};
 
-use crate::core::{Duration, Instant, Side};
+use crate::core::{Duration, FlowError, Instant, Side, TlsError, Transport};
 
 /// How a server writes the header names and values of its responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,17 +37,84 @@ impl HeaderForm {
     }
 }
 
-/// Whether a server answers at all.
+/// Which bad certificate a TLS server presents (`bad_certificate` in a scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertKind {
+    /// For the right name, from the lab CA, expired (valid 2020 to 2021).
+    Expired,
+    /// From the lab CA, valid, for another name.
+    WrongName,
+    /// From the lab CA, valid, naming the server's domain only through a wildcard (`*.lab`).
+    Wildcard,
+    /// For the right name, valid, issued by a second CA the phone does not trust.
+    UnknownCa,
+}
+
+impl CertKind {
+    /// Every kind, in the order of the scenario's words.
+    pub const ALL: [CertKind; 4] = [CertKind::Expired, CertKind::WrongName, CertKind::Wildcard, CertKind::UnknownCa];
+
+    /// `"expired"`, `"wrong_name"`, `"wildcard"` or `"unknown_ca"`: the scenario's word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CertKind::Expired => "expired",
+            CertKind::WrongName => "wrong_name",
+            CertKind::Wildcard => "wildcard",
+            CertKind::UnknownCa => "unknown_ca",
+        }
+    }
+
+    /// What a phone that verifies like the lab's phone reports for it.
+    pub const fn tls_error(self) -> TlsError {
+        match self {
+            CertKind::Expired => TlsError::Expired,
+            CertKind::WrongName => TlsError::NameMismatch,
+            CertKind::Wildcard => TlsError::WildcardRefused,
+            CertKind::UnknownCa => TlsError::UnknownIssuer,
+        }
+    }
+}
+
+/// Whether a server answers at all, and how it treats connections (TCP and TLS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Mode {
     /// It answers (subject to delay, loss and status).
     #[default]
     Answer,
-    /// It receives and never answers.
+    /// It receives and never answers (on a stream: the kernel completes TCP connects, nothing reads;
+    /// a TLS handshake gets no answer).
     Blackhole,
-    /// Its port is closed: the host answers ICMP port-unreachable.
+    /// Its port is closed: the host answers ICMP port-unreachable, or refuses the TCP connect; its
+    /// open connections are reset (the server restarts).
     Refused,
+    /// Streams only: every connection is reset as soon as it is accepted, open ones included.
+    Reset,
+    /// Streams only: connections (and TLS handshakes) complete, requests are never answered.
+    Hang,
+    /// TLS only: connections are accepted, the handshake never completes; open ones are closed (the
+    /// server restarts).
+    StallHandshake,
+    /// TLS only: the handshake presents a bad certificate; open connections are closed (the server
+    /// restarts with it).
+    BadCertificate(CertKind),
+}
+
+/// What a server does with a new connection (TCP SYN, then for TLS the handshake).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Connect {
+    /// Connected (for TLS: the handshake completes with the good certificate).
+    Accept,
+    /// The port is closed: the connect is refused.
+    Refuse,
+    /// Accepted, then reset at once (for TLS: before the handshake completes).
+    Reset,
+    /// TLS: the handshake never completes.
+    Stall,
+    /// TLS: the handshake presents this bad certificate.
+    BadCertificate(CertKind),
 }
 
 /// One scripted change to a server's behaviour.
@@ -73,6 +140,14 @@ pub enum Action {
     },
     /// Write responses in this form.
     Headers(HeaderForm),
+    /// Streams: reset every connection (open ones and each new one).
+    Reset,
+    /// Streams: accept connections, never answer on them.
+    Hang,
+    /// TLS: accept connections, never complete the handshake.
+    StallHandshake,
+    /// TLS: present a bad certificate.
+    BadCertificate(CertKind),
 }
 
 impl fmt::Display for Action {
@@ -86,6 +161,10 @@ impl fmt::Display for Action {
             Action::Status { code, retry_after: Some(r) } => write!(f, "status {code}, Retry-After {r}"),
             Action::Status { code, retry_after: None } => write!(f, "status {code}"),
             Action::Headers(h) => write!(f, "headers {}", h.as_str()),
+            Action::Reset => f.write_str("reset connections"),
+            Action::Hang => f.write_str("hang (accept, never answer)"),
+            Action::StallHandshake => f.write_str("stall the TLS handshake"),
+            Action::BadCertificate(k) => write!(f, "bad certificate ({})", k.as_str()),
         }
     }
 }
@@ -149,6 +228,10 @@ pub struct ServerStats {
     pub refused: u64,
     /// Datagrams that rsip could not parse as an OPTIONS request.
     pub malformed: u64,
+    /// Connections attempted (TCP and TLS).
+    pub connects: u64,
+    /// Connections that completed (for TLS: the handshake too).
+    pub connected: u64,
 }
 
 /// What the model does with one request.
@@ -213,6 +296,10 @@ impl ServerModel {
             }
             Action::Blackhole => self.mode = Mode::Blackhole,
             Action::Refuse => self.mode = Mode::Refused,
+            Action::Reset => self.mode = Mode::Reset,
+            Action::Hang => self.mode = Mode::Hang,
+            Action::StallHandshake => self.mode = Mode::StallHandshake,
+            Action::BadCertificate(k) => self.mode = Mode::BadCertificate(k),
             Action::Delay(d) => self.delay = d,
             Action::Loss(s) => self.loss = s.clamp(0.0, 1.0),
             Action::Status { code, retry_after } => {
@@ -259,6 +346,10 @@ impl ServerModel {
             Mode::Answer => {}
             Mode::Blackhole => parts.push("blackhole".to_string()),
             Mode::Refused => parts.push("refused".to_string()),
+            Mode::Reset => parts.push("reset".to_string()),
+            Mode::Hang => parts.push("hang".to_string()),
+            Mode::StallHandshake => parts.push("stall_handshake".to_string()),
+            Mode::BadCertificate(k) => parts.push(format!("bad_certificate {}", k.as_str())),
         }
         if self.mode == Mode::Answer {
             if self.status != 200 {
@@ -285,7 +376,7 @@ impl ServerModel {
                 self.stats.refused += 1;
                 return Reply::Refused;
             }
-            Mode::Blackhole => {
+            Mode::Blackhole | Mode::Hang | Mode::Reset | Mode::StallHandshake | Mode::BadCertificate(_) => {
                 self.stats.dropped += 1;
                 return Reply::Silent;
             }
@@ -307,6 +398,48 @@ impl ServerModel {
                 Reply::Silent
             }
         }
+    }
+}
+
+impl ServerModel {
+    /// A new connection over `transport` (TCP or TLS) arrived: what becomes of it.
+    pub fn on_connect(&mut self, transport: Transport) -> Connect {
+        self.stats.connects += 1;
+        let tls = transport == Transport::Tls;
+        let c = match self.mode {
+            Mode::Answer | Mode::Hang => Connect::Accept,
+            Mode::Refused => Connect::Refuse,
+            Mode::Reset => Connect::Reset,
+            // Nothing reads: TCP connects in the kernel's backlog, a TLS handshake gets no answer.
+            Mode::Blackhole if tls => Connect::Stall,
+            Mode::Blackhole => Connect::Accept,
+            Mode::StallHandshake if tls => Connect::Stall,
+            Mode::BadCertificate(k) if tls => Connect::BadCertificate(k),
+            // Scenarios refuse these faults on a TCP server; a plain TCP connect has no handshake.
+            Mode::StallHandshake | Mode::BadCertificate(_) => Connect::Accept,
+        };
+        if c == Connect::Accept {
+            self.stats.connected += 1;
+        }
+        if c == Connect::Refuse {
+            self.stats.refused += 1;
+        }
+        c
+    }
+
+    /// What the server's current mode does to the connections already open: reset them, close
+    /// them (a restart), or nothing.
+    pub fn flow_effect(&self) -> Option<FlowError> {
+        match self.mode {
+            Mode::Refused | Mode::Reset => Some(FlowError::Refused),
+            Mode::StallHandshake | Mode::BadCertificate(_) => Some(FlowError::Closed),
+            _ => None,
+        }
+    }
+
+    /// Whether it answers a keep-alive ping on an open connection.
+    pub fn answers_ping(&self) -> bool {
+        self.mode == Mode::Answer
     }
 }
 
@@ -477,6 +610,11 @@ impl PairModel {
             }
         }
         changes
+    }
+
+    /// A connection to `side` over `transport` arrived (steps due by then must have been applied).
+    pub fn connect(&mut self, side: Side, transport: Transport) -> Connect {
+        self.servers[side.index()].on_connect(transport)
     }
 
     /// A request for `side` arrived at `now` (steps due by then must have been applied).

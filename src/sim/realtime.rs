@@ -1,6 +1,7 @@
-//! One phone against the UDP pair on real timers: a thin tokio loop around the core
-//! [`Agent`], with one connected socket per server (so an ICMP port-unreachable
-//! comes back as `ECONNREFUSED`). Switches are applied at once.
+//! One phone against the pair on real timers: a thin tokio loop around the core [`Agent`], with one
+//! connected UDP socket per UDP server (so an ICMP port-unreachable comes back as `ECONNREFUSED`)
+//! and the flows the agent asks for to a TCP or TLS server ([`PhoneFlows`]). Switches are applied at
+//! once.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,12 +12,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TInstant;
 
 use super::scenario::Scenario;
+use super::streams::{FlowReport, PhoneFlows};
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, Live, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
-use crate::core::{Agent, Command, Event, Instant, Side, Transmit};
+use crate::core::{Agent, Command, Event, FlowCommand, Instant, Side, Transmit};
 
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
@@ -32,7 +34,8 @@ fn refused(e: &io::Error) -> bool {
 }
 
 async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>)) -> Result<RunOutput, SimError> {
-    let pair = UdpPair::bind(LOOPBACK, LOOPBACK, &scenario.expanded(), seed)?;
+    let transports = scenario.phone.transports;
+    let pair = UdpPair::bind_over(LOOPBACK, LOOPBACK, transports, &scenario.expanded(), seed, None)?;
     let addrs = pair.local_addrs();
     let socks = [bind_udp(LOOPBACK)?, bind_udp(LOOPBACK)?];
     for (s, a) in socks.iter().zip(addrs) {
@@ -40,6 +43,8 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
         // tokio's try_send fails with WouldBlock until the reactor has seen the socket writable once.
         s.writable().await?;
     }
+    let (flow_tx, mut flow_rx) = mpsc::unbounded_channel::<FlowReport>();
+    let mut flows = PhoneFlows::new(0, pair.pki().map(|p| p.client_config()), flow_tx);
     let mut agent = Agent::new(phone_config(&scenario.phone, addrs[0], addrs[1], 0), Instant::ZERO, seed)
         .map_err(SimError::Config)?;
     super::plan_windows(&mut agent, scenario, Instant::ZERO, Instant::ZERO);
@@ -47,12 +52,13 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
     let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
-    for side in Side::BOTH {
+    for side in Side::BOTH.into_iter().filter(|s| !transports[s.index()].is_stream()) {
         let addr = socks[side.index()].local_addr()?;
         let _ = agent.handle_command(Instant::ZERO, Command::LocalAddr { side, addr });
     }
     let mut st = State {
-        tracker: Tracker::new(1, scenario.phone.ladder.total()),
+        tracker: Tracker::new(1, scenario.phone.ladder.total())
+            .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
         timeline: Timeline::new(&scenario.name, scenario.duration),
     };
     let end = Instant::ZERO + scenario.duration;
@@ -61,7 +67,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     // Bounded: the loop ends at the scenario's end; each pass handles one input.
     loop {
         let now = since(origin);
-        drain(&mut agent, now, &socks, &mut st, live);
+        drain(&mut agent, now, &socks, &mut flows, &mut st, live);
         if now >= end {
             break;
         }
@@ -69,6 +75,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
         tokio::select! {
             r = socks[0].recv(&mut b0) => input(&mut agent, since(origin), addrs[0], Side::Primary, r.map(|n| &b0[..n])),
             r = socks[1].recv(&mut b1) => input(&mut agent, since(origin), addrs[1], Side::Backup, r.map(|n| &b1[..n])),
+            Some((_, side, id, report)) = flow_rx.recv() => flows.input(&mut agent, since(origin), side, id, report),
             Some(note) = rx.recv() => {
                 if let PairNote::Fault(f) = note {
                     st.tracker.on_fault(&f);
@@ -79,6 +86,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
             _ = tick.tick() => live(Live::Tick(since(origin))),
         }
     }
+    drop(flows);
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
     Ok(RunOutput {
@@ -112,14 +120,33 @@ fn input(agent: &mut Agent, now: Instant, from: SocketAddr, side: Side, r: io::R
     }
 }
 
-fn drain(agent: &mut Agent, now: Instant, socks: &[UdpSocket; 2], st: &mut State, live: &mut dyn FnMut(Live<'_>)) {
+fn drain(
+    agent: &mut Agent,
+    now: Instant,
+    socks: &[UdpSocket; 2],
+    flows: &mut PhoneFlows,
+    st: &mut State,
+    live: &mut dyn FnMut(Live<'_>),
+) {
     struct Out<'a> {
         socks: &'a [UdpSocket; 2],
+        flows: &'a mut PhoneFlows,
         st: &'a mut State,
         live: &'a mut dyn FnMut(Live<'_>),
     }
     impl Io for Out<'_> {
+        fn flow(&mut self, now: Instant, cmd: &FlowCommand) {
+            if let FlowCommand::Open { server, id, transport, .. } = *cmd {
+                self.st.tracker.on_flow_open(0, now, server);
+                self.st.push(now, What::FlowOpen { server, id, transport }, self.live);
+            }
+            self.flows.command(cmd);
+        }
         fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
+            if t.transport.is_stream() {
+                self.flows.write(t.server, bytes);
+                return Sent::Sent;
+            }
             match self.socks[t.server.index()].try_send(bytes) {
                 Err(e) if refused(&e) => Sent::Refused,
                 _ => Sent::Sent,
@@ -135,5 +162,5 @@ fn drain(agent: &mut Agent, now: Instant, socks: &[UdpSocket; 2], st: &mut State
             }
         }
     }
-    drive::drain(agent, now, &mut [0u8; 1500], &mut Out { socks, st, live });
+    drive::drain(agent, now, &mut [0u8; 1500], &mut Out { socks, flows, st, live });
 }

@@ -6,6 +6,10 @@
 //! duration = "50s"
 //! # interval = "15s"          # optional: the phone's keep-alive interval (default: the seed's 15 s)
 //!
+//! # transport = "tls"         # optional: udp (default) | tcp | tls, both servers
+//! # [primary]                 # optional: one server's own transport
+//! # transport = "tcp"
+//!
 //! [phone]                     # optional
 //! ladder_ms = [800, 400, 400]
 //! failback = "auto"           # auto | manual | never
@@ -22,8 +26,13 @@
 //! 0 to 1), `status` (`code`, optional `retry_after` in seconds), `flap` (`period`: down for a
 //! period, up for a period, until the server's next step or the end), `rolling_restart` (`down_for`,
 //! `gap`: the primary's port closes for `down_for`, then after `gap` the backup's does), `headers`
-//! (`form` = `normal` | `compact` | `folded`). Times are written `"800ms"`, `"8s"`, `"1.5s"` or
-//! `"2m"`. Every error names the file, line, column and field.
+//! (`form` = `normal` | `compact` | `folded`); on a TCP or TLS server `reset` (every connection,
+//! open or new, is reset) and `hang` (connections complete, requests are never answered); on a TLS
+//! server `stall_handshake` (connections are accepted, the handshake never completes) and
+//! `bad_certificate` (`kind` = `expired` | `wrong_name` | `wildcard` | `unknown_ca`). A server that
+//! starts refusing, resetting, stalling or presenting a bad certificate drops its open connections.
+//! Times are written `"800ms"`, `"8s"`, `"1.5s"` or `"2m"`. Every error names the file, line,
+//! column and field.
 
 use std::num::NonZeroU8;
 use std::path::Path;
@@ -31,8 +40,10 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{Action, HeaderForm};
-use crate::core::{Config, Duration, Failback, FailbackMode, FastDetection, Instant, Ladder, Side, MAX_ATTEMPTS};
+use super::model::{Action, CertKind, HeaderForm};
+use crate::core::{
+    Config, Duration, Failback, FailbackMode, FastDetection, Instant, Ladder, Side, Transport, MAX_ATTEMPTS,
+};
 use crate::files::{FileError, FileErrorKind, TomlText};
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::RecurringWindow;
@@ -52,6 +63,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("rolling-restart", include_str!("../../firmware-config/scenarios/rolling-restart.toml")),
     ("slow-primary", include_str!("../../firmware-config/scenarios/slow-primary.toml")),
     ("weekly-maintenance", include_str!("../../firmware-config/scenarios/weekly-maintenance.toml")),
+    ("primary-tls-reset", include_str!("../../firmware-config/scenarios/primary-tls-reset.toml")),
+    ("primary-tls-hang", include_str!("../../firmware-config/scenarios/primary-tls-hang.toml")),
+    ("primary-tls-stall-handshake", include_str!("../../firmware-config/scenarios/primary-tls-stall-handshake.toml")),
+    ("primary-tls-bad-certificate", include_str!("../../firmware-config/scenarios/primary-tls-bad-certificate.toml")),
 ];
 
 /// A shipped scenario by name (`rolling-restart`), validated.
@@ -85,6 +100,8 @@ pub struct PhoneSettings {
     pub fast_refused: bool,
     /// How long before a planned window the phone may leave the affected server.
     pub planned_lead: Duration,
+    /// Each server's transport (primary, backup): what the pair serves and the phone uses.
+    pub transports: [Transport; 2],
 }
 
 impl Default for PhoneSettings {
@@ -97,6 +114,7 @@ impl Default for PhoneSettings {
             failback_after: Failback::DEFAULT.after_cycles,
             fast_refused: FastDetection::DEFAULT.refused_ends_attempt,
             planned_lead: Config::DEFAULT_PLANNED_LEAD,
+            transports: [Transport::Udp; 2],
         }
     }
 }
@@ -170,6 +188,12 @@ struct RawScenario {
     #[serde(default)]
     interval: Option<Spanned<String>>,
     #[serde(default)]
+    transport: Option<Spanned<String>>,
+    #[serde(default)]
+    primary: Option<RawServer>,
+    #[serde(default)]
+    backup: Option<RawServer>,
+    #[serde(default)]
     phone: Option<RawPhone>,
     #[serde(default)]
     at: Vec<Spanned<RawStep>>,
@@ -189,6 +213,14 @@ struct RawMaintenance {
     backup_windows: Vec<Spanned<String>>,
     #[serde(default)]
     planned_lead: Option<Spanned<String>>,
+}
+
+/// One server's own settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default)]
+    transport: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -227,6 +259,8 @@ struct RawStep {
     gap: Option<Spanned<String>>,
     #[serde(default)]
     form: Option<Spanned<String>>,
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
 }
 
 /// The windows of a scenario's `[maintenance]` section that fall in the run, converted the way the
@@ -333,9 +367,34 @@ const TYPES: &[(&str, &str)] = &[
 
 const FAILBACK_MODES: &[&str] = &["auto", "manual", "never"];
 const SERVERS: &[&str] = &["primary", "backup", "both"];
-const ACTIONS: &[&str] =
-    &["answer", "blackhole", "refuse", "delay", "loss", "status", "flap", "rolling_restart", "headers"];
+const ACTIONS: &[&str] = &[
+    "answer",
+    "blackhole",
+    "refuse",
+    "delay",
+    "loss",
+    "status",
+    "flap",
+    "rolling_restart",
+    "headers",
+    "reset",
+    "hang",
+    "stall_handshake",
+    "bad_certificate",
+];
 const HEADER_FORMS: &[&str] = &["normal", "compact", "folded"];
+const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
+const CERT_KINDS: &[&str] = &["expired", "wrong_name", "wildcard", "unknown_ca"];
+
+/// A transport word.
+fn transport_of(cx: &TomlText<'_>, v: &Spanned<String>, field: &str) -> Result<Transport, FileError> {
+    match v.get_ref().as_str() {
+        "udp" => Ok(Transport::Udp),
+        "tcp" => Ok(Transport::Tcp),
+        "tls" => Ok(Transport::Tls),
+        other => Err(cx.at(v, field, FileErrorKind::NotOneOf { value: other.to_string(), allowed: TRANSPORTS })),
+    }
+}
 
 /// A duration field (`"800ms"`, `"8s"`, `"2m"`).
 fn duration_of(cx: &TomlText<'_>, v: &Spanned<String>, field: &str) -> Result<Duration, FileError> {
@@ -426,9 +485,17 @@ impl Scenario {
                 phone.fast_refused = *b.get_ref();
             }
         }
+        if let Some(t) = &raw.transport {
+            phone.transports = [transport_of(&cx, t, "transport")?; 2];
+        }
+        for (side, server) in [(Side::Primary, &raw.primary), (Side::Backup, &raw.backup)] {
+            if let Some(t) = server.as_ref().and_then(|s| s.transport.as_ref()) {
+                phone.transports[side.index()] = transport_of(&cx, t, &format!("{side}.transport"))?;
+            }
+        }
         let mut steps = Vec::with_capacity(raw.at.len());
         for (i, s) in raw.at.iter().enumerate() {
-            steps.push(step(&cx, i, s.get_ref(), duration)?);
+            steps.push(step(&cx, i, s.get_ref(), duration, phone.transports)?);
         }
         steps.sort_by_key(|s| s.at);
         let description = raw.description.map(|d| d.into_inner().trim().to_string()).unwrap_or_default();
@@ -482,7 +549,13 @@ impl Scenario {
     }
 }
 
-fn step(cx: &TomlText<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<Step, FileError> {
+fn step(
+    cx: &TomlText<'_>,
+    i: usize,
+    s: &RawStep,
+    duration: Duration,
+    transports: [Transport; 2],
+) -> Result<Step, FileError> {
     let f = |name: &str| format!("at[{i}].{name}");
     let at = duration_of(cx, &s.t, &f("t"))?;
     if at > duration {
@@ -510,9 +583,32 @@ fn step(cx: &TomlText<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<
         "flap" => &["period"],
         "rolling_restart" => &["down_for", "gap"],
         "headers" => &["form"],
+        "reset" | "hang" | "stall_handshake" => &[],
+        "bad_certificate" => &["kind"],
         _ => return Err(not_one_of(&s.action, "action", ACTIONS)),
     };
-    let given: [(&str, Option<std::ops::Range<usize>>); 8] = [
+    // Connection faults need a server that has connections (and the handshake ones, TLS).
+    let needs: &[Transport] = match action {
+        "reset" | "hang" => &[Transport::Tcp, Transport::Tls],
+        "stall_handshake" | "bad_certificate" => &[Transport::Tls],
+        _ => &[],
+    };
+    if !needs.is_empty() {
+        let sides: &[Side] = match target {
+            Target::One(Side::Primary) => &[Side::Primary],
+            Target::One(Side::Backup) => &[Side::Backup],
+            Target::Both => &Side::BOTH,
+        };
+        if let Some(side) = sides.iter().find(|side| !needs.contains(&transports[side.index()])) {
+            let want = if needs.len() == 1 { "tls" } else { "tcp or tls" };
+            let why = format!(
+                "action `{action}` needs a {want} server, and the {side} is {} (set `transport` or `[{side}] transport`)",
+                transports[side.index()].as_str()
+            );
+            return Err(cx.at(&s.action, &f("action"), FileErrorKind::Conflict(why)));
+        }
+    }
+    let given: [(&str, Option<std::ops::Range<usize>>); 9] = [
         ("ms", s.ms.as_ref().map(|v| v.span())),
         ("share", s.share.as_ref().map(|v| v.span())),
         ("code", s.code.as_ref().map(|v| v.span())),
@@ -521,6 +617,7 @@ fn step(cx: &TomlText<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<
         ("down_for", s.down_for.as_ref().map(|v| v.span())),
         ("gap", s.gap.as_ref().map(|v| v.span())),
         ("form", s.form.as_ref().map(|v| v.span())),
+        ("kind", s.kind.as_ref().map(|v| v.span())),
     ];
     for (name, span) in given {
         if let Some(span) = span {
@@ -538,6 +635,17 @@ fn step(cx: &TomlText<'_>, i: usize, s: &RawStep, duration: Duration) -> Result<
         "answer" => StepAction::Set(Action::Answer),
         "blackhole" => StepAction::Set(Action::Blackhole),
         "refuse" => StepAction::Set(Action::Refuse),
+        "reset" => StepAction::Set(Action::Reset),
+        "hang" => StepAction::Set(Action::Hang),
+        "stall_handshake" => StepAction::Set(Action::StallHandshake),
+        "bad_certificate" => {
+            let v = s.kind.as_ref().ok_or_else(|| missing("kind"))?;
+            let kind = CertKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == v.get_ref())
+                .ok_or_else(|| not_one_of(v, "kind", CERT_KINDS))?;
+            StepAction::Set(Action::BadCertificate(kind))
+        }
         "delay" => {
             let v = s.ms.as_ref().ok_or_else(|| missing("ms"))?;
             let ms = u64::try_from(*v.get_ref())

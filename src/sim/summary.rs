@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 
 use super::model::{FaultChange, Health};
-use crate::core::{Duration, Event, Instant, Side, SwitchReason};
+use crate::core::{Duration, Event, FlowError, Instant, Side, SwitchReason};
 
 /// One outage of one server as one phone saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,9 @@ impl Outage {
 struct PhoneTrack {
     last_answered: [Option<Instant>; 2],
     cycle_start: [Option<Instant>; 2],
+    /// Between a cycle's start and its result: on a stream the cycle may start with a flow opening,
+    /// before (or without) any probe.
+    in_cycle: [bool; 2],
     open: [Option<usize>; 2],
 }
 
@@ -114,6 +117,18 @@ pub struct Tracker {
     pub replies: u64,
     /// Datagrams the phones ignored.
     pub ignored: u64,
+    /// Flows (TCP, TLS) the phones began to open.
+    pub flows_opened: u64,
+    /// Flows that came up.
+    pub flows_up: u64,
+    /// Flows closed or failed, by reason, in the order first seen.
+    pub flows_closed: Vec<(FlowError, u64)>,
+    /// When each phone's first flow to each server came up.
+    first_up: Vec<[Option<Instant>; 2]>,
+    /// When each phone began opening its first flow to each server.
+    first_open: Vec<[Option<Instant>; 2]>,
+    /// Which servers the phones reach over flows.
+    stream_sides: [bool; 2],
 }
 
 /// How many phones keep every switch record (beyond that only phone 0's are kept).
@@ -136,7 +151,57 @@ impl Tracker {
             probes: 0,
             replies: 0,
             ignored: 0,
+            flows_opened: 0,
+            flows_up: 0,
+            flows_closed: Vec::new(),
+            first_up: Vec::new(),
+            first_open: Vec::new(),
+            stream_sides: [false; 2],
         }
+    }
+
+    /// Says which servers the phones reach over TCP or TLS flows (for the time until every phone's
+    /// flows are up).
+    pub fn with_stream_sides(mut self, sides: [bool; 2]) -> Self {
+        self.stream_sides = sides;
+        if sides.iter().any(|s| *s) {
+            self.first_up = vec![[None; 2]; self.phones.len()];
+            self.first_open = vec![[None; 2]; self.phones.len()];
+        }
+        self
+    }
+
+    /// Phone `phone` began opening a flow to `server` (the agent opens one only to send a probe, so
+    /// outside a cycle this starts one).
+    pub fn on_flow_open(&mut self, phone: u32, t: Instant, server: Side) {
+        self.flows_opened += 1;
+        if let Some(first) = self.first_open.get_mut(phone as usize) {
+            first[server.index()].get_or_insert(t);
+        }
+        if let Some(p) = self.phones.get_mut(phone as usize) {
+            let i = server.index();
+            if !p.in_cycle[i] {
+                p.in_cycle[i] = true;
+                p.cycle_start[i] = Some(t);
+            }
+        }
+    }
+
+    /// When the last of the phones' first flows came up, if every phone got one to every server it
+    /// reaches over a flow.
+    pub fn all_flows_up(&self) -> Option<Instant> {
+        if !self.stream_sides.iter().any(|s| *s) {
+            return None;
+        }
+        let mut last = Instant::ZERO;
+        for p in &self.first_up {
+            for side in Side::BOTH {
+                if self.stream_sides[side.index()] {
+                    last = last.max(p[side.index()]?);
+                }
+            }
+        }
+        Some(last)
     }
 
     /// The ladder's length, from a cycle's first probe to its deadline.
@@ -189,10 +254,13 @@ impl Tracker {
         match *ev {
             Event::ProbeSent { server, attempt, .. } => {
                 self.probes += 1;
-                if attempt == 1 {
+                // The first probe starts the cycle, unless the flow it goes on was opened for it.
+                if attempt == 1 && !p.in_cycle[server.index()] {
                     p.cycle_start[server.index()] = Some(t);
                 }
+                p.in_cycle[server.index()] = true;
             }
+            Event::CycleResult { server, .. } => p.in_cycle[server.index()] = false,
             Event::Reply { server, rtt, .. } => {
                 self.replies += 1;
                 p.last_answered[server.index()] = Some(t.saturating_sub(rtt));
@@ -238,6 +306,16 @@ impl Tracker {
             }
             Event::NoServerReachable => self.no_server += 1,
             Event::Ignored { .. } => self.ignored += 1,
+            Event::FlowUp { server } => {
+                self.flows_up += 1;
+                if let Some(first) = self.first_up.get_mut(phone as usize) {
+                    first[server.index()].get_or_insert(t);
+                }
+            }
+            Event::FlowDown { reason, .. } => match self.flows_closed.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, n)) => *n += 1,
+                None => self.flows_closed.push((reason, 1)),
+            },
             _ => {}
         }
     }
@@ -271,6 +349,14 @@ impl Tracker {
                 h.failback.record(d);
             }
         }
+        let mut setup = Hist::new();
+        for (open, up) in self.first_open.iter().zip(&self.first_up) {
+            for i in 0..2 {
+                if let (Some(o), Some(u)) = (open[i], up[i]) {
+                    setup.record(u.saturating_duration_since(o));
+                }
+            }
+        }
         Summary {
             phones: self.phones.len(),
             detection_from_fault: h.detect_fault.stats(),
@@ -286,6 +372,11 @@ impl Tracker {
             probes: self.probes,
             replies: self.replies,
             peak_probe_rate,
+            flows_opened: self.flows_opened,
+            flows_up: self.flows_up,
+            flows_closed: self.flows_closed.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+            all_flows_up: self.all_flows_up().map(|t| t - Instant::ZERO),
+            first_flow_setup: setup.stats(),
         }
     }
 }
@@ -408,6 +499,18 @@ pub struct Summary {
     pub replies: u64,
     /// The busiest second at the pair: (second from the start, requests in it).
     pub peak_probe_rate: Option<(u64, u32)>,
+    /// Flows (TCP, TLS) opened by all phones.
+    pub flows_opened: u64,
+    /// Flows that came up.
+    pub flows_up: u64,
+    /// Flows closed or failed, by reason.
+    pub flows_closed: Vec<(&'static str, u64)>,
+    /// From the start of the run until every phone had its first flow up to every server it reaches
+    /// over TCP or TLS.
+    pub all_flows_up: Option<Duration>,
+    /// Each phone's first flow to each stream server: from asking for it to up (connect and
+    /// handshake).
+    pub first_flow_setup: Option<Dist>,
 }
 
 /// The summary as JSON (durations in microseconds): the counts, the distributions, and phone 0's
@@ -447,6 +550,12 @@ pub fn to_json(tracker: &Tracker, summary: &Summary) -> serde_json::Value {
         "switches": summary.switches, "failovers": summary.failovers, "failbacks": summary.failbacks,
         "no_server_reachable": summary.no_server,
         "peak_probe_rate": summary.peak_probe_rate.map(|(s, n)| json!({"second": s, "requests": n})),
+        "flows": {
+            "opened": summary.flows_opened, "up": summary.flows_up,
+            "closed": summary.flows_closed.iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "all_up_us": summary.all_flows_up.map(|d| d.as_micros()),
+            "first_setup": dist(&summary.first_flow_setup),
+        },
         "detection_from_fault": dist(&summary.detection_from_fault),
         "detection_from_last_answer": dist(&summary.detection_from_last_answer),
         "fault_to_switch": dist(&summary.fault_to_switch),
@@ -512,6 +621,18 @@ pub fn render(tracker: &Tracker, summary: &Summary) -> String {
         summary.failbacks,
         summary.no_server
     );
+    if summary.flows_opened > 0 {
+        let closed: Vec<String> = summary.flows_closed.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let _ = writeln!(
+            s,
+            "flows: {} opened, {} up, {} closed{}{}",
+            summary.flows_opened,
+            summary.flows_up,
+            summary.flows_closed.iter().map(|(_, n)| n).sum::<u64>(),
+            if closed.is_empty() { String::new() } else { format!(" ({})", closed.join(", ")) },
+            summary.all_flows_up.map_or(String::new(), |d| format!("; every phone's flows up after {}", millis(d)))
+        );
+    }
     let mine: Vec<&Outage> = tracker.outages_of(0).collect();
     if mine.is_empty() {
         let _ = writeln!(s, "outages: none (no server went down)");
@@ -583,6 +704,7 @@ pub fn render(tracker: &Tracker, summary: &Summary) -> String {
         row(&mut s, "cycle's first probe to switch", &summary.cycle_to_switch, secs);
         row(&mut s, "switch after the ladder's deadline", &summary.switch_after_deadline, millis);
         row(&mut s, "failback after recovery", &summary.failback, secs);
+        row(&mut s, "first flow: open to up", &summary.first_flow_setup, millis);
     }
     if let Some((sec, n)) = summary.peak_probe_rate {
         let _ = writeln!(s, "peak probe rate at the pair: {n} requests/s (second {sec})");

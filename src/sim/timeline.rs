@@ -1,6 +1,7 @@
 //! The timeline of one watched phone and the pair: recorded as it happens, printed as live text
 //! lines, written as JSON lines and drawn as an SVG picture (a lane per server with probe, reply and
-//! timeout marks, shaded fault intervals, switch markers, and the active side as a band).
+//! timeout marks, shaded fault intervals, the phone's TCP and TLS flows from opening to closing,
+//! switch markers, and the active side as a band).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -9,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::model::{FaultChange, Health};
 use super::summary::millis;
-use crate::core::{DownReason, Duration, Event, Instant, Side};
+use crate::core::{DownReason, Duration, Event, Instant, Side, Transport};
 use crate::net::events::event_fields;
 
 /// One thing that happened.
@@ -20,6 +21,16 @@ pub enum What {
     Agent(Event),
     /// A server of the pair changed health.
     Fault(FaultChange),
+    /// The watched phone began opening a flow (TCP connect, then for TLS the handshake) as its agent
+    /// asked; the agent's `FlowUp` and `FlowDown` events say what became of it.
+    FlowOpen {
+        /// To which server.
+        server: Side,
+        /// The agent's id of the flow.
+        id: u16,
+        /// TCP or TLS.
+        transport: Transport,
+    },
 }
 
 /// One entry of the timeline.
@@ -80,6 +91,13 @@ pub fn json_line(r: &Record) -> Value {
             fm.insert("fault".into(), json!(f.label));
             ("fault", fm)
         }
+        What::FlowOpen { server, id, transport } => {
+            let mut fm = Map::new();
+            fm.insert("server".into(), json!(server.as_str()));
+            fm.insert("flow".into(), json!(id));
+            fm.insert("transport".into(), json!(transport.as_str()));
+            ("flow_open", fm)
+        }
     };
     m.insert("event".into(), json!(name));
     m.insert("t_ms".into(), json!(r.t.as_millis()));
@@ -103,6 +121,9 @@ fn side_col(s: Side) -> &'static str {
 /// The text of a live line, without the time prefix.
 pub fn describe(r: &Record) -> String {
     match &r.what {
+        What::FlowOpen { server, id, transport } => {
+            format!("{}  =. opening {} flow {id}", side_col(*server), transport.as_str())
+        }
         What::Fault(f) => match f.health {
             Health::Normal => format!("{}  ** recovered: answering normally", side_col(f.server)),
             _ => format!("{}  ** fault: {} ({})", side_col(f.server), f.label, f.health.as_str()),
@@ -121,7 +142,7 @@ pub fn describe(r: &Record) -> String {
                 format!("{}  .. no reply to attempt {attempt}", side_col(server))
             }
             Event::AttemptRefused { server, attempt } => {
-                format!("{}  xx attempt {attempt} refused (ICMP port unreachable)", side_col(server))
+                format!("{}  xx attempt {attempt} refused (port unreachable, or its flow failed)", side_col(server))
             }
             Event::ServerUp { server } => format!("{}  UP", side_col(server)),
             Event::ServerDown { server, reason } => format!(
@@ -143,7 +164,7 @@ pub fn describe(r: &Record) -> String {
             Event::Held { to, .. } => format!("    switch to {to} held: call in progress"),
             Event::Ignored { reason } => format!("    ignored a datagram ({})", reason.as_str()),
             Event::FlowUp { server } => format!("{}  == flow up", side_col(server)),
-            Event::FlowDown { server, reason } => format!("{}  =/ flow down ({reason})", side_col(server)),
+            Event::FlowDown { server, reason } => format!("{}  =/ flow closed ({reason})", side_col(server)),
             other => format!("    {}", other.name()),
         },
     }
@@ -173,7 +194,7 @@ fn svg(tl: &Timeline) -> String {
     let lane_top = |s: Side| 60.0 + s.index() as f64 * (LANE_H + 20.0);
     let band_top = 60.0 + 2.0 * (LANE_H + 20.0);
     let axis_y = band_top + 34.0;
-    let h = axis_y + 70.0;
+    let h = axis_y + 86.0;
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -275,6 +296,55 @@ fn svg(tl: &Timeline) -> String {
             _ => {}
         }
     }
+    // Flows: a thin bar near the bottom of the lane, dashed while opening, solid while up, ended by
+    // a tick with the reason.
+    let mut flow: [Option<(Instant, bool)>; 2] = [None, None];
+    let bar = |o: &mut String, s: Side, from: Instant, to: Instant, up: bool| {
+        let y = lane_top(s) + LANE_H - 5.0;
+        let (stroke, dash, what) =
+            if up { ("#1a7f37", "", "flow up") } else { ("#57606a", r#" stroke-dasharray="2,2""#, "flow opening") };
+        let _ = writeln!(
+            o,
+            r#"<line x1="{:.1}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{stroke}" stroke-width="3"{dash}><title>{what} from {} ms</title></line>"#,
+            x(from),
+            x(to).max(x(from) + 0.5),
+            from.as_millis()
+        );
+    };
+    for r in &tl.records {
+        match &r.what {
+            What::FlowOpen { server, .. } => {
+                if let Some((from, up)) = flow[server.index()].take() {
+                    bar(&mut o, *server, from, r.t, up);
+                }
+                flow[server.index()] = Some((r.t, false));
+            }
+            What::Agent(Event::FlowUp { server }) => {
+                if let Some((from, up)) = flow[server.index()].take() {
+                    bar(&mut o, *server, from, r.t, up);
+                }
+                flow[server.index()] = Some((r.t, true));
+            }
+            What::Agent(Event::FlowDown { server, reason }) => {
+                if let Some((from, up)) = flow[server.index()].take() {
+                    bar(&mut o, *server, from, r.t, up);
+                }
+                let (t, y) = (x(r.t), lane_top(*server) + LANE_H - 9.0);
+                let _ = writeln!(
+                    o,
+                    r##"<line x1="{t:.1}" y1="{y}" x2="{t:.1}" y2="{}" stroke="#cf222e" stroke-width="1.5"><title>flow closed at {} ms: {reason}</title></line>"##,
+                    y + 8.0,
+                    r.t.as_millis()
+                );
+            }
+            _ => {}
+        }
+    }
+    for s in Side::BOTH {
+        if let Some((from, up)) = flow[s.index()].take() {
+            bar(&mut o, s, from, Instant::ZERO + tl.duration, up);
+        }
+    }
     // The active side as a band, from the applied switches.
     let _ = writeln!(o, r#"<text x="10" y="{}" font-weight="bold">active</text>"#, band_top + 13.0);
     let mut active = (Instant::ZERO, Side::Primary);
@@ -360,6 +430,24 @@ fn svg(tl: &Timeline) -> String {
         LEFT + 746.0,
         LEFT + 764.0,
     );
+    if tl.records.iter().any(|r| matches!(r.what, What::FlowOpen { .. })) {
+        let fy = ly + 16.0;
+        let _ = writeln!(
+            o,
+            r##"<g font-size="11"><line x1="{LEFT}" y1="{0}" x2="{1}" y2="{0}" stroke="#57606a" stroke-width="3" stroke-dasharray="2,2"/><text x="{2}" y="{3}">flow opening</text><line x1="{4}" y1="{0}" x2="{5}" y2="{0}" stroke="#1a7f37" stroke-width="3"/><text x="{6}" y="{3}">flow up</text><line x1="{7}" y1="{8}" x2="{7}" y2="{9}" stroke="#cf222e" stroke-width="1.5"/><text x="{10}" y="{3}">flow closed (hover: why)</text></g>"##,
+            fy - 4.0,
+            LEFT + 14.0,
+            LEFT + 20.0,
+            fy,
+            LEFT + 120.0,
+            LEFT + 134.0,
+            LEFT + 140.0,
+            LEFT + 220.0,
+            fy - 9.0,
+            fy,
+            LEFT + 226.0,
+        );
+    }
     o.push_str("</svg>\n");
     o
 }

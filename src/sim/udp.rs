@@ -1,11 +1,13 @@
-//! The pair over real loopback UDP, driven by the [`PairModel`]: one socket per server, replies sent
+//! The pair over real loopback, driven by the [`PairModel`]: one socket per server, replies sent
 //! when the model says, scripted steps applied on time. "Refused" closes the server's socket, so the
-//! kernel answers ICMP port-unreachable; "answer" binds it again on the same address.
+//! kernel answers ICMP port-unreachable (or refuses TCP connects); "answer" binds it again on the same
+//! address. A TCP or TLS server is a listener served by [`streams`](super::streams).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use tokio::net::UdpSocket;
@@ -14,8 +16,9 @@ use tokio::time::Instant as TInstant;
 
 use super::model::{Action, FaultChange, Mode, PairModel, Reply};
 use super::scenario::Scenario;
+use super::streams::{bind_tcp, LabPki, StreamReq, StreamServers};
 use super::PairStats;
-use crate::core::{Duration, Instant, Side};
+use crate::core::{Duration, Instant, Side, Transport};
 
 /// Something the pair reports while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,12 +90,12 @@ pub fn spawn_pair_thread(
     let socks = pair.socks.map(|s| s.map(|s| s.into_std()).transpose());
     let [p, b] = socks;
     let (p, b) = (p?, b?);
-    let (addrs, model) = (pair.addrs, pair.model);
+    let UdpPair { addrs, model, transports, tcp, pki, .. } = pair;
     std::thread::Builder::new().name("pbx-pair".into()).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async move {
             let socks = [p.map(UdpSocket::from_std).transpose()?, b.map(UdpSocket::from_std).transpose()?];
-            Ok(UdpPair { socks, addrs, model }.run(origin, notes, false, stop).await)
+            Ok(UdpPair { socks, addrs, model, transports, tcp, pki }.run(origin, notes, false, stop).await)
         })
     })
 }
@@ -112,12 +115,22 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// A reply waiting for its time: (when, order, server index, destination, bytes).
 type Pending = Reverse<(Instant, u64, usize, SocketAddr, Vec<u8>)>;
 
-/// The pair on two UDP sockets.
+/// The pair on two sockets: UDP, or a TCP listener for a TCP or TLS server.
 #[derive(Debug)]
 pub struct UdpPair {
     socks: [Option<UdpSocket>; 2],
     addrs: [SocketAddr; 2],
     model: PairModel,
+    transports: [Transport; 2],
+    tcp: [Option<std::net::TcpListener>; 2],
+    pki: Option<Arc<LabPki>>,
+}
+
+async fn next_req(rx: &mut Option<mpsc::UnboundedReceiver<StreamReq>>) -> Option<StreamReq> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_opt(sock: &Option<UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -135,10 +148,51 @@ impl UdpPair {
         steps: &[(Duration, Side, Action)],
         seed: u64,
     ) -> io::Result<Self> {
-        let p = bind_udp(primary)?;
-        let b = bind_udp(backup)?;
-        let addrs = [p.local_addr()?, b.local_addr()?];
-        Ok(UdpPair { socks: [Some(p), Some(b)], addrs, model: PairModel::new(steps, seed) })
+        UdpPair::bind_over(primary, backup, [Transport::Udp; 2], steps, seed, None)
+    }
+
+    /// Binds the primary and the backup over `transports`; a TLS server presents `pki`'s
+    /// certificates (made here when none is given).
+    pub fn bind_over(
+        primary: SocketAddr,
+        backup: SocketAddr,
+        transports: [Transport; 2],
+        steps: &[(Duration, Side, Action)],
+        seed: u64,
+        pki: Option<Arc<LabPki>>,
+    ) -> io::Result<Self> {
+        let mut socks = [None, None];
+        let mut tcp = [None, None];
+        let mut addrs = [primary, backup];
+        for (i, addr) in [primary, backup].into_iter().enumerate() {
+            if transports[i].is_stream() {
+                let l = bind_tcp(addr)?;
+                addrs[i] = l.local_addr()?;
+                tcp[i] = Some(l);
+            } else {
+                let s = bind_udp(addr)?;
+                addrs[i] = s.local_addr()?;
+                socks[i] = Some(s);
+            }
+        }
+        let pki = match pki {
+            Some(p) => Some(p),
+            None if transports.contains(&Transport::Tls) => {
+                Some(Arc::new(LabPki::new().map_err(|e| io::Error::other(e.to_string()))?))
+            }
+            None => None,
+        };
+        Ok(UdpPair { socks, addrs, model: PairModel::new(steps, seed), transports, tcp, pki })
+    }
+
+    /// The certificates its TLS servers present, if any.
+    pub fn pki(&self) -> Option<&Arc<LabPki>> {
+        self.pki.as_ref()
+    }
+
+    /// Each server's transport.
+    pub fn transports(&self) -> [Transport; 2] {
+        self.transports
     }
 
     /// The bound addresses: primary, backup.
@@ -150,6 +204,9 @@ impl UdpPair {
     fn sync_sockets(&mut self, notes: &Option<mpsc::UnboundedSender<PairNote>>) {
         for side in Side::BOTH {
             let i = side.index();
+            if self.transports[i].is_stream() {
+                continue;
+            }
             let refused = self.model.server(side).mode() == Mode::Refused;
             if refused && self.socks[i].is_some() {
                 self.socks[i] = None;
@@ -179,18 +236,26 @@ impl UdpPair {
         let mut pending: BinaryHeap<Pending> = BinaryHeap::new();
         let mut seq = 0u64;
         let (mut b0, mut b1) = (vec![0u8; 65536], vec![0u8; 65536]);
+        let listeners = std::mem::take(&mut self.tcp);
+        let (mut streams, mut hub) = if self.transports.iter().any(|t| t.is_stream()) {
+            match StreamServers::start(listeners, self.transports, self.addrs, self.pki.clone(), origin) {
+                Ok((s, rx)) => (Some(s), Some(rx)),
+                Err(e) => {
+                    for side in Side::BOTH.into_iter().filter(|s| self.transports[s.index()].is_stream()) {
+                        if let Some(n) = &notes {
+                            let _ = n.send(PairNote::RebindFailed { server: side, error: e.to_string() });
+                        }
+                    }
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
         loop {
             let now = since(origin);
             let busy_from = std::time::Instant::now();
-            let changes = self.model.advance(now);
-            if !changes.is_empty() {
-                self.sync_sockets(&notes);
-                for f in changes {
-                    if let Some(n) = &notes {
-                        let _ = n.send(PairNote::Fault(f));
-                    }
-                }
-            }
+            self.advance(now, &mut streams, &notes);
             while pending.peek().is_some_and(|Reverse(p)| p.0 <= now) {
                 if let Some(Reverse((_, _, i, to, bytes))) = pending.pop() {
                     if let Some(s) = &self.socks[i] {
@@ -211,21 +276,21 @@ impl UdpPair {
                 }
                 r = recv_opt(&self.socks[0], &mut b0) => r.ok().map(|(n, from)| (Side::Primary, n, from)),
                 r = recv_opt(&self.socks[1], &mut b1) => r.ok().map(|(n, from)| (Side::Backup, n, from)),
+                Some(req) = next_req(&mut hub) => {
+                    let busy_from = std::time::Instant::now();
+                    let now = since(origin);
+                    self.advance(now, &mut streams, &notes);
+                    StreamServers::handle(&mut self.model, &mut stats, now, req);
+                    stats.busy += busy_from.elapsed();
+                    None
+                }
                 _ = tokio::time::sleep_until(sleep_to) => None,
             };
             let Some((side, n, from)) = got else { continue };
             let busy_from = std::time::Instant::now();
             let now = since(origin);
             // Steps due by now apply before the request is answered.
-            let changes = self.model.advance(now);
-            if !changes.is_empty() {
-                self.sync_sockets(&notes);
-                for f in changes {
-                    if let Some(nt) = &notes {
-                        let _ = nt.send(PairNote::Fault(f));
-                    }
-                }
-            }
+            self.advance(now, &mut streams, &notes);
             stats.count(now, side);
             let bytes = match side {
                 Side::Primary => &b0[..n],
@@ -253,26 +318,78 @@ impl UdpPair {
             }
             stats.busy += busy_from.elapsed();
         }
+        if let Some(s) = streams.as_mut() {
+            s.stop();
+        }
         stats.servers = [self.model.server(Side::Primary).stats(), self.model.server(Side::Backup).stats()];
         stats
     }
+
+    /// Applies the steps due by `now`: sockets, listeners and open connections follow; the changes
+    /// go to `notes`.
+    fn advance(
+        &mut self,
+        now: Instant,
+        streams: &mut Option<StreamServers>,
+        notes: &Option<mpsc::UnboundedSender<PairNote>>,
+    ) {
+        let changes = self.model.advance(now);
+        if !changes.is_empty() {
+            self.sync_sockets(notes);
+            for f in changes {
+                self.sync_streams(streams, f.server, notes);
+                if let Some(nt) = notes {
+                    let _ = nt.send(PairNote::Fault(f));
+                }
+            }
+        }
+    }
+
+    fn sync_streams(
+        &mut self,
+        streams: &mut Option<StreamServers>,
+        side: Side,
+        notes: &Option<mpsc::UnboundedSender<PairNote>>,
+    ) {
+        if let Some(note) = streams.as_mut().and_then(|s| s.on_change(&self.model, side)) {
+            if let Some(n) = notes {
+                let _ = n.send(note);
+            }
+        }
+    }
 }
 
-/// `pbx-sim`: serves on `primary` and `backup` until Ctrl-C, printing faults (and requests when
-/// `verbose`) and a count every 10 s.
+/// `pbx-sim`: serves on `primary` and `backup` (over the scenario's transports) until Ctrl-C,
+/// printing faults (and requests when `verbose`) and a count every 10 s. With a TLS server, the lab
+/// CA's certificate is written to `ca_file`.
 pub fn serve_until_ctrl_c(
     primary: SocketAddr,
     backup: SocketAddr,
     scenario: Option<&Scenario>,
     seed: u64,
     verbose: bool,
+    ca_file: &std::path::Path,
 ) -> Result<(), super::SimError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let steps = scenario.map(|s| s.expanded()).unwrap_or_default();
-        let pair = UdpPair::bind(primary, backup, &steps, seed)?;
+        let transports = scenario.map_or([Transport::Udp; 2], |s| s.phone.transports);
+        let pair = UdpPair::bind_over(primary, backup, transports, &steps, seed, None)?;
         let [p, b] = pair.local_addrs();
-        say!("pbx-sim: primary on udp {p}, backup on udp {b}; Ctrl-C to stop");
+        say!(
+            "pbx-sim: primary on {} {p} ({}), backup on {} {b} ({}); Ctrl-C to stop",
+            transports[0].as_str(),
+            super::DOMAINS[0],
+            transports[1].as_str(),
+            super::DOMAINS[1]
+        );
+        if let Some(pki) = pair.pki() {
+            if let Some(dir) = ca_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(ca_file, pki.ca_pem())?;
+            say!("the lab CA's certificate (the phone's only trust root) is in {}", ca_file.display());
+        }
         if let Some(s) = scenario {
             say!("playing scenario {} ({} steps), clock starts now", s.name, steps.len());
         }

@@ -4,18 +4,29 @@
 //!
 //! The network is ideal but for a fixed one-way latency; replies leave the model when it says
 //! (its delay), requests to a closed port come back as a refusal one latency later.
+//!
+//! A TCP or TLS server is reached over flows the runner opens when the agent asks
+//! ([`FlowCommand`]), as a driver would: a TCP connect completes one round trip after the open
+//! (SYN, SYN-ACK), a TLS handshake one more round trip later (ClientHello, then the server's
+//! certificate, verified on arrival). A refusal comes one round trip after the open; a reset, a bad
+//! certificate two; a stalled handshake never. When a server starts resetting or restarts, its open
+//! flows fail one latency later. Bytes coming back are appended to the flow's own buffer and cut into
+//! messages by [`frame`], as a driver does; a framing error closes the flow.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 
-use super::model::{PairModel, Reply};
+use super::model::{Connect, PairModel, Reply};
 use super::scenario::Scenario;
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::{phone_config, PairStats, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
-use crate::core::{Agent, Duration, Event, Instant, Side, Transmit};
+use crate::core::flow::PING;
+use crate::core::{
+    frame, Agent, Duration, Event, FlowCommand, FlowError, FlowEvent, Frame, Instant, Side, Transmit, Transport,
+};
 
 /// How a virtual run is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +55,55 @@ pub const VIRTUAL_BACKUP: &str = "127.0.0.2:5060";
 enum Item {
     Step,
     Timer(u32),
-    ToPair { phone: u32, side: Side, bytes: Vec<u8> },
-    ToPhone { phone: u32, side: Side, bytes: Vec<u8> },
-    Refused { phone: u32, side: Side },
+    /// A datagram, or bytes on flow `flow`, reaching the server.
+    ToPair {
+        phone: u32,
+        side: Side,
+        bytes: Vec<u8>,
+        flow: Option<u16>,
+    },
+    /// A datagram, or bytes on flow `flow`, reaching the phone.
+    ToPhone {
+        phone: u32,
+        side: Side,
+        bytes: Vec<u8>,
+        flow: Option<u16>,
+    },
+    Refused {
+        phone: u32,
+        side: Side,
+    },
+    /// A connect (SYN) reaching the server.
+    Connect {
+        phone: u32,
+        side: Side,
+        id: u16,
+    },
+    /// What became of a flow, reaching the phone.
+    Flow {
+        phone: u32,
+        side: Side,
+        id: u16,
+        ev: FlowEvent,
+    },
+}
+
+/// A flow the phone holds open (or is opening) to one server.
+struct SimFlow {
+    id: u16,
+    transport: Transport,
+    /// Connected (for TLS: the handshake done); bytes flow only then.
+    up: bool,
+    /// The server dropped it: its failure is on the way; nothing more comes through it.
+    doomed: bool,
+    /// Bytes read, not yet framed.
+    buf: Vec<u8>,
+}
+
+/// What the agent asked for during one drain, in order.
+enum Out {
+    Flow(FlowCommand),
+    Send(Side, Transport, Vec<u8>),
 }
 
 struct Entry {
@@ -78,6 +135,7 @@ struct World<'a> {
     seq: u64,
     agents: Vec<Agent>,
     scheduled: Vec<Option<Instant>>,
+    flows: Vec<[Option<SimFlow>; 2]>,
     pair: PairModel,
     tracker: Tracker,
     timeline: Timeline,
@@ -105,13 +163,16 @@ impl World<'_> {
     fn drain(&mut self, p: u32, now: Instant) {
         #[derive(Default)]
         struct Collect {
-            sent: Vec<(Side, Vec<u8>)>,
+            out: Vec<Out>,
             events: Vec<Event>,
         }
         impl Io for Collect {
             fn transmit(&mut self, _: Instant, t: &Transmit, bytes: &[u8]) -> Sent {
-                self.sent.push((t.server, bytes.to_vec()));
+                self.out.push(Out::Send(t.server, t.transport, bytes.to_vec()));
                 Sent::Sent
+            }
+            fn flow(&mut self, _: Instant, cmd: &FlowCommand) {
+                self.out.push(Out::Flow(*cmd));
             }
             fn event(&mut self, _: Instant, e: &Event) -> Ack {
                 self.events.push(*e);
@@ -124,8 +185,33 @@ impl World<'_> {
         }
         let mut out = Collect::default();
         drive::drain(&mut self.agents[p as usize], now, &mut [0u8; 1500], &mut out);
-        for (side, bytes) in out.sent {
-            self.push(now + self.one_way, Item::ToPair { phone: p, side, bytes });
+        for o in out.out {
+            match o {
+                Out::Send(side, Transport::Udp, bytes) => {
+                    self.push(now + self.one_way, Item::ToPair { phone: p, side, bytes, flow: None })
+                }
+                Out::Send(side, _, bytes) => {
+                    // Written on the open flow; the agent writes only once it is up.
+                    let flow = self.flows[p as usize][side.index()].as_ref().filter(|f| f.up).map(|f| f.id);
+                    if let Some(id) = flow {
+                        self.push(now + self.one_way, Item::ToPair { phone: p, side, bytes, flow: Some(id) });
+                    }
+                }
+                Out::Flow(FlowCommand::Open { server, id, transport, .. }) => {
+                    self.tracker.on_flow_open(p, now, server);
+                    self.record(p, now, What::FlowOpen { server, id, transport });
+                    self.flows[p as usize][server.index()] =
+                        Some(SimFlow { id, transport, up: false, doomed: false, buf: Vec::new() });
+                    self.push(now + self.one_way, Item::Connect { phone: p, side: server, id });
+                }
+                Out::Flow(FlowCommand::Close { server, id, .. }) => {
+                    // The caller drops the flow: nothing more is read from it.
+                    let slot = &mut self.flows[p as usize][server.index()];
+                    if slot.as_ref().is_some_and(|f| f.id == id) {
+                        *slot = None;
+                    }
+                }
+            }
         }
         for e in out.events {
             self.tracker.on_event(p, now, &e);
@@ -137,6 +223,77 @@ impl World<'_> {
             if let Some(at) = next {
                 self.push(at.max(now), Item::Timer(p));
             }
+        }
+    }
+}
+
+impl World<'_> {
+    /// The flow `id` of phone `p` to `side`, while it is the phone's and the server has not dropped it.
+    fn live_flow(&mut self, p: u32, side: Side, id: u16) -> Option<&mut SimFlow> {
+        self.flows[p as usize][side.index()].as_mut().filter(|f| f.id == id && !f.doomed)
+    }
+
+    /// Bytes read from flow `id`: appended to its buffer, each whole message or pong handed to the
+    /// agent; a framing error closes the flow.
+    fn read_flow(&mut self, p: u32, side: Side, id: u16, bytes: &[u8], now: Instant) {
+        let Some(f) = self.live_flow(p, side, id).filter(|f| f.up) else { return };
+        f.buf.extend_from_slice(bytes);
+        let agent = &mut self.agents[p as usize];
+        let slot = &mut self.flows[p as usize][side.index()];
+        // Bounded: each pass consumes at least two bytes of the buffer, or stops.
+        while let Some(f) = slot.as_mut() {
+            match frame(&f.buf) {
+                Ok(None) => break,
+                Ok(Some(Frame::Message(n))) => {
+                    let msg: Vec<u8> = f.buf.drain(..n).collect();
+                    agent.handle_message(now, side, &msg);
+                }
+                Ok(Some(Frame::Pong(n))) => {
+                    f.buf.drain(..n);
+                    agent.handle_flow(now, side, id, FlowEvent::Pong);
+                }
+                Err(_) => {
+                    *slot = None;
+                    agent.handle_flow(now, side, id, FlowEvent::Failed(FlowError::Framing));
+                }
+            }
+        }
+    }
+
+    /// Server `side` changed: its open flows fail (reset, or closed by a restart) one latency later.
+    fn drop_flows(&mut self, side: Side, now: Instant) {
+        let Some(reason) = self.pair.server(side).flow_effect() else { return };
+        let mut failed = Vec::new();
+        for (p, flows) in self.flows.iter_mut().enumerate() {
+            if let Some(f) = flows[side.index()].as_mut().filter(|f| !f.doomed) {
+                f.doomed = true;
+                failed.push((p as u32, f.id));
+            }
+        }
+        for (phone, id) in failed {
+            self.push(now + self.one_way, Item::Flow { phone, side, id, ev: FlowEvent::Failed(reason) });
+        }
+    }
+
+    /// A connect reached server `side`: the outcome travels back.
+    fn connect(&mut self, phone: u32, side: Side, id: u16, now: Instant) {
+        let Some(transport) = self.live_flow(phone, side, id).map(|f| f.transport) else { return };
+        let ow = self.one_way;
+        // After the SYN-ACK (one latency back); for TLS the handshake takes one more round trip.
+        let connected = if transport == Transport::Tls { now + ow + ow + ow } else { now + ow };
+        let failed = |e| Item::Flow { phone, side, id, ev: FlowEvent::Failed(e) };
+        match self.pair.connect(side, transport) {
+            Connect::Accept => self.push(connected, Item::Flow { phone, side, id, ev: FlowEvent::Connected }),
+            Connect::Refuse => self.push(now + ow, failed(FlowError::Refused)),
+            Connect::Reset => {
+                if transport == Transport::Tcp {
+                    self.push(now + ow, Item::Flow { phone, side, id, ev: FlowEvent::Connected });
+                }
+                // Accepted once the client's first bytes (ACK, or the ClientHello) arrive, then reset.
+                self.push(now + ow + ow + ow, failed(FlowError::Refused));
+            }
+            Connect::Stall => {}
+            Connect::BadCertificate(k) => self.push(connected, failed(FlowError::Tls(k.tls_error()))),
         }
     }
 }
@@ -159,8 +316,10 @@ pub fn run(
         seq: 0,
         agents: Vec::with_capacity(phones),
         scheduled: vec![None; phones],
+        flows: (0..phones).map(|_| [None, None]).collect(),
         pair: PairModel::new(&scenario.expanded(), opts.seed),
-        tracker: Tracker::new(phones, scenario.phone.ladder.total()),
+        tracker: Tracker::new(phones, scenario.phone.ladder.total())
+            .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
         timeline: Timeline::new(&scenario.name, scenario.duration + opts.extend),
         stats: PairStats::default(),
         one_way: opts.one_way,
@@ -189,8 +348,10 @@ pub fn run(
         match e.item {
             Item::Step => {
                 for f in w.pair.advance(now) {
+                    let side = f.server;
                     w.tracker.on_fault(&f);
                     w.record(0, now, What::Fault(f));
+                    w.drop_flows(side, now);
                 }
                 if let Some(at) = w.pair.next_step_at() {
                     w.push(at, Item::Step);
@@ -204,19 +365,51 @@ pub fn run(
                 w.agents[p as usize].handle_timeout(now);
                 w.drain(p, now);
             }
-            Item::ToPair { phone, side, bytes } => {
+            Item::ToPair { phone, side, bytes, flow: Some(id) } => {
+                if w.live_flow(phone, side, id).is_none() {
+                    continue; // dropped by either end
+                }
+                if bytes == PING {
+                    if w.pair.server(side).answers_ping() {
+                        w.push(now + w.one_way, Item::ToPhone { phone, side, bytes: b"\r\n".to_vec(), flow: Some(id) });
+                    }
+                    continue;
+                }
+                w.stats.count(now, side);
+                if let Reply::Send { at, bytes } = w.pair.on_request(side, now, &bytes) {
+                    w.push(at + w.one_way, Item::ToPhone { phone, side, bytes, flow: Some(id) });
+                }
+            }
+            Item::ToPair { phone, side, bytes, flow: None } => {
                 w.stats.count(now, side);
                 match w.pair.on_request(side, now, &bytes) {
                     Reply::Send { at, bytes } => {
-                        w.push(at + w.one_way, Item::ToPhone { phone, side, bytes });
+                        w.push(at + w.one_way, Item::ToPhone { phone, side, bytes, flow: None });
                     }
                     Reply::Refused => w.push(now + w.one_way, Item::Refused { phone, side }),
                     _ => {}
                 }
             }
-            Item::ToPhone { phone, side, bytes } => {
+            Item::ToPhone { phone, side, bytes, flow: Some(id) } => {
+                w.read_flow(phone, side, id, &bytes, now);
+                w.drain(phone, now);
+            }
+            Item::ToPhone { phone, side, bytes, flow: None } => {
                 let from = w.addrs[side.index()];
                 w.agents[phone as usize].handle_datagram(now, from, &bytes);
+                w.drain(phone, now);
+            }
+            Item::Connect { phone, side, id } => w.connect(phone, side, id, now),
+            Item::Flow { phone, side, id, ev } => {
+                let slot = &mut w.flows[phone as usize][side.index()];
+                let Some(f) = slot.as_mut().filter(|f| f.id == id) else { continue };
+                match ev {
+                    // A connect that completes after the server dropped the flow is not reported.
+                    FlowEvent::Connected if f.doomed => continue,
+                    FlowEvent::Connected => f.up = true,
+                    _ => *slot = None,
+                }
+                w.agents[phone as usize].handle_flow(now, side, id, ev);
                 w.drain(phone, now);
             }
             Item::Refused { phone, side } => {
