@@ -568,13 +568,13 @@ fn a_mixed_pair_probes_udp_by_datagram_and_tls_by_flow() {
 fn keep_alive_turned_on_live_starts_on_the_open_flows_at_the_new_interval() {
     let mut lab = Lab::new(config(Transport::Tcp, Transport::Tcp), Server::healthy(), Server::healthy());
     lab.run_until(500);
-    let mut c = lab.agent.config().clone();
+    let mut c = *lab.agent.config();
     c.flow_keepalive = Duration::from_secs(30);
     lab.agent.update_config(Instant::from_millis(500), c).unwrap();
     // The next wake-up is the next cycle or the first ping, 24 to 30 s from the update; never the past.
     let next = lab.agent.poll_timeout().unwrap().as_millis();
     assert!(next > 500, "{next}");
-    let mut c = lab.agent.config().clone();
+    let mut c = *lab.agent.config();
     c.interval = Duration::from_secs(60);
     lab.agent.update_config(Instant::from_millis(500), c).unwrap();
     let next = lab.agent.poll_timeout().unwrap().as_millis();
