@@ -1,5 +1,5 @@
 //! `run --metrics`: a running agent's `/metrics` scraped over HTTP carries the probe, reply,
-//! round-trip, timeout, switch, active-side and generation series, and passes `promtool check
+//! round-trip, timeout, switch, active-side, generation and flow series, and passes `promtool check
 //! metrics` (Debian package `prometheus`; without it that check says SKIPPED, unless
 //! `REQUIRE_PEERS=1`). A taken or malformed address stops the agent at start with a clear error.
 
@@ -70,23 +70,58 @@ fn a_running_agent_is_scraped_and_its_exposition_passes_promtool() {
     let (status, _) = get(port, "/other", "");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 
-    if peer_available("promtool", "prometheus") {
-        let mut child = Command::new(which("promtool").unwrap())
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics failed:\n{}{}\n{body}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    promtool_accepts(&body);
+}
+
+/// Pipes `body` to `promtool check metrics` when it is installed.
+fn promtool_accepts(body: &str) {
+    if !peer_available("promtool", "prometheus") {
+        return;
     }
+    let mut child = Command::new(which("promtool").unwrap())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn flows_are_counted_by_server_transport_and_reason() {
+    let dir = TempDir::new("metrics-flows");
+    let b = Responder::start(Mode::Answer(200));
+    // The primary over TCP on a port nobody listens on: every connect is refused.
+    let closed = free_tcp_port();
+    let cfg = write_config(&dir, "m.toml", "127.0.0.1:5060".parse().unwrap(), b.addr, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "primary_server = \"127.0.0.1\"\nprimary_port = 5060",
+        &format!("primary_server = \"sip:127.0.0.1:{closed};transport=tcp\""),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let port = free_tcp_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut agent = AgentProc::start(&["--config", cfg.to_str().unwrap(), "--metrics", &addr], dir.path());
+    agent.wait_for(WAIT, "the failover applied", |e| e["event"] == "applied" && e["side"] == "backup");
+    let opened = agent.named("flow_open").len() as f64;
+    let refused = agent.named("flow_down").iter().filter(|e| e["reason"] == "refused").count() as f64;
+    let (_, body) = get(port, "/metrics", "");
+    assert!(opened >= 3.0 && refused >= 3.0, "{}", agent.dump());
+    let got = value(&body, "sip_failover_flows_opened_total{server=\"primary\",transport=\"tcp\"}").unwrap();
+    assert!(got >= opened, "{body}");
+    let got = value(&body, "sip_failover_flows_closed_total{server=\"primary\",reason=\"refused\"}").unwrap();
+    assert!(got >= refused, "{body}");
+    assert_eq!(value(&body, "sip_failover_flows_up_total{server=\"primary\"}"), None, "never connected: {body}");
+    assert_eq!(value(&body, "sip_failover_switches_total{reason=\"failover\"}"), Some(1.0), "{body}");
+    promtool_accepts(&body);
 }
 
 #[test]

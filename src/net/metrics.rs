@@ -48,6 +48,10 @@ pub struct Metrics {
     ignored: Family<Labels, Counter>,
     no_server: Counter,
     bell: Gauge,
+    flows_opened: Family<Labels, Counter>,
+    flows_up: Family<Labels, Counter>,
+    flows_closed: Family<Labels, Counter>,
+    flow_open: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -92,6 +96,22 @@ impl Metrics {
         r.register("no_server_reachable", "Cycles that ended with neither server reachable", no_server.clone());
         let bell = Gauge::default();
         r.register("bell", "The maintenance notices the phone's bell counts", bell.clone());
+        let flows_opened = Family::<Labels, Counter>::default();
+        r.register(
+            "flows_opened",
+            "TCP and TLS flows opened (connects begun), by server and transport",
+            flows_opened.clone(),
+        );
+        let flows_up = Family::<Labels, Counter>::default();
+        r.register("flows_up", "Flows connected (for TLS: the certificate verified), by server", flows_up.clone());
+        let flows_closed = Family::<Labels, Counter>::default();
+        r.register(
+            "flows_closed",
+            "Flows that failed or were closed, by server and reason (refused, closed, the TLS reasons, attempt_timed_out, ...)",
+            flows_closed.clone(),
+        );
+        let flow_open = Family::<Labels, Gauge>::default();
+        r.register("flow_up", "1 while the server's flow is connected, by server", flow_open.clone());
         Metrics {
             registry: Arc::new(r),
             probes,
@@ -108,6 +128,10 @@ impl Metrics {
             ignored,
             no_server,
             bell,
+            flows_opened,
+            flows_up,
+            flows_closed,
+            flow_open,
         }
     }
 
@@ -180,6 +204,16 @@ impl Metrics {
             Event::NoServerReachable => {
                 self.no_server.inc();
             }
+            Event::FlowUp { server } => {
+                self.flows_up.get_or_create(&server_label(server)).inc();
+                self.flow_open.get_or_create(&server_label(server)).set(1);
+            }
+            Event::FlowDown { server, reason } => {
+                let mut l = server_label(server);
+                l.push(("reason", reason.as_str().to_string()));
+                self.flows_closed.get_or_create(&l).inc();
+                self.flow_open.get_or_create(&server_label(server)).set(0);
+            }
             _ => {}
         }
     }
@@ -197,6 +231,15 @@ impl Metrics {
             "bell" => {
                 if let Some(c) = fields.get("count").and_then(Value::as_i64) {
                     self.bell.set(c);
+                }
+            }
+            "flow_open" => {
+                let side = fields.get("server").and_then(Value::as_str).and_then(super::events::parse_side);
+                let transport = fields.get("transport").and_then(Value::as_str).unwrap_or("tcp");
+                if let Some(s) = side {
+                    let mut l = server_label(s);
+                    l.push(("transport", transport.to_string()));
+                    self.flows_opened.get_or_create(&l).inc();
                 }
             }
             _ => {}
