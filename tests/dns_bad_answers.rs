@@ -499,13 +499,22 @@ fn servfail_at_start_is_retried_with_backoff_until_the_name_resolves() {
     dns.set_bad(Bad::ServFail);
     let mut agent = start_agent(&dns, backup.addr, &dir);
     let failures = three_failures(&mut agent, "servfail", "resolver answered Server Failure");
-    assert!(failures.iter().all(|f| f["reason"] == "startup"), "{failures:?}");
-    assert!(agent.named("started").is_empty());
+    let reasons: Vec<&str> = failures.iter().map(|f| f["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["startup", "retry", "retry"], "{failures:?}");
+    // The agent did not wait for the name: it started, and probes the backup meanwhile.
+    let started = agent.named("started");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["primary"]["next_hop"], Value::Null, "{:?}", started[0]);
+    agent.wait_for(Duration::from_secs(5), "backup reply", |e| e["event"] == "reply" && e["server"] == "backup");
 
     dns.set_bad(Bad::Nothing);
-    let started = agent.wait_for(Duration::from_secs(20), "started", |e| e["event"] == "started");
-    assert_eq!(started["primary"]["next_hop"], primary.addr.to_string(), "{started}");
-    agent.wait_for(Duration::from_secs(5), "backup reply", |e| e["event"] == "reply" && e["server"] == "backup");
+    let resolved = agent.wait_for(Duration::from_secs(20), "resolved", |e| {
+        e["event"] == "resolved" && e["server"] == "primary" && e["reason"] == "retry"
+    });
+    assert_eq!(resolved["next_hop"], primary.addr.to_string(), "{resolved}");
+    agent.wait_for(Duration::from_secs(6), "primary reply", |e| {
+        e["event"] == "reply" && e["server"] == "primary" && t(e) > t(&resolved)
+    });
 }
 
 /// Every UDP answer is truncated: the agent gets each answer over TCP, starts, probes the primary at

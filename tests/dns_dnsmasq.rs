@@ -32,8 +32,20 @@ impl Dnsmasq {
         Self::start_ttl(records, 3600)
     }
 
-    /// With this TTL on every record.
+    /// With this TTL on every record. The port is a free UDP port; dnsmasq also binds it over TCP,
+    /// which another test may hold: then it exits at once, and a new port is tried (five at most).
     fn start_ttl(records: &[String], ttl: u32) -> Dnsmasq {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(records, ttl) {
+                Ok(d) => return d,
+                Err(e) => last = e,
+            }
+        }
+        panic!("dnsmasq did not start on five ports; last: {last}");
+    }
+
+    fn try_start(records: &[String], ttl: u32) -> Result<Dnsmasq, String> {
         let bin = which("dnsmasq").expect("dnsmasq");
         let dir = TempDir::new("dnsmasq");
         let port = free_port();
@@ -60,20 +72,20 @@ impl Dnsmasq {
             .expect("start dnsmasq");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut d = Dnsmasq { addr, child, _dir: dir, stopped: false };
-        d.wait_ready();
-        d
+        d.wait_ready()?;
+        Ok(d)
     }
 
-    /// Waits until dnsmasq answers a query (it binds after a short start-up).
-    fn wait_ready(&mut self) {
+    /// Waits until dnsmasq answers a query (it binds after a short start-up); an error if it exits.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let r = resolver(self.addr);
         let rt = rt();
         for _ in 0..200 {
             if rt.block_on(r.lookup_ip("ready.test", Family::V4Only)).is_ok() {
-                return;
+                return Ok(());
             }
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("dnsmasq exited: {st}; log:\n{}", self.log());
+                return Err(format!("dnsmasq on {} exited: {st}; log:\n{}", self.addr, self.log()));
             }
         }
         panic!("dnsmasq on {} never answered; log:\n{}", self.addr, self.log());

@@ -349,6 +349,58 @@ fn the_agent_follows_srv_after_a_failure_and_dns_changes_after_the_ttl() {
 }
 
 #[test]
+fn a_primary_name_that_does_not_resolve_at_start_leaves_the_backup_probed_and_is_taken_once_it_does() {
+    let dir = TempDir::new("dns-unresolved");
+    let primary = Responder::start(Mode::Answer(200));
+    let backup = Responder::start(Mode::Answer(200));
+    // The primary's name is not in the zone yet: NXDOMAIN-like (no records) until the test adds it.
+    let dns = DnsServer::start(Zone::new());
+    let conf = dir.join("resolv.conf");
+    std::fs::write(&conf, "options timeout:1 attempts:1\n").unwrap();
+    let primary_ep = format!("pbx-a.test:{}", primary.addr.port());
+    let mut agent = AgentProc::start(
+        &[
+            "--primary",
+            &primary_ep,
+            "--backup",
+            &backup.addr.to_string(),
+            "--resolver",
+            &dns.addr.to_string(),
+            "--resolv-conf",
+            conf.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--interval",
+            "2",
+        ],
+        dir.path(),
+    );
+    let failed = agent.wait_for(Duration::from_secs(5), "resolve_failed", |e| {
+        e["event"] == "resolve_failed" && e["server"] == "primary" && e["reason"] == "startup"
+    });
+    let started = agent.wait_for(Duration::from_secs(5), "started", |e| e["event"] == "started");
+    assert_eq!(started["primary"]["next_hop"], serde_json::Value::Null, "{started}");
+    assert!(t(&started) >= t(&failed));
+    // The backup is probed and answers; the primary, without an address, fails its cycle (nothing is
+    // sent to it) and the phone moves to the backup.
+    agent.wait_for(Duration::from_secs(4), "backup reply", |e| e["event"] == "reply" && e["server"] == "backup");
+    let sw = agent.wait_for(Duration::from_secs(6), "failover", |e| e["event"] == "switch");
+    assert_eq!((sw["reason"].as_str(), sw["to"].as_str()), (Some("failover"), Some("backup")), "{sw}");
+    assert_eq!(primary.count(), 0, "nothing was sent while the name had no address");
+    // The name appears: the retry finds it, the primary is probed, answers, and the phone fails back.
+    dns.set("pbx-a.test", vec![a(1, 3600)]);
+    let resolved = agent.wait_for(Duration::from_secs(10), "resolved", |e| {
+        e["event"] == "resolved" && e["server"] == "primary" && e["next_hop"] == primary.addr.to_string()
+    });
+    agent.wait_for(Duration::from_secs(6), "primary reply", |e| {
+        e["event"] == "reply" && e["server"] == "primary" && t(e) > t(&resolved)
+    });
+    let fb =
+        agent.wait_for(Duration::from_secs(10), "failback", |e| e["event"] == "switch" && e["reason"] == "failback");
+    assert_eq!(fb["to"], "primary");
+}
+
+#[test]
 fn ip_literals_never_touch_dns() {
     let dns = DnsServer::start(Zone::new());
     let dir = TempDir::new("dns-literal");

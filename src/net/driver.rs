@@ -273,10 +273,16 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     }
     let tls = streams::tls_for(&cfg).map_err(RunError::Tls)?;
     let resolver = resolver_for(&cfg).map_err(RunError::Resolver)?;
-    // Resolve both next hops before the agent can start: the core needs an address for each.
+    if resolver.is_none() && Side::BOTH.iter().any(|s| super::names::needs_dns(&cfg, *s)) {
+        return Err(RunError::NoResolver);
+    }
+    // Both names looked up once; a server whose name does not resolve yet is given a placeholder
+    // address that nothing is sent to, so the other server is probed from the start.
     let names = Names::start(&cfg, resolver, &mut sinks, start).await;
-    let Some(primary_hop) = names.addr(Side::Primary) else { return Err(RunError::NoResolver) };
-    let core_cfg = cfg.core_config(primary_hop, names.addr(Side::Backup));
+    let primary_hop = names.addr(Side::Primary).unwrap_or_else(|| names.placeholder(&cfg, Side::Primary));
+    let backup_hop =
+        names.addr(Side::Backup).or_else(|| cfg.backup.as_ref().map(|_| names.placeholder(&cfg, Side::Backup)));
+    let core_cfg = cfg.core_config(primary_hop, backup_hop);
 
     let state = cfg.network.state_dir.as_ref().map(StateFile::new);
     let snapshot = match state.as_ref().map(StateFile::load) {
@@ -309,6 +315,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         switcher: Switcher::new(opts.hook),
         state: StateSaver::new(state, snapshot),
     };
+    let unresolved = d.names.unresolved(&d.cfg);
+    d.flows.set_unresolved(unresolved);
+    d.streams.set_unresolved(unresolved);
     d.flows.sync(&mut d.ctx, true).map_err(|(side, hop, e)| RunError::Socket(side, hop, e))?;
 
     let control_path = d.cfg.network.control_socket.clone();
@@ -487,8 +496,14 @@ impl Driver {
     /// Hands the agent the configuration with the current next hops, and follows with the flows.
     fn reconfigure(&mut self) -> Result<(), String> {
         let [p, b] = self.names.hops();
-        let Some(p) = p else { return Err("no address for the primary".into()) };
-        let b = if self.cfg.backup.is_some() { b } else { None };
+        let p = p.unwrap_or_else(|| self.names.placeholder(&self.cfg, Side::Primary));
+        let b = match self.cfg.backup {
+            Some(_) => b.or_else(|| Some(self.names.placeholder(&self.cfg, Side::Backup))),
+            None => None,
+        };
+        let unresolved = self.names.unresolved(&self.cfg);
+        self.flows.set_unresolved(unresolved);
+        self.streams.set_unresolved(unresolved);
         let now = self.ctx.now();
         self.ctx.agent.update_config(now, self.cfg.core_config(p, b)).map_err(|e| e.to_string())?;
         self.flows.sync(&mut self.ctx, false).map_err(|(s, a, e)| format!("{s} socket to {a}: {e}"))
@@ -510,6 +525,9 @@ impl Driver {
         self.cfg = cfg;
         (self.cfg.network.control_socket, self.cfg.network.state_dir) = keep_net;
         self.names.replace(&self.cfg, hops);
+        let unresolved = self.names.unresolved(&self.cfg);
+        self.flows.set_unresolved(unresolved);
+        self.streams.set_unresolved(unresolved);
         self.streams.set(socket_options(&self.cfg), tls);
         let remake = self.flows.set_options(socket_options(&self.cfg));
         self.flows.sync(&mut self.ctx, remake).map_err(|(s, a, e)| format!("{s} socket to {a}: {e}"))?;

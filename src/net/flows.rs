@@ -69,12 +69,27 @@ pub struct Flows {
     opts: SocketOptions,
     epoch: u64,
     buf: Vec<u8>,
+    /// The sides whose server name has no address yet: no socket, nothing sent.
+    unresolved: [bool; 2],
 }
 
 impl Flows {
     /// No sockets yet; [`Flows::sync`] opens them.
     pub fn new(opts: SocketOptions) -> Flows {
-        Flows { socks: [None, None], last_destination: [None, None], opts, epoch: 0, buf: vec![0u8; 2048] }
+        Flows {
+            socks: [None, None],
+            last_destination: [None, None],
+            opts,
+            epoch: 0,
+            buf: vec![0u8; 2048],
+            unresolved: [false; 2],
+        }
+    }
+
+    /// Which sides have no address yet: their probes are not sent (their attempts time out) until
+    /// [`Flows::sync`] follows a resolved address.
+    pub fn set_unresolved(&mut self, unresolved: [bool; 2]) {
+        self.unresolved = unresolved;
     }
 
     /// Takes new socket options; returns whether they differ (the sockets must then be remade).
@@ -100,6 +115,7 @@ impl Flows {
     pub fn sync(&mut self, ctx: &mut Ctx, all: bool) -> Result<(), (Side, SocketAddr, io::Error)> {
         for side in Side::BOTH {
             let hop = ctx.agent.config().server(side).filter(|s| !s.transport.is_stream()).map(|s| s.next_hop);
+            let hop = hop.filter(|_| !self.unresolved[side.index()]);
             let slot = &mut self.socks[side.index()];
             let Some(hop) = hop else {
                 *slot = None;
@@ -140,6 +156,10 @@ impl Flows {
                 }
             };
             sent = true;
+            if self.unresolved[t.server.index()] {
+                tracing::debug!("{} server's name has no address yet: probe not sent", t.server);
+                continue;
+            }
             if t.transport.is_stream() {
                 if t.attempt > 0 {
                     self.last_destination[t.server.index()] = Some(t.destination);

@@ -25,6 +25,8 @@ pub enum Refresh {
     Ttl,
     /// The server failed a cycle: take the next candidate.
     ServerFailed,
+    /// The last lookup failed: asked again after its backoff.
+    Retry,
 }
 
 impl Refresh {
@@ -33,6 +35,7 @@ impl Refresh {
             Refresh::Startup => "startup",
             Refresh::Ttl => "ttl",
             Refresh::ServerFailed => "server_failed",
+            Refresh::Retry => "retry",
         }
     }
 }
@@ -106,39 +109,58 @@ impl Names {
     ) -> Names {
         let family = Family::for_bind(cfg.network.bind);
         let mut sides = [SideName::default(); 2];
-        for side in Side::BOTH {
-            let Some(sc) = cfg.side(side) else { continue };
-            let ep = sc.next_hop().clone();
-            let mut failures = 0;
-            loop {
-                let t = super::adapter::to_core(start, TInstant::now());
-                match resolve(resolver.as_ref(), &ep, family).await {
-                    Ok(r) => {
-                        let chosen = choose(&r, None, Refresh::Startup);
-                        report_to(sinks, t, "resolved", resolved_fields(side, &ep.host, chosen, &r, Refresh::Startup));
-                        sides[side.index()] = SideName {
-                            addr: chosen,
-                            refresh_at: r.ttl.map(|d| TInstant::now() + d),
-                            resolving: false,
-                            failures: 0,
-                        };
-                        break;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        let retry = retry_after(failures);
-                        report_to(
-                            sinks,
-                            t,
-                            "resolve_failed",
-                            failed_fields(side, &ep.host, &e, Refresh::Startup, retry),
-                        );
-                        tokio::time::sleep(retry).await;
-                    }
+        // Both names at once: one that fails must not hold up the other.
+        let lookups = Side::BOTH.map(|side| {
+            let ep = cfg.side(side).map(|sc| sc.next_hop().clone());
+            let resolver = resolver.clone();
+            async move {
+                match ep {
+                    Some(ep) => Some((resolve(resolver.as_ref(), &ep, family).await, ep)),
+                    None => None,
                 }
             }
+        });
+        let [p, b] = lookups;
+        let results = tokio::join!(p, b);
+        for (side, result) in Side::BOTH.into_iter().zip([results.0, results.1]) {
+            let Some((result, ep)) = result else { continue };
+            let t = super::adapter::to_core(start, TInstant::now());
+            sides[side.index()] = match result {
+                Ok(r) => {
+                    let chosen = choose(&r, None, Refresh::Startup);
+                    report_to(sinks, t, "resolved", resolved_fields(side, &ep.host, chosen, &r, Refresh::Startup));
+                    SideName {
+                        addr: chosen,
+                        refresh_at: r.ttl.map(|d| TInstant::now() + d),
+                        resolving: false,
+                        failures: 0,
+                    }
+                }
+                Err(e) => {
+                    // The agent starts without this server's address: it fails its cycles (nothing is
+                    // sent to it) while the other server is probed, and the name is looked up again.
+                    let retry = retry_after(1);
+                    report_to(sinks, t, "resolve_failed", failed_fields(side, &ep.host, &e, Refresh::Startup, retry));
+                    SideName { addr: None, refresh_at: Some(TInstant::now() + retry), resolving: false, failures: 1 }
+                }
+            };
         }
         Names { resolver, settings: settings_for(cfg), family, sides }
+    }
+
+    /// Which configured sides have no address yet (their names did not resolve).
+    pub fn unresolved(&self, cfg: &PhoneConfig) -> [bool; 2] {
+        Side::BOTH.map(|s| cfg.side(s).is_some() && self.sides[s.index()].addr.is_none())
+    }
+
+    /// The address the agent is given for a server whose name did not resolve yet: the unspecified
+    /// address of the probes' family, never sent to (the flows skip unresolved sides).
+    pub fn placeholder(&self, cfg: &PhoneConfig, side: Side) -> SocketAddr {
+        let port = cfg.side(side).map_or(5060, |s| s.next_hop().port.unwrap_or(s.next_hop().transport.default_port()));
+        match self.family {
+            Family::V6Only => SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port),
+            _ => SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port),
+        }
     }
 
     /// Both next hops.
@@ -243,7 +265,8 @@ impl Adapter for Names {
         for side in Side::BOTH {
             let n = &self.sides[side.index()];
             if !n.resolving && n.refresh_at.is_some_and(|r| r <= t) {
-                self.lookup(ctx, cfg, side, Refresh::Ttl);
+                let reason = if n.failures > 0 { Refresh::Retry } else { Refresh::Ttl };
+                self.lookup(ctx, cfg, side, reason);
             }
         }
         None
@@ -251,14 +274,17 @@ impl Adapter for Names {
 
     fn on_event(&mut self, ctx: &mut Ctx, cfg: &PhoneConfig, ev: &Event) {
         if let Event::CycleResult { server, result: CycleResult::Failed(_) } = *ev {
-            if !self.sides[server.index()].resolving && needs_dns(cfg, server) {
+            // A name without an address yet is asked again on its own backoff, not every cycle.
+            let n = &self.sides[server.index()];
+            if !n.resolving && n.addr.is_some() && needs_dns(cfg, server) {
                 self.lookup(ctx, cfg, server, Refresh::ServerFailed);
             }
         }
     }
 }
 
-fn needs_dns(cfg: &PhoneConfig, side: Side) -> bool {
+/// Whether `side`'s next hop is a name (not an address literal).
+pub fn needs_dns(cfg: &PhoneConfig, side: Side) -> bool {
     cfg.side(side).is_some_and(|s| s.next_hop().ip().is_none())
 }
 

@@ -86,6 +86,7 @@ pub struct Streams {
     flows: [Option<Flow>; 2],
     opts: SocketOptions,
     tls: Option<Arc<rustls::ClientConfig>>,
+    unresolved: [bool; 2],
 }
 
 impl fmt::Debug for Streams {
@@ -109,7 +110,12 @@ pub fn tls_for(cfg: &PhoneConfig) -> Result<Option<Arc<rustls::ClientConfig>>, T
 impl Streams {
     /// No flows yet, sockets made with `opts`, TLS as `tls` (see [`tls_for`]).
     pub fn new(opts: SocketOptions, tls: Option<Arc<rustls::ClientConfig>>) -> Streams {
-        Streams { flows: [None, None], opts, tls }
+        Streams { flows: [None, None], opts, tls, unresolved: [false; 2] }
+    }
+
+    /// Which sides have no address yet: flows to them are not opened.
+    pub fn set_unresolved(&mut self, unresolved: [bool; 2]) {
+        self.unresolved = unresolved;
     }
 
     /// Takes new settings for the flows opened from now on.
@@ -136,6 +142,10 @@ impl Streams {
                         self.flows[server.index()] = None;
                     }
                     tracing::debug!("{server} flow {id} closed: {reason}");
+                }
+                // A server whose name has no address yet: no connect; the attempt times out.
+                FlowCommand::Open { server, .. } if self.unresolved[server.index()] => {
+                    self.flows[server.index()] = None;
                 }
                 FlowCommand::Open { server, id, destination, transport } => {
                     self.open(ctx, cfg, server, id, destination, transport);
