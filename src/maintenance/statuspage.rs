@@ -170,7 +170,7 @@ pub fn to_json(notices: &[Notice], page_name: &str) -> String {
         .map(|n| {
             json!({
                 "id": n.id,
-                "name": n.title.clone().unwrap_or_else(|| format!("Maintenance on {}", n.cluster)),
+                "name": n.title,
                 "status": "scheduled",
                 "impact": impact(n.impact),
                 "created_at": n.published.to_string(),
