@@ -177,14 +177,18 @@ pub fn notices(text: &str, source: &str, clusters: &[&str], horizon: Horizon) ->
 
 /// Reads the calendar file at `path`; see [`notices`].
 pub fn load(path: &Path, clusters: &[&str], horizon: Horizon) -> Result<Vec<Notice>, FileError> {
+    notices(&read_file(path)?, &path.display().to_string(), clusters, horizon)
+}
+
+/// The text of the calendar file at `path`, refused unread when larger than [`MAX_BODY`].
+pub fn read_file(path: &Path) -> Result<String, FileError> {
     let len = std::fs::metadata(path).map_err(|e| FileError::io(path, &e))?.len();
     if len > MAX_BODY as u64 {
         let kind =
             FileErrorKind::OutOfRange { value: format!("{len} bytes"), allowed: format!("at most {MAX_BODY} bytes") };
         return Err(FileError::new(Some(path), kind));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| FileError::io(path, &e))?;
-    notices(&text, &path.display().to_string(), clusters, horizon)
+    std::fs::read_to_string(path).map_err(|e| FileError::io(path, &e))
 }
 
 /// Where errors go.
