@@ -881,7 +881,7 @@ impl Event {
         };
         let missing = |name: &str| cx.err(begin, Some(name), FileErrorKind::MissingKey);
         let uid_prop = single("UID")?.ok_or_else(|| missing("UID"))?;
-        let uid = uid_prop.value.trim().to_owned();
+        let uid = text(uid_prop.value);
         if uid.is_empty() {
             return Err(cx.err(uid_prop.line, Some("UID"), FileErrorKind::Empty));
         }
@@ -956,7 +956,7 @@ impl Event {
             }
         };
         let cancelled = single("STATUS")?.is_some_and(|p| p.value.trim().eq_ignore_ascii_case("CANCELLED"));
-        let summary = single("SUMMARY")?.map(|p| p.value.trim().to_owned()).filter(|s| !s.is_empty());
+        let summary = single("SUMMARY")?.map(|p| text(p.value)).filter(|s| !s.is_empty());
         let categories = props.iter().filter(|p| p.name == "CATEGORIES").flat_map(|p| split_list(p.value)).collect();
         let published = match single("CREATED")?.or(single("DTSTAMP")?) {
             None => None,
@@ -1016,6 +1016,13 @@ impl Event {
 
 /// The name of the property giving a notice's impact.
 pub const IMPACT: &str = "X-MAINTENANCE-IMPACT";
+
+/// A TEXT value as a notice keeps it: without control characters other than line feeds and tabs
+/// (a content line cannot carry them), trimmed.
+fn text(value: &str) -> String {
+    let kept: String = value.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t')).collect();
+    kept.trim().to_owned()
+}
 
 /// The words of a SUMMARY, as the cluster rule takes them.
 fn summary_words(s: &str) -> Vec<&str> {
