@@ -181,6 +181,18 @@ fn a_moved_occurrence_replaces_its_original() {
 }
 
 #[test]
+fn a_moved_occurrence_with_a_rule_of_its_own_is_still_one_occurrence() {
+    // Found by the `icalendar` fuzz target: the override's RRULE gave every occurrence the same id.
+    let text = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:s\nDTSTART:20260301T010000Z\nDURATION:PT1H\nRRULE:FREQ=DAILY;COUNT=3\n\
+                CATEGORIES:c1\nEND:VEVENT\nBEGIN:VEVENT\nUID:s\nRECURRENCE-ID:20260302T010000Z\nDTSTART:20260302T050000Z\n\
+                DURATION:PT1H\nRRULE:FREQ=DAILY;COUNT=5\nRDATE:20260310T010000Z\nCATEGORIES:c1\nEND:VEVENT\nEND:VCALENDAR\n";
+    let got = notices(text, "t.ics", &["c1"], horizon("2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z")).unwrap();
+    let ids: Vec<_> = got.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["s/20260301T010000Z", "s/20260302T010000Z", "s/20260303T010000Z"]);
+    assert_eq!(got[1].start, ts("2026-03-02T05:00:00Z"));
+}
+
+#[test]
 fn bad_calendars_are_refused_whole_saying_where() {
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -241,6 +253,12 @@ fn bad_calendars_are_refused_whole_saying_where() {
             "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:a\nDTSTART:20260307T013000Z\nDURATION:PT1H\nEND:VEVENT\n\
              BEGIN:VEVENT\nUID:a\nDTSTART:20260308T013000Z\nDURATION:PT1H\nEND:VEVENT\nEND:VCALENDAR\n",
             "two_uids.ics:8: UID: `a` is given twice (first on line 3)",
+        ),
+        (
+            "spelt_id.ics",
+            "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:a\nDTSTART:20260307T013000Z\nDURATION:PT1H\nRDATE:20260308T013000Z\nCATEGORIES:cx-eu-2\nEND:VEVENT\n\
+             BEGIN:VEVENT\nUID:a/20260308T013000Z\nDTSTART:20260308T013000Z\nDURATION:PT1H\nCATEGORIES:cx-eu-2\nEND:VEVENT\nEND:VCALENDAR\n",
+            "spelt_id.ics:10: UID: `a/20260308T013000Z` is given twice (first on line 3)",
         ),
         (
             "ordinal.ics",

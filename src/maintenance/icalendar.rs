@@ -1071,19 +1071,21 @@ fn assemble(events: Vec<Event>, clusters: &[&str], horizon: Horizon, cx: &Cx<'_>
     }
     let mut budget = MAX_STEPS;
     let mut out = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
     for e in &events {
         let tz = &e.start.tz;
         let from = tz.to_datetime(horizon.from).date();
         let last = tz.to_datetime(horizon.to).date().tomorrow().unwrap_or(Date::MAX);
-        let mut starts = match &e.rule {
-            None => vec![e.start.local],
-            Some(rule) => rule.expand(tz, e.start.local, from, last, &mut budget).map_err(|()| {
+        // An event with a RECURRENCE-ID is that one occurrence: its own RRULE and RDATEs are not read.
+        let mut starts = match (&e.rule, e.recurrence_id) {
+            (None, _) | (_, Some(_)) => vec![e.start.local],
+            (Some(rule), None) => rule.expand(tz, e.start.local, from, last, &mut budget).map_err(|()| {
                 let why = format!("the calendar's recurrences need more than {MAX_STEPS} steps to expand");
                 cx.err(e.rule_line, Some("RRULE"), FileErrorKind::Conflict(why))
             })?,
         };
         // RDATEs are in their own zone: taken to the event's.
-        for r in &e.rdates {
+        for r in e.rdates.iter().filter(|_| e.recurrence_id.is_none()) {
             if let Some(t) = r.instant() {
                 starts.push(if r.date_only {
                     r.local.date().to_datetime(e.start.local.time())
@@ -1119,6 +1121,11 @@ fn assemble(events: Vec<Event>, clusters: &[&str], horizon: Horizon, cx: &Cx<'_>
             };
             for c in &matched {
                 let id = if matched.len() > 1 { format!("{id}@{}", c.trim()) } else { id.clone() };
+                // Another event's UID can spell this id ("a/20260301T010000Z" beside a series "a").
+                if let Some(first_line) = ids.insert(id.clone(), e.uid_line) {
+                    let kind = FileErrorKind::Duplicate { value: id, first_line: Some(first_line) };
+                    return Err(cx.err(e.uid_line, Some("UID"), kind));
+                }
                 out.push(Notice {
                     id,
                     cluster: c.trim().to_owned(),
