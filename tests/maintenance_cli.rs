@@ -54,6 +54,58 @@ fn plan_writes_a_feed_one_cluster_a_week() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+#[test]
+fn plan_writes_the_same_notices_as_a_status_page_and_as_a_calendar() {
+    use sip_failover::maintenance::{icalendar, statuspage};
+    let d = tmp("plan-formats");
+    let plan = |format: &str, file: &str| {
+        let out = d.join(file);
+        let st = bin()
+            .args(["plan", "--duration", "120", "--impact", "minimal", "--clusters", "eu-1,us-1"])
+            .args(["--not-before", "2026-03-02", "--id-prefix", "LAB", "--format", format, "--out"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{format}");
+        out
+    };
+    let toml = NoticeFeed::load(&plan("toml", "n.toml")).unwrap();
+    let clusters = ["eu-1", "us-1"];
+    let json = std::fs::read_to_string(plan("statuspage", "upcoming.json")).unwrap();
+    let from_page = statuspage::notices(&json, "upcoming.json", &["eu-1"]).unwrap();
+    let from_page_us = statuspage::notices(&json, "upcoming.json", &["us-1"]).unwrap();
+    let page: Vec<_> = from_page.into_iter().chain(from_page_us).collect();
+    let ics = plan("ical", "plan.ics");
+    let first = toml.notices()[0].start;
+    let horizon = icalendar::Horizon {
+        from: first - jiff::SignedDuration::from_hours(24 * 30),
+        to: first + jiff::SignedDuration::from_hours(24 * 60),
+    };
+    let from_cal = icalendar::load(&ics, &clusters, horizon).unwrap();
+    assert_eq!(toml.len(), 2);
+    // The same notices, the titles aside (a status page names each maintenance).
+    for got in [&page, &from_cal] {
+        let key = |n: &sip_failover::maintenance::Notice| {
+            (n.id.clone(), n.cluster.clone(), n.start, n.end, n.impact, n.published)
+        };
+        let mut got: Vec<_> = got.iter().map(key).collect();
+        got.sort();
+        assert_eq!(got, toml.notices().iter().map(key).collect::<Vec<_>>());
+    }
+    assert!(std::fs::read_to_string(&ics).unwrap().starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"));
+    let bad = bin()
+        .args(["plan", "--duration", "1", "--impact", "high", "--clusters", "a", "--not-before", "2026-03-02"])
+        .args(["--format", "xml"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("possible values: toml, statuspage, ical"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
 struct Agent(Child);
 impl Drop for Agent {
     fn drop(&mut self) {

@@ -48,6 +48,22 @@ pub struct PlanArgs {
     /// Write the notice feed here instead of standard output.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// The form written: the agent's notice file (toml), a Statuspage v2 `scheduled-maintenances`
+    /// document (statuspage) or an iCalendar calendar (ical), so lab testers can serve realistic
+    /// notices to the agent.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Toml)]
+    pub format: PlanFormat,
+}
+
+/// What `plan` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// The notice file (`maintenance.notices`).
+    Toml,
+    /// A Statuspage v2 `scheduled-maintenances` JSON document (`upcoming.json`).
+    Statuspage,
+    /// An RFC 5545 iCalendar calendar (`maintenance.calendar`).
+    Ical,
 }
 
 /// Runs `upgrade-window`: prints the chosen window start.
@@ -74,7 +90,11 @@ pub fn plan(a: &PlanArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let text = feed.to_toml();
+    let text = match a.format {
+        PlanFormat::Toml => feed.to_toml(),
+        PlanFormat::Statuspage => crate::maintenance::statuspage::to_json(feed.notices(), &a.id_prefix) + "\n",
+        PlanFormat::Ical => crate::maintenance::icalendar::to_ical(feed.notices()),
+    };
     match &a.out {
         None => {
             print!("{text}");

@@ -125,6 +125,14 @@ pub struct RunArgs {
     /// How often the status page is polled, in whole seconds (default 60, at least 1).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub statuspage_poll: Option<u64>,
+    /// A maintenance calendar (iCalendar, RFC 5545) whose events are notices: a file (read again
+    /// whenever it changes) or an `https://` URL (`http://` for loopback tests and the lab), polled.
+    /// Overrides the file's `maintenance.calendar`.
+    #[arg(long, value_name = "PATH|URL", value_parser = parse_calendar)]
+    pub calendar: Option<crate::config::CalendarSource>,
+    /// How often a calendar URL is polled, in whole seconds (default 300, at least 1).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub calendar_poll: Option<u64>,
     /// How many syslog messages may wait for the collector before new ones are dropped (tests).
     #[arg(long, hide = true, value_name = "N")]
     pub syslog_queue: Option<usize>,
@@ -135,6 +143,10 @@ pub struct RunArgs {
 
 fn parse_page_url(s: &str) -> Result<PageUrl, String> {
     PageUrl::parse(s)
+}
+
+fn parse_calendar(s: &str) -> Result<crate::config::CalendarSource, String> {
+    crate::config::CalendarSource::parse(s, None)
 }
 
 /// Where a control client finds the agent.
@@ -247,6 +259,8 @@ impl RunArgs {
             metrics: self.metrics,
             statuspage: self.statuspage.clone(),
             statuspage_poll: self.statuspage_poll.map(Duration::from_secs),
+            calendar: self.calendar.clone(),
+            calendar_poll: self.calendar_poll.map(Duration::from_secs),
             tls_ca_file: self.tls_ca_file.clone(),
             tls_client: self.tls_client_cert.clone().zip(self.tls_client_key.clone()),
             tls_allow_wildcard: self.tls_allow_wildcard.then_some(true),

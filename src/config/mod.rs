@@ -231,6 +231,65 @@ pub struct MaintenanceConfig {
     pub upgrade: Option<UpgradeWindow>,
     /// A status page (Statuspage v2) whose scheduled maintenances are notices too.
     pub statuspage: Option<StatusPage>,
+    /// A maintenance calendar (iCalendar) whose events are notices too.
+    pub calendar: Option<CalendarFeed>,
+}
+
+/// Where a maintenance calendar is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarSource {
+    /// A file, read again whenever it changes.
+    File(PathBuf),
+    /// An `http://` or `https://` URL, polled.
+    Url(crate::maintenance::icalendar::CalendarUrl),
+}
+
+impl CalendarSource {
+    /// `text` as a URL when it starts with `http://` or `https://`, else as a path (taken from `base`
+    /// when relative and `base` is given). The error says what is wrong.
+    pub fn parse(text: &str, base: Option<&std::path::Path>) -> Result<CalendarSource, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty: expected a file path or an http(s):// URL".into());
+        }
+        let lower = t.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return crate::maintenance::icalendar::CalendarUrl::parse(t).map(CalendarSource::Url);
+        }
+        if let Some((scheme, _)) = t.split_once("://") {
+            return Err(format!("`{t}`: the scheme must be https or http, not `{scheme}` (or give a file path)"));
+        }
+        let p = PathBuf::from(t);
+        Ok(CalendarSource::File(match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p,
+        }))
+    }
+}
+
+impl fmt::Display for CalendarSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CalendarSource::File(p) => write!(f, "{}", p.display()),
+            CalendarSource::Url(u) => u.fmt(f),
+        }
+    }
+}
+
+/// A maintenance calendar to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarFeed {
+    /// The file or URL.
+    pub source: CalendarSource,
+    /// How often a URL is polled (default 300 s, at least 1 s); a file is looked at with the notice file.
+    pub poll: std::time::Duration,
+    /// The CA certificates an `https://` calendar must chain to; the system's store when absent.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl CalendarFeed {
+    /// The poll interval of a URL when none is configured.
+    pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_secs(300);
 }
 
 /// A status page to poll.
@@ -282,6 +341,9 @@ struct RawMaintenance {
     statuspage: Option<Spanned<String>>,
     statuspage_poll: Option<Spanned<i64>>,
     statuspage_ca_file: Option<Spanned<String>>,
+    calendar: Option<Spanned<String>>,
+    calendar_poll: Option<Spanned<i64>>,
+    calendar_ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -368,6 +430,7 @@ const TYPES: &[(&str, &str)] = &[
     ("maintenance.backup_windows", "an array of windows such as \"Sat 17:00-22:00\""),
     ("maintenance.upgrade_buffer_h", "an integer number of hours"),
     ("maintenance.statuspage_poll", "an integer number of seconds"),
+    ("maintenance.calendar_poll", "an integer number of seconds"),
 ];
 
 const FAILBACK_MODES: &[&str] = &["auto", "manual", "never"];
@@ -771,7 +834,47 @@ fn maintenance_config(cx: &TomlText<'_>, m: &RawMaintenance) -> Result<Maintenan
             Some(StatusPage { url, poll, ca_file: file(&m.statuspage_ca_file, "maintenance.statuspage_ca_file")? })
         }
     };
-    Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade, statuspage })
+    let calendar = match &m.calendar {
+        None => {
+            if let Some(v) = &m.calendar_poll {
+                return Err(cx.at(
+                    v,
+                    "maintenance.calendar_poll",
+                    FileErrorKind::Conflict("needs maintenance.calendar".into()),
+                ));
+            }
+            if let Some(v) = &m.calendar_ca_file {
+                return Err(cx.at(
+                    v,
+                    "maintenance.calendar_ca_file",
+                    FileErrorKind::Conflict("needs maintenance.calendar".into()),
+                ));
+            }
+            None
+        }
+        Some(c) => {
+            let source = CalendarSource::parse(c.get_ref(), cx.path().parent()).map_err(|why| {
+                let kind = FileErrorKind::Invalid {
+                    value: c.get_ref().clone(),
+                    expected: format!("a calendar file's path or an https:// URL ({why})"),
+                };
+                cx.at(c, "maintenance.calendar", kind)
+            })?;
+            if let CalendarSource::File(_) = source {
+                let why = "only for a calendar at an http(s):// URL; a file is read again when it changes";
+                if let Some(v) = &m.calendar_poll {
+                    return Err(cx.at(v, "maintenance.calendar_poll", FileErrorKind::Conflict(why.into())));
+                }
+                if let Some(v) = &m.calendar_ca_file {
+                    return Err(cx.at(v, "maintenance.calendar_ca_file", FileErrorKind::Conflict(why.into())));
+                }
+            }
+            let poll = int_in(cx, m.calendar_poll.as_ref(), "maintenance.calendar_poll", 1, 24 * 3600)?
+                .map_or(CalendarFeed::DEFAULT_POLL, |s| std::time::Duration::from_secs(s as u64));
+            Some(CalendarFeed { source, poll, ca_file: file(&m.calendar_ca_file, "maintenance.calendar_ca_file")? })
+        }
+    };
+    Ok(MaintenanceConfig { notices, primary_windows, backup_windows, upgrade, statuspage, calendar })
 }
 
 /// `network.syslog` with its facility and CA file (relative to the file's folder).

@@ -15,6 +15,8 @@
 //!
 //! - [`statuspage`](crate::maintenance::statuspage): scheduled maintenances published on a status page
 //!   (Statuspage v2 JSON) as notices.
+//! - [`icalendar`](crate::maintenance::icalendar): maintenance calendars (RFC 5545 iCalendar: `VEVENT`s with
+//!   `RRULE`, `EXDATE` and `TZID`s) as notices, and notices written as a calendar.
 //! - [`schedule`](crate::maintenance::schedule): which windows affect the phone's two servers, converted
 //!   to the agent's monotonic clock, and the bell count.
 //!
@@ -26,6 +28,7 @@
 //! [`plan_feed`](crate::maintenance::plan_feed) take and return plain strings for the command line.
 
 pub mod calendar;
+pub mod icalendar;
 pub mod notice;
 pub mod plan;
 pub mod schedule;

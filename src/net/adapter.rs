@@ -130,6 +130,8 @@ pub enum Input {
     Config(ConfigLoaded),
     /// A status-page poll finished.
     Page(super::statuspage::PageFetch),
+    /// A calendar poll finished.
+    Calendar(super::calendar::CalendarFetch),
 }
 
 /// A configuration loaded for live application, and where to answer.

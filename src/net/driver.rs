@@ -94,6 +94,10 @@ pub struct Overrides {
     pub statuspage: Option<crate::maintenance::statuspage::PageUrl>,
     /// How often to poll it.
     pub statuspage_poll: Option<StdDuration>,
+    /// The maintenance calendar (a file or a URL).
+    pub calendar: Option<crate::config::CalendarSource>,
+    /// How often to poll a calendar URL.
+    pub calendar_poll: Option<StdDuration>,
     /// The CA file servers over TLS must chain to.
     pub tls_ca_file: Option<PathBuf>,
     /// The client certificate and its key, for mutual TLS.
@@ -171,6 +175,17 @@ impl Overrides {
         }
         if let (Some(p), Some(page)) = (self.statuspage_poll, cfg.maintenance.statuspage.as_mut()) {
             page.poll = p;
+        }
+        if let Some(source) = &self.calendar {
+            let keep = cfg.maintenance.calendar.take();
+            cfg.maintenance.calendar = Some(crate::config::CalendarFeed {
+                source: source.clone(),
+                poll: keep.as_ref().map_or(crate::config::CalendarFeed::DEFAULT_POLL, |k| k.poll),
+                ca_file: keep.and_then(|k| k.ca_file),
+            });
+        }
+        if let (Some(p), Some(c)) = (self.calendar_poll, cfg.maintenance.calendar.as_mut()) {
+            c.poll = p;
         }
         if let Some(c) = &self.tls_ca_file {
             cfg.network.tls.ca_file = Some(c.clone());
@@ -462,6 +477,7 @@ impl Driver {
             }
             Input::Lookup(l) => self.names.on_input(&mut self.ctx, &self.cfg, l),
             Input::Page(p) => self.maintenance.on_page(&mut self.ctx, &self.cfg, p),
+            Input::Calendar(c) => self.maintenance.on_calendar(&mut self.ctx, &self.cfg, c),
             Input::Config(ConfigLoaded { result, reply }) => {
                 let answer = match result {
                     Err(e) => json!({"ok": false, "error": e}),

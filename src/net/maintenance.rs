@@ -1,5 +1,7 @@
 //! Planned maintenance for the running agent: reads the notice feed (again whenever the file
-//! changes) and polls the status page (see [`statuspage`](super::statuspage)), hands the windows
+//! changes), polls the status page (see [`statuspage`](super::statuspage)) and reads the maintenance
+//! calendar (a file, again whenever it changes and every [`REEXPAND`] as its horizon moves; or a URL,
+//! polled, see [`calendar`](super::calendar)), hands the windows
 //! that affect the phone's servers to the core on its clock (again when the wall clock jumps),
 //! reports the bell count when it changes, and applies a pending rebuild when its upgrade window
 //! comes.
@@ -11,15 +13,19 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::adapter::{Action, Adapter, Ctx, Input};
+use super::calendar::{CalendarFetch, CalendarPoller};
 use super::statuspage::{PageFetch, PagePoller};
 use crate::config::apply::{PendingRebuild, Store};
-use crate::config::PhoneConfig;
+use crate::config::{CalendarFeed, CalendarSource, PhoneConfig};
 use crate::core::{Duration, Instant, PlannedWindow};
+use crate::maintenance::icalendar::{self, Horizon};
 use crate::maintenance::notice::{Notice, NoticeFeed};
 use crate::maintenance::schedule::{ClockWatch, Schedule};
 
 /// How often the feed file and the wall clock are looked at.
 pub const POLL: Duration = Duration::from_secs(2);
+/// How often a calendar file that did not change is read again over the moved horizon.
+pub const REEXPAND: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
 /// What changed at a refresh.
 #[derive(Debug, Default)]
@@ -33,6 +39,10 @@ pub struct Update {
     pub reason: &'static str,
     /// The feed could not be read; the previous one stays.
     pub feed_error: Option<String>,
+    /// The calendar file was read (again): the ids of its notices.
+    pub calendar: Option<Vec<String>>,
+    /// The calendar file could not be read; its previous notices stay.
+    pub calendar_error: Option<String>,
 }
 
 /// The maintenance state of a running agent.
@@ -50,6 +60,14 @@ pub struct Planner {
     file_notices: Vec<Notice>,
     page_notices: Vec<Notice>,
     page_changed: bool,
+    /// The calendar: its file (when it is one), the file's last good text and when it was last
+    /// expanded; its notices (from the file or the URL).
+    calendar_file: Option<PathBuf>,
+    calendar_stamp: Option<SystemTime>,
+    calendar_text: Option<String>,
+    calendar_expanded: Option<Timestamp>,
+    calendar_notices: Vec<Notice>,
+    calendar_changed: bool,
 }
 
 fn stamp(p: &Option<PathBuf>) -> Option<SystemTime> {
@@ -79,6 +97,71 @@ impl Planner {
             file_notices: Vec::new(),
             page_notices: Vec::new(),
             page_changed: false,
+            calendar_file: match &cfg.maintenance.calendar {
+                Some(CalendarFeed { source: CalendarSource::File(p), .. }) => Some(p.clone()),
+                _ => None,
+            },
+            calendar_stamp: None,
+            calendar_text: None,
+            calendar_expanded: None,
+            calendar_notices: Vec::new(),
+            calendar_changed: false,
+        }
+    }
+
+    /// The calendar URL's notices changed; the next refresh takes them.
+    pub fn set_calendar_notices(&mut self, notices: Vec<Notice>) {
+        self.calendar_notices = notices;
+        self.calendar_changed = true;
+    }
+
+    /// The clusters of the phone's servers.
+    pub fn clusters(&self) -> Vec<&str> {
+        [self.schedule.primary_cluster.as_deref(), self.schedule.backup_cluster.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The calendar file, if the calendar is one.
+    pub fn calendar_file(&self) -> Option<&std::path::Path> {
+        self.calendar_file.as_deref()
+    }
+
+    /// Reads the calendar file when it changed (or `first`), or its last good text again when the
+    /// horizon moved (`again`); reports into `update`.
+    fn refresh_calendar_file(&mut self, wall: Timestamp, first: bool, again: bool, update: &mut Update) {
+        let Some(path) = self.calendar_file.clone() else { return };
+        let s = stamp(&self.calendar_file);
+        let reread = first || s != self.calendar_stamp;
+        let text = if reread {
+            self.calendar_stamp = s;
+            match icalendar::read_file(&path) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    update.calendar_error = Some(e.to_string());
+                    None
+                }
+            }
+        } else if again {
+            self.calendar_text.clone()
+        } else {
+            None
+        };
+        let Some(text) = text else { return };
+        let clusters = self.clusters();
+        let read = icalendar::notices(&text, &path.display().to_string(), &clusters, Horizon::around(wall));
+        match read {
+            Ok(notices) => {
+                self.calendar_expanded = Some(wall);
+                self.calendar_text = Some(text);
+                if reread || notices != self.calendar_notices {
+                    update.calendar = Some(notices.iter().map(|n| n.id.clone()).collect());
+                    self.set_calendar_notices(notices);
+                }
+            }
+            // A broken calendar keeps the previous notices.
+            Err(e) => update.calendar_error = Some(e.to_string()),
         }
     }
 
@@ -88,11 +171,12 @@ impl Planner {
         self.page_changed = true;
     }
 
-    /// The feed of the file's and the page's notices together; an error (an id in both) keeps the
-    /// previous feed.
+    /// The feed of the file's, the page's and the calendar's notices together; an error (an id in
+    /// two of them) keeps the previous feed.
     fn combine(&mut self) -> Result<(), String> {
-        let all = self.file_notices.iter().chain(&self.page_notices).cloned().collect();
-        self.schedule.feed = NoticeFeed::new(all).map_err(|e| format!("file and status page together: {e}"))?;
+        let all = self.file_notices.iter().chain(&self.page_notices).chain(&self.calendar_notices).cloned().collect();
+        self.schedule.feed =
+            NoticeFeed::new(all).map_err(|e| format!("file, status page and calendar together: {e}"))?;
         Ok(())
     }
 
@@ -109,7 +193,8 @@ impl Planner {
         if first {
             update.reason = "start";
         }
-        if self.watch.jumped(wall, mono) {
+        let jumped = self.watch.jumped(wall, mono);
+        if jumped {
             update.reason = "clock_jump";
             recompute = true;
         }
@@ -133,6 +218,21 @@ impl Planner {
                     // A missing or broken feed keeps the previous notices.
                     Err(e) => update.feed_error = Some(e.to_string()),
                 }
+            }
+        }
+        let again =
+            jumped || self.calendar_expanded.is_none_or(|t| t.checked_add(REEXPAND).is_ok_and(|due| wall >= due));
+        self.refresh_calendar_file(wall, first, again, &mut update);
+        if std::mem::take(&mut self.calendar_changed) {
+            match self.combine() {
+                Ok(()) => {
+                    if !first {
+                        update.reason = "calendar";
+                    }
+                    reloaded = true;
+                    recompute = true;
+                }
+                Err(e) => update.feed_error = Some(e),
             }
         }
         if std::mem::take(&mut self.page_changed) {
@@ -196,6 +296,9 @@ pub struct Maintenance {
     page: Option<PagePoller>,
     /// Why the status page could not be polled at all (a bad CA file), reported once at start.
     page_error: Option<String>,
+    calendar: Option<CalendarPoller>,
+    /// Why the calendar URL could not be polled at all, reported once at start.
+    calendar_error: Option<String>,
 }
 
 impl Maintenance {
@@ -208,11 +311,22 @@ impl Maintenance {
                 Err(e) => (None, Some(format!("{}: {e}", p.url))),
             },
         };
+        let (calendar, calendar_error) = match &cfg.maintenance.calendar {
+            Some(CalendarFeed { source: CalendarSource::Url(u), poll, ca_file }) => {
+                match CalendarPoller::new(u.clone(), *poll, ca_file.as_deref()) {
+                    Ok(poller) => (Some(poller), None),
+                    Err(e) => (None, Some(format!("{u}: {e}"))),
+                }
+            }
+            _ => (None, None),
+        };
         Maintenance {
             planner: Planner::new(cfg, Timestamp::now(), mono),
             next: tokio::time::Instant::now(),
             page,
             page_error,
+            calendar,
+            calendar_error,
         }
     }
 
@@ -224,6 +338,15 @@ impl Maintenance {
             if poller.url() == &page.url && self.page_error.is_none() {
                 self.page = Some(poller);
                 self.planner.set_page_notices(old.planner.page_notices);
+            }
+        }
+        // The same calendar URL keeps its poller and its last good notices.
+        if let (Some(poller), Some(CalendarFeed { source: CalendarSource::Url(u), .. })) =
+            (old.calendar, &cfg.maintenance.calendar)
+        {
+            if poller.url() == u && self.calendar_error.is_none() {
+                self.calendar = Some(poller);
+                self.planner.set_calendar_notices(old.planner.calendar_notices);
             }
         }
         self.refresh(ctx, true)
@@ -252,12 +375,38 @@ impl Maintenance {
         self.refresh(ctx, false)
     }
 
+    /// A calendar poll finished: its notices (when they changed) go into the schedule; what went
+    /// wrong is reported and the last good notices stay.
+    pub fn on_calendar(&mut self, ctx: &mut Ctx, _cfg: &PhoneConfig, fetch: CalendarFetch) -> Option<Action> {
+        let poller = self.calendar.as_mut()?;
+        let clusters = self.planner.clusters();
+        let outcome = poller.finish(fetch, &clusters, Timestamp::now(), tokio::time::Instant::now());
+        let source = poller.url().to_string();
+        let retry_s = outcome.retry_in.as_secs();
+        if let Some(e) = outcome.error {
+            ctx.report("calendar_error", json!({"source": source, "error": e, "retry_in_s": retry_s}));
+            return None;
+        }
+        let notices = outcome.notices?;
+        let ids: Vec<&str> = notices.iter().map(|n| n.id.as_str()).collect();
+        ctx.report("calendar", json!({"source": source, "notices": ids, "next_poll_s": retry_s}));
+        self.planner.set_calendar_notices(notices);
+        self.refresh(ctx, false)
+    }
+
     fn refresh(&mut self, ctx: &mut Ctx, first: bool) -> Option<Action> {
         let wall = Timestamp::now();
         let now = ctx.now();
         let update = self.planner.refresh(wall, now, first);
         if let Some(e) = &update.feed_error {
             ctx.report("notice_feed_error", json!({"error": e}));
+        }
+        let source = self.planner.calendar_file().map(|p| p.display().to_string());
+        if let Some(e) = &update.calendar_error {
+            ctx.report("calendar_error", json!({"source": source, "error": e, "retry_in_s": null}));
+        }
+        if let Some(ids) = &update.calendar {
+            ctx.report("calendar", json!({"source": source, "notices": ids}));
         }
         if let Some(windows) = &update.windows {
             // One step: clearing and re-adding would fail back and leave again during a lead time.
@@ -290,7 +439,9 @@ impl Maintenance {
 
 impl Adapter for Maintenance {
     fn wake_at(&self) -> Option<tokio::time::Instant> {
-        Some(self.page.as_ref().and_then(PagePoller::due).map_or(self.next, |p| p.min(self.next)))
+        let page = self.page.as_ref().and_then(PagePoller::due);
+        let calendar = self.calendar.as_ref().and_then(CalendarPoller::due);
+        [page, calendar].into_iter().flatten().chain([self.next]).min()
     }
 
     fn on_wake(&mut self, ctx: &mut Ctx, _cfg: &PhoneConfig) -> Option<Action> {
@@ -303,6 +454,16 @@ impl Adapter for Maintenance {
             let tx = ctx.tx.clone();
             tokio::spawn(async move {
                 let _ = tx.send(Input::Page(fetch.await));
+            });
+        }
+        if let Some(e) = self.calendar_error.take() {
+            ctx.report("calendar_error", json!({"source": null, "error": e, "retry_in_s": null}));
+        }
+        if let Some(poller) = self.calendar.as_mut().filter(|p| p.due().is_some_and(|d| d <= now)) {
+            let fetch = poller.start();
+            let tx = ctx.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(Input::Calendar(fetch.await));
             });
         }
         if now < self.next {

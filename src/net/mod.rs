@@ -12,6 +12,8 @@
 //! - [`names`]: the next hops' lookups at start, on TTL expiry and when a named server fails.
 //! - [`maintenance`]: the notice feed and schedule handed to the agent, the bell, due rebuilds.
 //! - [`statuspage`]: a status page polled for scheduled maintenances, conditionally, with backoff.
+//! - [`calendar`]: a maintenance calendar (iCalendar) polled over HTTP the same way.
+//! - [`http`]: one conditional, bounded HTTP/1.1 GET for both, over rustls for `https://`.
 //! - [`events`]: events as JSON lines and `tracing` logs.
 //! - [`dns`]: RFC 3263 (NAPTR, SRV, A/AAAA) on the system's resolver configuration, with TTLs.
 //! - [`hook`]: `--on-switch CMD`, whose exit status acknowledges the switch.
@@ -19,6 +21,7 @@
 //! - [`state`]: the state file that lets the agent resume after a crash.
 
 pub mod adapter;
+pub mod calendar;
 pub mod control;
 pub mod dns;
 pub mod driver;
@@ -26,6 +29,7 @@ mod entropy;
 pub mod events;
 pub mod flows;
 pub mod hook;
+pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod names;
