@@ -9,7 +9,9 @@
 //! verify (expired, another name, only a wildcard, an unknown CA), is never counted alive and the
 //! phone fails over; `tls_allow_wildcard` accepts the wildcard; a server that accepts and then never
 //! answers costs one connection per attempt (three per failed cycle) and the switch comes after the
-//! ladder.
+//! ladder; with mutual TLS the phone presents its certificate, and without one the server is never
+//! counted alive; idle flows are pinged (RFC 5626 CRLF) and a server that never answers a ping loses
+//! its flow 10 s later, followed by a probe cycle at once.
 
 mod interop_common;
 
@@ -32,19 +34,25 @@ use tokio_rustls::rustls;
 enum StreamMode {
     /// Answer every OPTIONS with this status (and every CRLF ping with a pong).
     Answer(u16),
+    /// Answer every OPTIONS with this status, never a keep-alive ping.
+    AnswerNoPong(u16),
     /// Read requests and never answer.
     Hang,
     /// Reset the connection at once (SO_LINGER 0).
     Reset,
 }
 
-/// The requests a responder received: (connection index, request text).
+/// What a responder records for a keep-alive ping among the requests.
+const PING: &str = "PING";
+
+/// The requests a responder received: (connection index, request text, or `PING`).
 type Requests = Arc<(Mutex<Vec<(usize, String)>>, Condvar)>;
 
 /// A SIP server on a loopback TCP port, with TLS when given a server configuration.
 struct StreamResponder {
     addr: SocketAddr,
     accepts: Arc<AtomicUsize>,
+    pings: Arc<AtomicUsize>,
     requests: Requests,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -55,9 +63,10 @@ impl StreamResponder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
+        let pings = Arc::new(AtomicUsize::new(0));
         let requests: Requests = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (accepts.clone(), requests.clone(), stop.clone());
+        let (a, r, s, pg) = (accepts.clone(), requests.clone(), stop.clone(), pings.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::Relaxed) {
@@ -65,11 +74,11 @@ impl StreamResponder {
                 }
                 let Ok(conn) = conn else { continue };
                 let index = a.fetch_add(1, Ordering::SeqCst);
-                let (mode, tls, r) = (mode.clone(), tls.clone(), r.clone());
-                std::thread::spawn(move || serve(conn, index, mode, tls, r));
+                let (mode, tls, r, pg) = (mode.clone(), tls.clone(), r.clone(), pg.clone());
+                std::thread::spawn(move || serve(conn, index, mode, tls, r, pg));
             }
         });
-        StreamResponder { addr, accepts, requests, stop, thread: Some(thread) }
+        StreamResponder { addr, accepts, pings, requests, stop, thread: Some(thread) }
     }
 
     fn accepts(&self) -> usize {
@@ -82,12 +91,21 @@ impl StreamResponder {
 
     /// Waits (bounded) until `n` requests have arrived.
     fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<(usize, String)> {
+        self.wait_until(timeout, |got| got.len() >= n)
+    }
+
+    /// Waits (bounded) until `n` keep-alive pings have arrived.
+    fn wait_pings(&self, n: usize, timeout: Duration) {
+        self.wait_until(timeout, |got| got.iter().filter(|(_, r)| r == PING).count() >= n);
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&[(usize, String)]) -> bool) -> Vec<(usize, String)> {
         let (lock, cv) = &*self.requests;
         let deadline = Instant::now() + timeout;
         let mut got = lock.lock().unwrap();
-        while got.len() < n {
+        while !done(&got) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "only {} of {n} requests arrived: {got:#?}", got.len());
+            assert!(!left.is_zero(), "not yet after {timeout:?}: {got:#?}");
             got = cv.wait_timeout(got, left).unwrap().0;
         }
         got.clone()
@@ -105,7 +123,14 @@ impl Drop for StreamResponder {
 }
 
 /// One connection: TLS if configured, then requests framed by Content-Length, answered per `mode`.
-fn serve(conn: TcpStream, index: usize, mode: StreamMode, tls: Option<Arc<rustls::ServerConfig>>, r: Requests) {
+fn serve(
+    conn: TcpStream,
+    index: usize,
+    mode: StreamMode,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    r: Requests,
+    pings: Arc<AtomicUsize>,
+) {
     if let StreamMode::Reset = mode {
         let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
         return;
@@ -129,9 +154,18 @@ fn serve(conn: TcpStream, index: usize, mode: StreamMode, tls: Option<Arc<rustls
         while let Ok(Some(unit)) = frame(&buf) {
             let bytes: Vec<u8> = buf.drain(..unit.len()).collect();
             match unit {
-                Frame::Pong(_) => {
-                    let _ = stream.write_all(b"\r\n");
+                // A ping (CRLF CRLF) reads as two CRLF units: count the ping once, answer once.
+                Frame::Pong(_) if buf.starts_with(b"\r\n") => {
+                    pings.fetch_add(1, Ordering::SeqCst);
+                    let (lock, cv) = &*r;
+                    lock.lock().unwrap().push((index, PING.into()));
+                    cv.notify_all();
+                    if let StreamMode::Answer(_) = mode {
+                        let _ = stream.write_all(b"\r\n");
+                        let _ = stream.flush();
+                    }
                 }
+                Frame::Pong(_) => {}
                 Frame::Message(_) => {
                     let req = String::from_utf8_lossy(&bytes).into_owned();
                     {
@@ -139,7 +173,7 @@ fn serve(conn: TcpStream, index: usize, mode: StreamMode, tls: Option<Arc<rustls
                         lock.lock().unwrap().push((index, req.clone()));
                         cv.notify_all();
                     }
-                    if let StreamMode::Answer(code) = mode {
+                    if let StreamMode::Answer(code) | StreamMode::AnswerNoPong(code) = mode {
                         let _ = stream.write_all(sip_response(&req, code).as_bytes());
                         let _ = stream.flush();
                     }
@@ -175,8 +209,13 @@ fn issued_elsewhere(leaf: Leaf<'_>) -> Identity {
 }
 
 fn start_agent(dir: &TempDir, primary: &str, backup: &str, extra: &[&str]) -> AgentProc {
+    start_agent_every(dir, primary, backup, "2", extra)
+}
+
+/// As [`start_agent`], with a cycle every `interval` seconds.
+fn start_agent_every(dir: &TempDir, primary: &str, backup: &str, interval: &str, extra: &[&str]) -> AgentProc {
     let mut args: Vec<String> =
-        ["--primary", primary, "--backup", backup, "--interval", "2"].iter().map(|s| s.to_string()).collect();
+        ["--primary", primary, "--backup", backup, "--interval", interval].iter().map(|s| s.to_string()).collect();
     args.extend(hosts_args(dir, &["pbx-a.lab.example", "pbx-b.lab.example"]));
     args.extend(extra.iter().map(|s| s.to_string()));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -404,4 +443,89 @@ fn a_primary_that_accepts_and_never_answers_costs_one_connection_per_attempt() {
     let cseq = |r: &str| r.split("CSeq: ").nth(1).unwrap().split(' ').next().unwrap().parse::<u32>().unwrap();
     assert!(cseq(&got[1].1) == cseq(&got[0].1) + 1 && cseq(&got[2].1) == cseq(&got[1].1) + 1);
     assert!(p.accepts() >= 3);
+}
+
+/// A rustls server presenting `leaf` and requiring a client certificate issued by `ca`.
+fn server_requiring_client_certs(ca: &Authority, leaf: Leaf<'_>) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap()).unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+    let id = ca.issue(leaf).unwrap();
+    let cert = CertificateDer::from_pem_slice(id.cert_pem.as_bytes()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    )
+}
+
+#[test]
+fn mutual_tls_presents_the_phones_certificate_and_without_it_the_server_is_never_alive() {
+    let dir = TempDir::new("streams-mtls");
+    let pki = Pki::new(&dir);
+    let phone = pki.ca.issue(Leaf::Good("phone-7.lab.example")).unwrap();
+    let (cert, key) = (dir.join("phone.pem"), dir.join("phone.key"));
+    std::fs::write(&cert, &phone.cert_pem).unwrap();
+    std::fs::write(&key, &phone.key_pem).unwrap();
+    let p = StreamResponder::start(
+        StreamMode::Answer(200),
+        Some(server_requiring_client_certs(&pki.ca, Leaf::Good("pbx-a.lab.example"))),
+    );
+    let b = StreamResponder::start(StreamMode::Answer(200), None);
+    let primary = tls_uri("pbx-a.lab.example", p.addr);
+    let with_cert = [
+        "--tls-ca-file",
+        &pki.ca_file,
+        "--tls-client-cert",
+        cert.to_str().unwrap(),
+        "--tls-client-key",
+        key.to_str().unwrap(),
+    ];
+    let mut agent = start_agent(&dir, &primary, &tcp_uri(b.addr), &with_cert);
+    agent.wait_nth(Duration::from_secs(10), "reply", 2, |e| e["server"] == "primary" && e["status"] == 200);
+    assert!(agent.named("switch").is_empty(), "{}", agent.dump());
+    drop(agent);
+
+    // The same server, the phone without its certificate: the server refuses the handshake, nothing
+    // from it counts, and the phone moves to the backup.
+    let mut agent = start_agent(&dir, &primary, &tcp_uri(b.addr), &["--tls-ca-file", &pki.ca_file]);
+    let sw = agent.wait_for(Duration::from_secs(10), "switch", |e| e["event"] == "switch");
+    assert_eq!((sw["to"].as_str(), sw["reason"].as_str()), (Some("backup"), Some("failover")), "{sw}");
+    let down = agent.named("flow_down");
+    assert!(down.iter().all(|e| e["server"] != "primary" || e["tls"] == true || e["reason"] == "closed"), "{down:#?}");
+    assert!(agent.named("reply").iter().all(|e| e["server"] != "primary"), "{}", agent.dump());
+}
+
+#[test]
+fn idle_flows_are_pinged_and_a_server_that_never_pongs_loses_its_flow() {
+    let dir = TempDir::new("streams-keepalive");
+    let p = StreamResponder::start(StreamMode::AnswerNoPong(200), None);
+    let b = StreamResponder::start(StreamMode::Answer(200), None);
+    let mut agent = start_agent_every(&dir, &tcp_uri(p.addr), &tcp_uri(b.addr), "30", &["--flow-keepalive", "1"]);
+    // Between cycles (30 s) the flows are idle: a ping every 0.8 to 1 s; the backup answers each.
+    agent.wait_nth(Duration::from_secs(5), "reply", 1, |e| e["server"] == "backup");
+    b.wait_pings(3, Duration::from_secs(10));
+    // The primary answers probes but never a ping: 10 s after its first ping the flow is closed, a
+    // cycle starts at once on a new flow, and the primary answers it.
+    let lost = agent.wait_for(Duration::from_secs(15), "keep-alive lost", |e| {
+        e["event"] == "flow_down" && e["server"] == "primary" && e["reason"] == "keepalive_lost"
+    });
+    let reopened = agent.wait_for(Duration::from_secs(2), "new flow", |e| {
+        e["event"] == "flow_open" && e["server"] == "primary" && t(e) >= t(&lost)
+    });
+    assert_eq!(reopened["id"], 2);
+    agent.wait_for(Duration::from_secs(3), "probe at once", |e| {
+        e["event"] == "probe" && e["server"] == "primary" && t(e) >= t(&lost) && t(e) < t(&lost) + 1000
+    });
+    assert!(p.pings.load(Ordering::SeqCst) >= 1);
+    assert_eq!(p.accepts(), 2);
+    assert!(agent.named("flow_down").iter().all(|e| e["server"] != "backup"), "{}", agent.dump());
 }
