@@ -293,14 +293,16 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     json["scenario"] = serde_json::json!(scenario.name);
     json["seed"] = serde_json::json!(args.seed);
     json["virtual"] = serde_json::json!(args.virtual_time);
-    match write_outputs(&args.out, &out, &text, &json) {
+    let fleet = (summary.phones > 1).then(|| (scenario.name.as_str(), summary.phones));
+    match write_outputs(&args.out, &out, &text, &json, fleet) {
         Ok(()) => {
             say!(
-                "wrote {}, {}, {} and {}",
+                "wrote {}, {}, {} and {}{}",
                 args.out.join("timeline.svg").display(),
                 args.out.join("timeline.jsonl").display(),
                 args.out.join("summary.txt").display(),
-                args.out.join("summary.json").display()
+                args.out.join("summary.json").display(),
+                if fleet.is_some() { format!(", and {}", args.out.join("fleet.svg").display()) } else { String::new() }
             );
             ExitCode::SUCCESS
         }
@@ -342,9 +344,21 @@ fn pair_line(out: &RunOutput) -> String {
     s
 }
 
-fn write_outputs(dir: &Path, out: &RunOutput, summary: &str, json: &serde_json::Value) -> std::io::Result<()> {
+/// Writes the run's files into `dir`; with `fleet` (the scenario's name and the number of phones),
+/// the fleet picture too.
+fn write_outputs(
+    dir: &Path,
+    out: &RunOutput,
+    summary: &str,
+    json: &serde_json::Value,
+    fleet: Option<(&str, usize)>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("timeline.svg"), out.timeline.svg())?;
+    if let Some((name, phones)) = fleet {
+        let svg = crate::sim::fleet_svg::fleet_svg(name, &out.tracker, phones, out.end - Instant::ZERO);
+        std::fs::write(dir.join("fleet.svg"), svg)?;
+    }
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("timeline.jsonl"))?);
     out.timeline.write_jsonl(&mut f)?;
     f.flush()?;

@@ -21,6 +21,7 @@ use crate::core::{Agent, Config, ConfigError, InlineStr, Instant, PlannedWindow,
 
 pub mod certs;
 pub mod fleet;
+pub mod fleet_svg;
 pub mod model;
 pub mod realtime;
 pub mod scenario;

@@ -129,7 +129,14 @@ pub struct Tracker {
     first_open: Vec<[Option<Instant>; 2]>,
     /// Which servers the phones reach over flows.
     stream_sides: [bool; 2],
+    /// Phones heading to the backup (switched there, not back), and its changes over time, one
+    /// point per [`SERIES_STEP`] at most.
+    on_backup: u32,
+    backup_series: Vec<(Instant, u32)>,
 }
+
+/// The resolution of the phones-per-side series: a fleet run keeps one point per step at most.
+const SERIES_STEP: Duration = Duration::from_millis(100);
 
 /// How many phones keep every switch record (beyond that only phone 0's are kept).
 const KEEP_ALL_SWITCHES: usize = 16;
@@ -157,7 +164,15 @@ impl Tracker {
             first_up: Vec::new(),
             first_open: Vec::new(),
             stream_sides: [false; 2],
+            on_backup: 0,
+            backup_series: Vec::new(),
         }
+    }
+
+    /// How many phones were heading to the backup over the run: (time, phones) at each change,
+    /// at most one point per 100 ms (the latest count of that step).
+    pub fn backup_series(&self) -> &[(Instant, u32)] {
+        &self.backup_series
     }
 
     /// Says which servers the phones reach over TCP or TLS flows (for the time until every phone's
@@ -283,6 +298,16 @@ impl Tracker {
             }
             Event::Switch { from, to, reason, .. } => {
                 self.switch_count += 1;
+                if from != to {
+                    self.on_backup = match to {
+                        Side::Backup => self.on_backup.saturating_add(1),
+                        Side::Primary => self.on_backup.saturating_sub(1),
+                    };
+                    match self.backup_series.last_mut() {
+                        Some(last) if t.saturating_duration_since(last.0) < SERIES_STEP => last.1 = self.on_backup,
+                        _ => self.backup_series.push((t, self.on_backup)),
+                    }
+                }
                 match reason {
                     SwitchReason::Failover => self.failovers += 1,
                     SwitchReason::Failback | SwitchReason::ManualFailback => self.failbacks += 1,
