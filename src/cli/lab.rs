@@ -293,7 +293,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     json["scenario"] = serde_json::json!(scenario.name);
     json["seed"] = serde_json::json!(args.seed);
     json["virtual"] = serde_json::json!(args.virtual_time);
-    let fleet = (summary.phones > 1).then(|| (scenario.name.as_str(), summary.phones));
+    let fleet = (summary.phones > 1).then_some((scenario.name.as_str(), summary.phones));
     match write_outputs(&args.out, &out, &text, &json, fleet) {
         Ok(()) => {
             say!(
