@@ -145,3 +145,53 @@ fn a_taken_or_malformed_metrics_address_stops_the_agent_at_start() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("ADDR:PORT"), "{err}");
 }
+
+#[test]
+fn a_lab_fleet_is_scraped_while_it_runs() {
+    use std::io::BufRead;
+    let dir = TempDir::new("metrics-lab");
+    let scenario = dir.join("s.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"scrape\"\ndescription = \"The primary black-holed from 1 s.\"\nduration = \"8s\"\ninterval = \"2s\"\n\
+         [[at]]\nt = \"1s\"\nserver = \"primary\"\naction = \"blackhole\"\n",
+    )
+    .unwrap();
+    let port = free_tcp_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sip-failover"))
+        .args(["lab", scenario.to_str().unwrap(), "--phones", "20", "--lines", "changes", "--metrics"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Phone 0's switch is printed once it happened; the fleet's counters are scraped after it.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref().take(500) {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains(">>> SWITCH primary -> backup") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("metrics on http://127.0.0.1:")), "{seen:#?}");
+    assert!(seen.last().is_some_and(|l| l.contains("SWITCH")), "{seen:#?}");
+    let (status, body) = get(port, "/metrics", "");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert!(value(&body, "sip_failover_probes_sent_total{server=\"primary\"}").unwrap() >= 20.0, "{body}");
+    assert!(value(&body, "sip_failover_switches_total{reason=\"failover\"}").unwrap() >= 1.0, "{body}");
+    let (p, b) = (
+        value(&body, "sip_failover_phones{side=\"primary\"}").unwrap(),
+        value(&body, "sip_failover_phones{side=\"backup\"}").unwrap(),
+    );
+    assert_eq!(p + b, 20.0, "{body}");
+    assert!(b >= 1.0, "{body}");
+    assert!(!body.contains("sip_failover_active{"), "one phone's side is not a fleet's: {body}");
+    promtool_accepts(&body);
+    // Drain the rest of the run's output; it ends by itself.
+    for _ in lines.by_ref().take(10_000) {}
+    assert!(child.wait().unwrap().success());
+}

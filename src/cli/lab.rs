@@ -47,6 +47,34 @@ pub struct LabArgs {
     /// Which live lines to print (default: all for one phone, changes for fleets).
     #[arg(long, value_enum)]
     pub lines: Option<Lines>,
+    /// Serve the run's Prometheus metrics on `http://ADDR:PORT/metrics` while it runs in real time:
+    /// the agent's series summed over the phones, and the phones on each side.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::config::telemetry::parse_metrics_addr)]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Serves `m` on `addr` from a thread of its own for the rest of the process; the bound address, or
+/// why it could not be bound.
+fn serve_metrics(addr: SocketAddr, m: crate::net::metrics::Metrics) -> std::io::Result<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let bound = crate::net::metrics::serve(addr, m).await;
+            let ok = bound.is_ok();
+            let _ = tx.send(bound);
+            if ok {
+                std::future::pending::<()>().await;
+            }
+        });
+    });
+    rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("the metrics thread ended")))
 }
 
 /// `sip-failover pbx-sim`: run the simulated pair alone until Ctrl-C.
@@ -239,6 +267,29 @@ pub fn lab(args: &LabArgs) -> ExitCode {
         shown: false,
         active: Side::Primary,
     };
+    let metrics = match args.metrics {
+        Some(_) if args.virtual_time => {
+            eprintln!("error: --metrics serves a run in real time; a --virtual run is over before a scrape");
+            return ExitCode::from(2);
+        }
+        Some(addr) => {
+            let m = crate::net::metrics::Metrics::for_fleet(phones);
+            match serve_metrics(addr, m.clone()) {
+                Ok(bound) => say!("metrics on http://{bound}/metrics"),
+                Err(e) => {
+                    eprintln!("error: --metrics {addr}: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let count = |l: &Live<'_>| {
+        if let (Some(m), Live::Event { event, .. }) = (&metrics, l) {
+            m.core(event);
+        }
+    };
     let started = std::time::Instant::now();
     let result: Result<RunOutput, SimError> = if args.virtual_time {
         let opts = r#virtual::VirtualOptions { phones, seed: args.seed, extend: fleet_extend, ..Default::default() };
@@ -250,12 +301,14 @@ pub fn lab(args: &LabArgs) -> ExitCode {
             &mut |l| match l {
                 Live::Record(r) => printer.record(r),
                 Live::Tick(now) => printer.tick(now),
+                l => count(&l),
             },
         )
     } else {
         realtime::run(&scenario, args.seed, &mut |l| match l {
             Live::Record(r) => printer.record(r),
             Live::Tick(now) => printer.tick(now),
+            l => count(&l),
         })
     };
     printer.clear();

@@ -52,6 +52,8 @@ pub struct Metrics {
     flows_up: Family<Labels, Counter>,
     flows_closed: Family<Labels, Counter>,
     flow_open: Family<Labels, Gauge>,
+    /// A lab fleet's phones per side (`None` for one agent, whose side is `active`).
+    fleet: Option<Family<Labels, Gauge>>,
 }
 
 impl Default for Metrics {
@@ -132,7 +134,23 @@ impl Metrics {
             flows_up,
             flows_closed,
             flow_open,
+            fleet: None,
         }
+    }
+
+    /// The series of a lab fleet of `phones` phones: the same counters summed over the phones
+    /// (labels by server and reason, never by phone), and `phones{side}` (how many head to each
+    /// side) instead of `active` and `generation`, which are one phone's.
+    pub fn for_fleet(phones: usize) -> Self {
+        let mut m = Self::new();
+        let family = Family::<Labels, Gauge>::default();
+        if let Some(r) = Arc::get_mut(&mut m.registry) {
+            r.register("phones", "Lab fleet: phones heading to each side (switched there)", family.clone());
+        }
+        family.get_or_create(&side_label(Side::Primary)).set(i64::try_from(phones).unwrap_or(i64::MAX));
+        family.get_or_create(&side_label(Side::Backup)).set(0);
+        m.fleet = Some(family);
+        m
     }
 
     /// The OpenMetrics text exposition of every series.
@@ -191,10 +209,18 @@ impl Metrics {
             Event::ServerDown { server, .. } => {
                 self.up.get_or_create(&server_label(server)).set(0);
             }
-            Event::Switch { reason, .. } => {
+            Event::Switch { reason, from, to, .. } => {
                 self.switches.get_or_create(&vec![("reason", reason.as_str().to_string())]).inc();
+                if let Some(f) = &self.fleet {
+                    f.get_or_create(&side_label(from)).dec();
+                    f.get_or_create(&side_label(to)).inc();
+                }
             }
-            Event::Applied { side, generation } => self.set_active(side, u64::from(generation)),
+            Event::Applied { side, generation } => {
+                if self.fleet.is_none() {
+                    self.set_active(side, u64::from(generation));
+                }
+            }
             Event::ApplyFailed { .. } => {
                 self.apply_failed.inc();
             }

@@ -106,6 +106,7 @@ impl Fleet {
             }
             fn event(&mut self, now: Instant, e: &Event) -> Ack {
                 self.tracker.on_event(self.phone, now, e);
+                (self.live)(Live::Event { phone: self.phone, t: now, event: e });
                 if self.phone == 0 {
                     let r = Record { t: now, what: What::Agent(*e) };
                     (self.live)(Live::Record(&r));

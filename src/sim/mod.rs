@@ -125,6 +125,15 @@ pub enum Live<'a> {
     Record(&'a timeline::Record),
     /// Time passes (about every 100 ms): the run's clock now.
     Tick(Instant),
+    /// An event of any phone (every phone's, not only phone 0's): for counters such as `--metrics`.
+    Event {
+        /// The phone.
+        phone: u32,
+        /// When.
+        t: Instant,
+        /// What.
+        event: &'a crate::core::Event,
+    },
 }
 
 /// The SIP domains of the lab's primary and backup: the Request-URI host, and for TLS the name the

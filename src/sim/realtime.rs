@@ -154,6 +154,7 @@ fn drain(
         }
         fn event(&mut self, now: Instant, e: &Event) -> Ack {
             self.st.tracker.on_event(0, now, e);
+            (self.live)(Live::Event { phone: 0, t: now, event: e });
             self.st.push(now, What::Agent(*e), self.live);
             if matches!(e, Event::Switch { .. }) {
                 Ack::Applied
