@@ -216,10 +216,8 @@ impl Metrics {
                     f.get_or_create(&side_label(to)).inc();
                 }
             }
-            Event::Applied { side, generation } => {
-                if self.fleet.is_none() {
-                    self.set_active(side, u64::from(generation));
-                }
+            Event::Applied { side, generation } if self.fleet.is_none() => {
+                self.set_active(side, u64::from(generation));
             }
             Event::ApplyFailed { .. } => {
                 self.apply_failed.inc();
