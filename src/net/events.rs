@@ -91,11 +91,13 @@ fn hold_reason(r: &HoldReason) -> &'static str {
     }
 }
 
-/// One JSON line (without the newline): `event`, `t_ms`, `utc`, then `fields`.
+/// One JSON line (without the newline): `event`, `t_ms` (and `t_us`, the same time in
+/// microseconds, as the lab's lines have it), `utc`, then `fields`.
 pub fn line(name: &str, t: Instant, utc: jiff::Timestamp, fields: Map<String, Value>) -> String {
-    let mut m = Map::with_capacity(fields.len() + 3);
+    let mut m = Map::with_capacity(fields.len() + 4);
     m.insert("event".into(), json!(name));
     m.insert("t_ms".into(), json!(t.as_millis()));
+    m.insert("t_us".into(), json!(t.as_micros()));
     m.insert("utc".into(), json!(utc_millis(utc)));
     m.extend(fields);
     Value::Object(m).to_string()
