@@ -56,14 +56,13 @@ struct Page {
 }
 
 impl Page {
-    /// The document at `path` now: (body, ETag), or `None` for another path.
-    fn document(&self, path: &str) -> Option<(String, String)> {
+    /// The document at `path` at `mono` on the run's clock: (body, ETag), or `None` for another path.
+    fn document(&self, path: &str, mono: Instant) -> Option<(String, String)> {
         let doc = path.strip_prefix('/')?;
         let upcoming = doc == UPCOMING;
         if !upcoming && doc != ACTIVE {
             return None;
         }
-        let mono = since(self.origin);
         let wall = self
             .starts_at
             .saturating_add(jiff::SignedDuration::from_micros(i64::try_from(mono.as_micros()).unwrap_or(i64::MAX)))
@@ -93,7 +92,7 @@ impl Page {
             *r.status_mut() = status;
             r
         };
-        let Some((body, etag)) = self.document(req.uri().path()) else {
+        let Some((body, etag)) = self.document(req.uri().path(), since(self.origin)) else {
             return reply(StatusCode::NOT_FOUND, "not found\n".into());
         };
         let unchanged = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
@@ -258,5 +257,57 @@ impl PageWatch {
         }
         self.last.clone_from(&spans);
         Ok(Some(spans))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::statuspage::notices;
+
+    /// The page of one notice published at 0 s, its window from 1 h to 2 h, read at `at` on the run's
+    /// clock: what `upcoming.json` and `active.json` list, read back as the poller reads them.
+    fn listed(at: crate::core::Duration) -> [Vec<String>; 2] {
+        let text = "name = \"p\"\nduration = \"3h\"\n[[at]]\nt = \"0s\"\n\
+                    notice = { id = \"N-1\", server = \"backup\", starts_in = \"1h\", lasts = \"1h\" }\n";
+        let s = Scenario::parse(text, std::path::Path::new("p.toml")).unwrap();
+        let page = Page {
+            notices: s.notices.iter().map(|n| n.to_notice(s.starts_at)).collect(),
+            starts_at: s.starts_at,
+            origin: TInstant::now(),
+            published: AtomicUsize::new(1),
+        };
+        [UPCOMING, ACTIVE].map(|doc| {
+            let (body, _) = page.document(&format!("/{doc}"), Instant::ZERO + at).unwrap();
+            notices(&body, doc, &DOMAINS).unwrap().into_iter().map(|n| format!("{} {}", n.id, n.cluster)).collect()
+        })
+    }
+
+    #[test]
+    fn a_published_notice_is_upcoming_then_active_then_gone() {
+        use crate::core::Duration;
+        let none: Vec<String> = Vec::new();
+        assert_eq!(listed(Duration::from_secs(60)), [vec!["N-1 pbx-b.lab".to_string()], none.clone()]);
+        assert_eq!(listed(Duration::from_secs(5400)), [none.clone(), vec!["N-1 pbx-b.lab".to_string()]]);
+        assert_eq!(listed(Duration::from_secs(7300)), [none.clone(), none]);
+    }
+
+    #[test]
+    fn a_notice_is_served_at_its_wall_clock_times() {
+        let text = "name = \"p\"\nduration = \"1m\"\n[[at]]\nt = \"10s\"\n\
+                    notice = { id = \"N-1\", starts_in = \"1.5s\", lasts = \"2m\", title = \"Upgrade\" }\n";
+        let s = Scenario::parse(text, std::path::Path::new("p.toml")).unwrap();
+        let n = s.notices[0].to_notice(s.starts_at);
+        assert_eq!(n.published.to_string(), "2024-06-03T08:00:10Z");
+        assert_eq!(n.start.to_string(), "2024-06-03T08:00:11.5Z");
+        assert_eq!(n.end.to_string(), "2024-06-03T08:02:11.5Z");
+        assert_eq!((n.cluster.as_str(), n.title.as_deref()), ("pbx-a.lab", Some("Upgrade")));
+        let page =
+            Page { notices: vec![n], starts_at: s.starts_at, origin: TInstant::now(), published: AtomicUsize::new(0) };
+        // Not yet published: an empty document; another path: none.
+        let (body, etag) = page.document(&format!("/{UPCOMING}"), Instant::from_secs(20)).unwrap();
+        assert!(notices(&body, UPCOMING, &DOMAINS).unwrap().is_empty());
+        assert!(etag.starts_with('"') && etag.ends_with('"'));
+        assert!(page.document("/api/v2/summary.json", Instant::ZERO).is_none());
     }
 }
