@@ -297,3 +297,160 @@ fn a_tls_server_that_resets_is_left_at_once_on_virtual_time() {
         ["closed: refused", "open", "open", "closed: refused", "open", "closed: refused", "closed: refused", "switch"]
     );
 }
+
+// ---- Announced maintenance and a notice published mid-run, over loopback: the phone's call scripted
+// in time, a 503 with a Retry-After of 3 s, and a notice served on the lab's status page and polled by
+// the phone. The same scenarios on virtual time below give the exact times.
+
+const SHORT_MAINTENANCE: &str = r#"
+name = "short-maintenance"
+description = "503 Retry-After 3 from 1 s to 4.5 s, during a call that ends at 3 s."
+duration = "9s"
+interval = "2s"
+[phone]
+failback_after = 1
+[[at]]
+t = "0s"
+phone = "call"
+state = "start"
+[[at]]
+t = "1s"
+server = "primary"
+action = "status"
+code = 503
+retry_after = 3
+[[at]]
+t = "3s"
+phone = "call"
+state = "end"
+[[at]]
+t = "4.5s"
+server = "primary"
+action = "answer"
+"#;
+
+/// Phone 0's calls, holds, notices, windows taken and switches, as words, in the order recorded.
+fn story(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.what {
+            What::Call(true) => Some("call start".to_string()),
+            What::Call(false) => Some("call end".to_string()),
+            What::Agent(Event::Held { to, .. }) => Some(format!("held to {to}")),
+            What::Agent(Event::Switch { reason, .. }) => Some(format!("switch {}", reason.as_str())),
+            What::NoticePublished { id, .. } => Some(format!("notice {id}")),
+            What::Windows(w) => Some(format!(
+                "windows {:?}",
+                w.iter().map(|w| (w.side, w.start.as_micros(), w.end.as_micros())).collect::<Vec<_>>()
+            )),
+            What::PageError(e) => Some(format!("page error {e}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_announced_maintenance_holds_during_the_call_over_loopback() {
+    let s = Scenario::parse(SHORT_MAINTENANCE, Path::new("short-maintenance.toml")).unwrap();
+    let out = realtime::run(&s, 6, &mut |_| {}).unwrap();
+    let records = &out.timeline.records;
+    // Held when the 503 came during the call, left when the call ended, back once it was over.
+    assert_eq!(
+        story(records),
+        ["call start", "held to backup", "call end", "switch maintenance", "switch failback"],
+        "{records:#?}"
+    );
+    let o = &out.tracker.outages[0];
+    assert_eq!(&*o.label, "503 Retry-After 3");
+    assert_eq!(o.switch_reason, Some(SwitchReason::Maintenance));
+    assert!(o.held_at.is_some() && o.cycle_to_switch().is_none(), "{o:?}");
+    // The failback waited for the Retry-After of the last 503 (on the run's clock, the agent's own
+    // decision: not a wall-clock bound).
+    let sw = switches(&out);
+    assert!(sw[1].0 >= o.retry_until.unwrap().as_micros(), "{sw:?} {o:?}");
+    assert!(sw[1].0 >= o.up_at.unwrap().as_micros(), "{sw:?} {o:?}");
+}
+
+#[test]
+fn an_announced_maintenance_holds_during_the_call_on_virtual_time() {
+    let s = Scenario::parse(SHORT_MAINTENANCE, Path::new("short-maintenance.toml")).unwrap();
+    let out = r#virtual::run(&s, &VirtualOptions { seed: 6, ..Default::default() }, &mut |_| {}).unwrap();
+    // The 503 of the 2 s cycle: held. The call ends at 3 s: the phone leaves. The 503 of the 4 s cycle
+    // announces 3 s more: although the primary answers the 6 s cycle, the failback waits until
+    // 7.0002 s.
+    assert_eq!(
+        switches(&out),
+        [
+            (3_000_000, Side::Primary, Side::Backup, SwitchReason::Maintenance),
+            (7_000_200, Side::Backup, Side::Primary, SwitchReason::Failback)
+        ]
+    );
+    assert_eq!(out.tracker.outages[0].held_at.unwrap().as_micros(), 2_000_200);
+    assert_eq!(out.tracker.outages[0].retry_until.unwrap().as_micros(), 7_000_200);
+}
+
+const SHORT_NOTICE: &str = r#"
+name = "short-notice"
+description = "A notice published at 1.5 s: the primary's maintenance from 3.5 s to 5.5 s."
+duration = "7s"
+interval = "2s"
+[phone]
+planned_lead = "1s"
+failback_after = 1
+[[at]]
+t = "1.5s"
+notice = { id = "N-1", server = "primary", starts_in = "2s", lasts = "2s" }
+"#;
+
+#[test]
+fn a_notice_published_on_the_status_page_is_polled_and_taken_over_loopback() {
+    let s = Scenario::parse(SHORT_NOTICE, Path::new("short-notice.toml")).unwrap();
+    let out = realtime::run(&s, 8, &mut |_| {}).unwrap();
+    let records = &out.timeline.records;
+    // Published on the page, found by the phone's poll (the window on the run's clock, read back from
+    // the page's wall-clock times), left ahead of the window, back after it. The ended window drops
+    // out of the page at the first poll after its end, before or after the failback.
+    let story: Vec<String> = story(records).into_iter().filter(|w| w != "windows []").collect();
+    assert_eq!(
+        story,
+        ["notice N-1", "windows [(Primary, 3500000, 5500000)]", "switch planned", "switch failback"],
+        "{records:#?}"
+    );
+    assert_eq!(out.tracker.planned_switches, 1);
+}
+
+#[test]
+fn a_notice_published_mid_run_is_taken_on_virtual_time() {
+    let s = Scenario::parse(SHORT_NOTICE, Path::new("short-notice.toml")).unwrap();
+    let out = r#virtual::run(&s, &VirtualOptions { seed: 8, ..Default::default() }, &mut |_| {}).unwrap();
+    // Taken at 1.5 s, left at 2.5 s (1 s ahead), back on the first cycle after the window (6 s).
+    assert_eq!(
+        switches(&out),
+        [
+            (2_500_000, Side::Primary, Side::Backup, SwitchReason::Planned),
+            (6_000_200, Side::Backup, Side::Primary, SwitchReason::Failback)
+        ]
+    );
+}
+
+#[test]
+fn a_small_fleet_takes_the_call_and_the_notice_on_every_phone() {
+    // The call lasts from 0 to 5 s and the primary answers 503 Retry-After 2 from 0.5 s to 6.5 s:
+    // every phone's cycle meets a 503 during the call.
+    let text = SHORT_MAINTENANCE
+        .replace("t = \"1s\"", "t = \"0.5s\"")
+        .replace("retry_after = 3", "retry_after = 2")
+        .replace("t = \"3s\"", "t = \"5s\"")
+        .replace("t = \"4.5s\"", "t = \"6.5s\"");
+    let s = Scenario::parse(&text, Path::new("fleet-maintenance.toml")).unwrap();
+    let opts = FleetOptions { phones: 20, seed: 3, extend: s.phone.interval };
+    let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(None);
+    assert_eq!((sum.held, sum.maintenance_switches, sum.failbacks, sum.failovers), (20, 20, 20, 0), "{sum:?}");
+    // One poller for the fleet: every phone, booted before or after the notice was found, leaves the
+    // primary ahead of the window and returns after it.
+    let s = Scenario::parse(SHORT_NOTICE, Path::new("short-notice.toml")).unwrap();
+    let out = fleet::run(&s, &FleetOptions { phones: 20, seed: 3, extend: s.phone.interval }, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(None);
+    assert_eq!((sum.planned_switches, sum.failbacks, sum.failovers), (20, 20, 0), "{sum:?}");
+}

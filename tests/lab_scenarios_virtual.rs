@@ -48,6 +48,8 @@ fn every_shipped_scenario_is_valid_and_tested_here() {
             "both-down",
             "flapping-primary",
             "lossy-link",
+            "maintenance-mode",
+            "notice-mid-run",
             "primary-503",
             "primary-blackholed",
             "primary-refused",
@@ -195,6 +197,131 @@ fn primary_503_fails_over_on_the_first_reply() {
     assert_eq!(o.fault_to_switch().unwrap().as_micros(), 7_000_200);
 }
 
+// ---- Announced maintenance and notices: the phone's call scripted in time, a 503 with Retry-After, a
+// notice published mid-run.
+
+const MAINTENANCE: SwitchReason = SwitchReason::Maintenance;
+
+/// Phone 0's records of its calls, holds, notices and windows: (µs, what).
+fn story(out: &RunOutput) -> Vec<(u64, String)> {
+    use sip_failover::core::Event;
+    use sip_failover::sim::timeline::What;
+    out.timeline
+        .records
+        .iter()
+        .filter_map(|r| {
+            let what = match &r.what {
+                What::Call(true) => "call start".to_string(),
+                What::Call(false) => "call end".to_string(),
+                What::Agent(Event::Held { to, .. }) => format!("held to {to}"),
+                What::Agent(Event::Switch { reason, .. }) => format!("switch {}", reason.as_str()),
+                What::NoticePublished { id, server, start, end } => {
+                    format!("notice {id} {server} {}..{}", start.as_micros(), end.as_micros())
+                }
+                What::Windows(w) => format!(
+                    "windows {:?}",
+                    w.iter().map(|w| (w.side, w.start.as_micros(), w.end.as_micros())).collect::<Vec<_>>()
+                ),
+                _ => return None,
+            };
+            Some((r.t.as_micros(), what))
+        })
+        .collect()
+}
+
+fn said(t: u64, what: &str) -> (u64, String) {
+    (t, what.to_string())
+}
+
+#[test]
+fn maintenance_mode_holds_during_the_call_leaves_after_it_and_waits_out_the_retry_after() {
+    let out = run_it("maintenance-mode", 1);
+    // The 503 of the 15 s cycle (8 s: the fault) announces maintenance: held, for the call goes on.
+    // The call ends at 150 s: the phone leaves at once. The primary answers 200 from 308 s (UP at
+    // 315 s), but the 503 of the 300 s cycle announced 300 s more: no failback before 600.0002 s.
+    assert_eq!(switches(&out), [(150_000_000, P, B, MAINTENANCE), (600_000_200, B, P, FAILBACK)]);
+    assert_eq!(
+        story(&out),
+        [
+            said(0, "call start"),
+            said(15_000_200, "held to backup"),
+            said(150_000_000, "call end"),
+            said(150_000_000, "switch maintenance"),
+            said(600_000_200, "switch failback"),
+        ]
+    );
+    let o = &out.tracker.outages[0];
+    assert_eq!(&*o.label, "503 Retry-After 300");
+    assert_eq!(o.detected_at.unwrap().as_micros(), 15_000_200);
+    assert_eq!(o.held_at.unwrap().as_micros(), 15_000_200);
+    assert_eq!((o.switch_at.unwrap().as_micros(), o.switch_reason), (150_000_000, Some(MAINTENANCE)));
+    assert_eq!(o.fault_to_switch().unwrap().as_micros(), 142_000_000);
+    assert_eq!(o.cycle_to_switch(), None, "a maintenance switch waits for an idle moment, not for a ladder");
+    assert_eq!(o.retry_until.unwrap().as_micros(), 600_000_200, "the 503 of the 300 s cycle, plus 300 s");
+    assert_eq!(o.up_at.unwrap().as_micros(), 315_000_200);
+    assert_eq!(o.failback_at, o.retry_until);
+    assert_eq!(o.failback_time().unwrap().as_micros(), 292_000_200);
+    let sum = out.tracker.summary(None);
+    assert_eq!((sum.failovers, sum.maintenance_switches, sum.failbacks, sum.held), (0, 1, 1, 1));
+    // No ladder waited out: every probe was answered, twenty of the primary's with 503.
+    assert_eq!(sum.switch_after_deadline, None);
+    assert_eq!(out.pair.servers[0].answered, out.pair.servers[0].requests);
+    let summary = sip_failover::sim::summary::render(&out.tracker, &sum);
+    assert!(summary.contains("switched away at 150.000 s (maintenance): 142.000 s after the fault"), "{summary}");
+    assert!(summary.contains("held on it from 15.000 s by a call in progress"), "{summary}");
+}
+
+#[test]
+fn notice_mid_run_is_taken_when_published_and_the_phone_leaves_ahead_of_its_window() {
+    use sip_failover::sim::scenario::NoticeStep;
+    let s = scenario("notice-mid-run");
+    assert_eq!(
+        s.notices,
+        [NoticeStep {
+            at: sip_failover::core::Duration::from_secs(20),
+            id: "LAB-1".into(),
+            side: P,
+            start: sip_failover::core::Duration::from_secs(80),
+            end: sip_failover::core::Duration::from_secs(140),
+            title: Some("PBX upgrade".into()),
+        }]
+    );
+    assert_eq!(s.phone.planned_lead.as_millis(), 30_000);
+    let out = run_it("notice-mid-run", 1);
+    // Taken at 20 s; the phone leaves at 50 s (30 s ahead), stays on the backup through the window and
+    // the primary's restart inside it, and returns on the second alive cycle after it (150 s, 165 s).
+    assert_eq!(switches(&out), [(50_000_000, P, B, SwitchReason::Planned), (165_000_200, B, P, FAILBACK)]);
+    assert_eq!(
+        story(&out),
+        [
+            said(20_000_000, "notice LAB-1 primary 80000000..140000000"),
+            said(20_000_000, "windows [(Primary, 80000000, 140000000)]"),
+            said(50_000_000, "switch planned"),
+            said(165_000_200, "switch failback"),
+        ]
+    );
+    assert_eq!(sip_failover::sim::summary::in_force_inside(&out.tracker, &s.notices[0].span()).as_micros(), 0);
+    assert_eq!(out.tracker.summary(None).planned_switches, 1);
+}
+
+#[test]
+fn a_virtual_fleet_takes_the_call_and_the_notice_on_every_phone() {
+    // 16 phones (every switch kept), booting over the first 15 s.
+    let opts = VirtualOptions { phones: 16, seed: 2, ..Default::default() };
+    let out = run(&scenario("maintenance-mode"), &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(None);
+    assert_eq!((sum.maintenance_switches, sum.held, sum.failovers), (16, 16, 0));
+    // Every phone saw the 503 during the call and left when it ended.
+    for p in 0..16 {
+        let first = out.tracker.switches.iter().find(|s| s.phone == p).unwrap();
+        assert_eq!((first.at.as_micros(), first.reason), (150_000_000, MAINTENANCE), "phone {p}");
+    }
+    let out = run(&scenario("notice-mid-run"), &opts, &mut |_| {}).unwrap();
+    let planned: Vec<u64> =
+        out.tracker.switches.iter().filter(|s| s.reason == SwitchReason::Planned).map(|s| s.at.as_micros()).collect();
+    assert_eq!(planned, [50_000_000; 16]);
+}
+
 #[test]
 fn slow_primary_counts_late_replies_until_they_miss_the_ladder() {
     let out = run_it("slow-primary", 1);
@@ -223,7 +350,7 @@ fn a_virtual_fleet_keeps_every_switch_on_the_ladder() {
 #[test]
 fn the_built_in_copies_are_the_shipped_files() {
     use sip_failover::sim::scenario::{shipped, SHIPPED};
-    assert_eq!(SHIPPED.len(), 14);
+    assert_eq!(SHIPPED.len(), 16);
     for (name, _) in SHIPPED {
         assert_eq!(shipped(name).unwrap().unwrap(), scenario(name), "{name}");
     }
@@ -259,17 +386,33 @@ mod never_panics {
             let _ = Scenario::parse(&text, Path::new("fuzz.toml"));
         }
 
-        /// Any script of valid steps runs on virtual time to its end.
+        /// Any script of valid steps, the phone's calls and notices included, runs on virtual time to
+        /// its end.
         #[test]
         fn any_valid_script_runs(
             steps in proptest::collection::vec((0u64..60, 0usize..3, 0usize..10), 0..12),
+            mut calls in proptest::collection::vec(0u64..60, 0..5),
+            notices in proptest::collection::vec((0u64..60, 0u64..40, 1u64..40, any::<bool>()), 0..5),
             seed in any::<u64>(),
         ) {
             let mut text = String::from("name = \"fuzz\"\nduration = \"60s\"\ninterval = \"5s\"\n");
+            text.push_str("[phone]\nplanned_lead = \"3s\"\n");
             for (t, server, action) in steps {
                 let server = ["primary", "backup", "both"][server];
                 let (name, params) = ACTIONS[action];
                 text.push_str(&format!("[[at]]\nt = \"{t}s\"\nserver = \"{server}\"\naction = \"{name}\"\n{params}"));
+            }
+            // Calls start and end in turn; at most four notices (the core holds four windows).
+            calls.sort_unstable();
+            for (i, t) in calls.iter().enumerate() {
+                let state = if i % 2 == 0 { "start" } else { "end" };
+                text.push_str(&format!("[[at]]\nt = \"{t}s\"\nphone = \"call\"\nstate = \"{state}\"\n"));
+            }
+            for (i, (t, starts_in, lasts, backup)) in notices.into_iter().take(4).enumerate() {
+                let server = if backup { "backup" } else { "primary" };
+                text.push_str(&format!(
+                    "[[at]]\nt = \"{t}s\"\nnotice = {{ id = \"N-{i}\", server = \"{server}\", starts_in = \"{starts_in}s\", lasts = \"{lasts}s\" }}\n"
+                ));
             }
             let s = Scenario::parse(&text, Path::new("fuzz.toml"))
                 .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;

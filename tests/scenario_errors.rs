@@ -124,3 +124,143 @@ fn a_bad_certificate_names_its_kind() {
         "s.toml:7:8: at[0].kind: action `hang` takes no `kind`"
     );
 }
+
+#[test]
+fn a_phone_step_scripts_the_call_and_is_checked() {
+    let call = |t: &str, state: &str| format!("[[at]]\nt = \"{t}\"\nphone = \"call\"\nstate = \"{state}\"\n");
+    let s =
+        Scenario::parse(&format!("{HEAD}{}{}", call("0s", "start"), call("4s", "end")), Path::new("s.toml")).unwrap();
+    use sip_failover::core::Duration;
+    use sip_failover::sim::scenario::CallStep;
+    assert_eq!(
+        s.calls,
+        [CallStep { at: Duration::ZERO, in_call: true }, CallStep { at: Duration::from_secs(4), in_call: false }]
+    );
+    assert!(s.steps.is_empty());
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nserver = \"primary\"\nphone = \"call\"\nstate = \"start\"\n"),
+        "s.toml:5:10: at[0].server: a step has either `server` or `phone`, never both"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\naction = \"blackhole\"\nphone = \"call\"\nstate = \"start\"\n"),
+        "s.toml:6:9: at[0].phone: a step has only one of `action`, `phone` and `notice`; this one has `action` and \
+         `phone`"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\n"),
+        "s.toml:3:1: at[0]: a step needs `action` (a change of the servers), `phone` (the phone's call) or `notice` \
+         (a maintenance notice published)"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nphone = \"cal\"\nstate = \"start\"\n"),
+        "s.toml:5:9: at[0].phone: `cal` is not one of call; did you mean `call`?"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nphone = \"call\"\nstate = \"stop\"\n"),
+        "s.toml:6:9: at[0].state: `stop` is not one of start, end"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nphone = \"call\"\n"),
+        "s.toml:5:9: at[0].state: `phone = \"call\"` needs `state` (start or end)"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nphone = \"call\"\nstate = \"start\"\nms = 5\n"),
+        "s.toml:7:6: at[0].ms: a phone step takes no `ms`"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\naction = \"blackhole\"\nstate = \"start\"\n"),
+        "s.toml:6:9: at[0].state: action `blackhole` takes no `state` (a phone step's)"
+    );
+    assert_eq!(
+        err(&format!("{}[[at]]\nt = \"11s\"\nphone = \"call\"\nstate = \"end\"\n", call("1s", "start"))),
+        "s.toml:8:5: at[1].t: must not be after `duration`"
+    );
+}
+
+#[test]
+fn a_call_starts_and_ends_in_turn() {
+    let call = |t: &str, state: &str| format!("[[at]]\nt = \"{t}\"\nphone = \"call\"\nstate = \"{state}\"\n");
+    assert_eq!(err(&call("1s", "end")), "s.toml:6:9: at[0].state: the phone is not in a call (no call started before)");
+    // Checked in time order, whatever the order written.
+    assert_eq!(
+        err(&format!("{}{}", call("5s", "end"), call("2s", "start") + &call("3s", "start"))),
+        "s.toml:14:9: at[2].state: the phone is already in a call (since 2.000 s)"
+    );
+}
+
+#[test]
+fn a_notice_step_is_checked_field_by_field() {
+    let notice = |fields: &str| format!("[[at]]\nt = \"1s\"\nnotice = {{ {fields} }}\n");
+    let s = Scenario::parse(
+        &format!("{HEAD}{}", notice("id = \"N-1\", server = \"backup\", starts_in = \"2s\", lasts = \"3s\"")),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    use sip_failover::core::{Duration, Side};
+    let n = &s.notices[0];
+    assert_eq!(
+        (n.at, n.side, n.start, n.end),
+        (Duration::from_secs(1), Side::Backup, Duration::from_secs(3), Duration::from_secs(6))
+    );
+    assert_eq!(n.title, None);
+    assert_eq!(
+        err(&notice("id = \"N\", start_in = \"1s\", lasts = \"1s\"")),
+        "s.toml:5:22: at[0].notice.start_in: unknown key; did you mean `starts_in`?"
+    );
+    assert_eq!(
+        err(&notice("id = \"N\", lasts = \"1s\"")),
+        "s.toml:5:10: at[0].notice.starts_in: missing, and it is required"
+    );
+    assert_eq!(
+        err(&notice("id = \"N\", server = \"both\", starts_in = \"1s\", lasts = \"1s\"")),
+        "s.toml:5:31: at[0].notice.server: `both` is not one of primary, backup"
+    );
+    assert_eq!(
+        err(&notice("id = \"N\", starts_in = \"1s\", lasts = \"0s\"")),
+        "s.toml:5:48: at[0].notice.lasts: 0s is outside 1ms..=7d"
+    );
+    assert_eq!(
+        err(&notice("id = \"N\", starts_in = 10, lasts = \"1s\"")),
+        "s.toml:5:34: at[0].notice.starts_in: expected a duration such as \"10m\", found an integer 10"
+    );
+    assert_eq!(
+        err(&notice("id = \" \", starts_in = \"1s\", lasts = \"1s\"")),
+        "s.toml:5:17: at[0].notice.id: must not be empty"
+    );
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nnotice = \"N\"\n"),
+        "s.toml:5:10: at[0].notice: expected a table such as { id = \"N-1\", starts_in = \"1m\", lasts = \"2m\" }, found \
+         a string \"N\""
+    );
+    let one = notice("id = \"N\", starts_in = \"1s\", lasts = \"1s\"");
+    assert_eq!(err(&format!("{one}{one}")), "s.toml:8:17: at[1].notice.id: `N` is given twice (first on line 5)");
+    assert_eq!(
+        err("[[at]]\nt = \"1s\"\nserver = \"backup\"\nnotice = { id = \"N\", starts_in = \"1s\", lasts = \"1s\" }\n"),
+        "s.toml:5:10: at[0].server: a notice names its server inside it: `notice = { server = \"...\", ... }`"
+    );
+    assert_eq!(err(&format!("{one}state = \"start\"\n")), "s.toml:6:9: at[0].state: a notice step takes no `state`");
+}
+
+#[test]
+fn a_run_holds_at_most_four_planned_windows() {
+    let five: String = (0..5)
+        .map(|i| format!("[[at]]\nt = \"1s\"\nnotice = {{ id = \"N{i}\", starts_in = \"1s\", lasts = \"1s\" }}\n"))
+        .collect();
+    assert_eq!(
+        err(&five),
+        "s.toml:17:10: at[4].notice: more than 4 planned windows in one run: the phone holds at most 4"
+    );
+}
+
+#[test]
+fn the_planned_lead_is_given_once() {
+    assert_eq!(
+        err("[phone]\nplanned_lead = \"1m\"\n[maintenance]\nstarts_at = \"2024-03-15T00:00:00Z\"\n\
+             time_zone = \"Europe/Paris\"\nplanned_lead = \"2m\"\n"),
+        "s.toml:8:16: maintenance.planned_lead: `planned_lead` is given in `[phone]` too: give it once"
+    );
+    assert_eq!(
+        err("[phone]\nplanned_lead = 60\n"),
+        "s.toml:4:16: phone.planned_lead: expected a duration such as \"15m\", found an integer 60"
+    );
+}

@@ -156,12 +156,17 @@ impl Printer {
             Lines::Changes => matches!(
                 r.what,
                 What::Fault(_)
+                    | What::Call(_)
+                    | What::NoticePublished { .. }
+                    | What::Windows(_)
+                    | What::PageError(_)
                     | What::Agent(
                         Event::ServerDown { .. }
                             | Event::ServerUp { .. }
                             | Event::Switch { .. }
                             | Event::NoServerReachable
                             | Event::FlowDown { .. }
+                            | Event::Held { .. }
                     )
             ),
             Lines::None => false,
@@ -220,6 +225,7 @@ fn describe(s: &Scenario) -> String {
             secs(s.phone.planned_lead)
         ));
     }
+    let mut lines: Vec<(Duration, String, String)> = Vec::new();
     for st in &s.steps {
         let who = match st.target {
             Target::One(side) => side.as_str().to_string(),
@@ -232,7 +238,25 @@ fn describe(s: &Scenario) -> String {
                 format!("rolling restart: each down {}, {} apart", secs(down_for), secs(gap))
             }
         };
-        out.push_str(&format!("  at {:>9}  {who:<7}  {what}\n", secs(st.at)));
+        lines.push((st.at, who, what));
+    }
+    for c in &s.calls {
+        lines.push((c.at, "phone".into(), if c.in_call { "call starts" } else { "call ends" }.into()));
+    }
+    for n in &s.notices {
+        let what = format!(
+            "notice {} published: the {}'s maintenance from {} to {}",
+            n.id,
+            n.side,
+            secs(n.start),
+            secs(n.end)
+        );
+        lines.push((n.at, "page".into(), what));
+    }
+    // In time order; at the same time, in the order above.
+    lines.sort_by_key(|l| l.0);
+    for (at, who, what) in lines {
+        out.push_str(&format!("  at {:>9}  {who:<7}  {what}\n", secs(at)));
     }
     out
 }
@@ -323,8 +347,8 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     let summary = out.tracker.summary(out.pair.peak());
     let text = render(&out.tracker, &summary);
     let mut text = format!("{text}{}", pair_line(&out));
-    for w in &scenario.windows {
-        let inside = crate::sim::summary::in_force_inside(&out.tracker, w);
+    for w in scenario.windows.iter().copied().chain(scenario.notices.iter().map(|n| n.span())) {
+        let inside = crate::sim::summary::in_force_inside(&out.tracker, &w);
         text.push_str(&format!(
             "planned window on the {} from {} to {}: the {} was in force inside it for {}{}\n",
             w.side,

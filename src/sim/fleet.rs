@@ -7,6 +7,12 @@
 //! heap of (deadline, phone), with stale entries skipped when they come up. Phones boot spread over
 //! one interval, as a real fleet does. Phone 0's events feed the live timeline; every phone feeds the
 //! [`Tracker`].
+//!
+//! The scenario's phone steps reach every booted phone at their time, and a phone booting during a
+//! call starts in it. The scenario's notices are published on the lab's status page
+//! ([`LabPage`]); one poller ([`PageWatch`]) serves the whole fleet, as a proxy would (ten thousand
+//! phones polling one loopback page every second would measure the page, not the phones), and hands
+//! what it finds to every phone, and to each phone that boots later.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,14 +24,15 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TInstant;
 
-use super::scenario::Scenario;
+use super::scenario::{PlannedSpan, Scenario};
+use super::statuspage::{LabPage, PageWatch, Published};
 use super::streams::{FlowReport, PhoneFlows};
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
 use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, phone_of, Live, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
-use crate::core::{Agent, Duration, Event, FlowCommand, Instant, Side, Transmit};
+use crate::core::{Agent, Command, Duration, Event, FlowCommand, Instant, Side, Transmit};
 
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 const NONE: u64 = u64::MAX;
@@ -68,6 +75,38 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// Phone 0's record `what` at `t`: on the timeline and live.
+    fn record(&mut self, t: Instant, what: What, live: &mut dyn FnMut(Live<'_>)) {
+        let r = Record { t, what };
+        live(Live::Record(&r));
+        self.timeline.records.push(r);
+    }
+
+    /// The call starts or ends on every booted phone.
+    fn call(&mut self, in_call: bool, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
+        self.record(now, What::Call(in_call), live);
+        for p in 0..self.agents.len() {
+            if let Some(a) = self.agents[p].as_mut() {
+                // Cannot fail: InCall is always accepted.
+                let _ = a.handle_command(now, Command::InCall(in_call));
+                self.drain(p as u32, now, live);
+            }
+        }
+    }
+
+    /// Every booted phone takes the scenario's windows and `extra`.
+    fn plan(&mut self, scenario: &Scenario, extra: &[PlannedSpan], now: Instant, live: &mut dyn FnMut(Live<'_>)) {
+        for p in 0..self.agents.len() {
+            if let Some(a) = self.agents[p].as_mut() {
+                let handed = super::plan_windows(a, scenario, Instant::ZERO, now, extra);
+                if p == 0 {
+                    self.record(now, What::Windows(handed), live);
+                }
+                self.drain(p as u32, now, live);
+            }
+        }
+    }
+
     fn drain(&mut self, p: u32, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
         struct Out<'a> {
             phone: u32,
@@ -261,6 +300,15 @@ async fn run_async(
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
     let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
+    let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
+    let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
+    let mut page_watch = page.as_ref().map(|p| PageWatch::new(p.url()?, scenario.starts_at)).transpose()?;
+    // The windows of the notices the fleet's poller found, and the call in progress.
+    let mut extra: Vec<PlannedSpan> = Vec::new();
+    let mut in_call = false;
+    let mut next_call = 0;
+    let mut fetched = None;
+    let mut published: Option<Published> = None;
     let end = Instant::ZERO + scenario.duration + opts.extend;
     let mut busy = StdDuration::ZERO;
     let mut longest = StdDuration::ZERO;
@@ -273,6 +321,37 @@ async fn run_async(
             break;
         }
         let t0 = std::time::Instant::now();
+        while let Some(c) = scenario.calls.get(next_call).filter(|c| Instant::ZERO + c.at <= now) {
+            next_call += 1;
+            in_call = c.in_call;
+            fleet.call(in_call, now, live);
+        }
+        for p in published.take().into_iter().chain(std::iter::from_fn(|| pub_rx.try_recv().ok())) {
+            if let Some(n) = scenario.notices.get(p.0) {
+                let what = What::NoticePublished {
+                    id: n.id.clone(),
+                    server: n.side,
+                    start: Instant::ZERO + n.start,
+                    end: Instant::ZERO + n.end,
+                };
+                fleet.record(p.1, what, live);
+            }
+        }
+        if let Some(w) = page_watch.as_mut() {
+            if w.due().is_some_and(|d| d <= TInstant::now()) {
+                w.start();
+            }
+            if let Some(f) = fetched.take().or_else(|| w.try_fetched()) {
+                match w.finish(f, now) {
+                    Ok(Some(spans)) => {
+                        extra = spans;
+                        fleet.plan(scenario, &extra, now, live);
+                    }
+                    Ok(None) => {}
+                    Err(e) => fleet.record(now, What::PageError(e), live),
+                }
+            }
+        }
         while let Some(&Reverse((due, p))) = fleet.heap.peek() {
             if due > now.as_micros() {
                 break;
@@ -288,7 +367,11 @@ async fn run_async(
                     // The phone boots now: its first cycle starts at the real time, not the planned one.
                     if let Some((cfg, seed)) = fleet.boot[p as usize].take() {
                         let mut agent = Agent::new(cfg, now, seed).map_err(SimError::Config)?;
-                        super::plan_windows(&mut agent, scenario, Instant::ZERO, now);
+                        super::plan_windows(&mut agent, scenario, Instant::ZERO, now, &extra);
+                        if in_call {
+                            // Cannot fail: InCall is always accepted.
+                            let _ = agent.handle_command(now, Command::InCall(true));
+                        }
                         fleet.agents[p as usize] = Some(agent);
                         if streams {
                             if fleet.flows.len() <= p as usize {
@@ -330,17 +413,27 @@ async fn run_async(
             live(Live::Tick(now));
             next_tick = now + Duration::from_millis(100);
         }
+        let call_at = scenario.calls.get(next_call).map(|c| Instant::ZERO + c.at);
+        let poll_at = page_watch.as_ref().and_then(PageWatch::due).map(|d| {
+            Instant::from_micros(u64::try_from(d.saturating_duration_since(origin).as_micros()).unwrap_or(u64::MAX))
+        });
         let wake = fleet.heap.peek().map_or(end, |Reverse((t, _))| Instant::from_micros(*t).min(end)).min(next_tick);
+        let wake = [call_at, poll_at].into_iter().flatten().fold(wake, Instant::min);
         tokio::select! {
             biased;
             _ = fleet.socks[0].readable() => {}
             _ = fleet.socks[1].readable() => {}
             r = flow_rx.recv(), if streams => pending = r,
+            Some(f) = async { page_watch.as_mut()?.fetched().await }, if page_watch.is_some() => fetched = Some(f),
+            Some(p) = pub_rx.recv(), if page.is_some() => published = Some(p),
             _ = sleep_until_precise(at(origin, wake)) => {}
         }
     }
     // The flows end before the pair stops.
     fleet.flows.clear();
+    if let Some(p) = page {
+        p.stop()?;
+    }
     let _ = io_stop.send(());
     if let Some((thread, _)) = io_thread {
         thread.join().map_err(|_| SimError::Internal("the flows' thread failed"))??;

@@ -9,6 +9,7 @@
 //! - [`streams`]: the pair's TCP and TLS servers, and the lab phone's TCP and TLS client.
 //! - [`realtime`]: one phone against the pair, on real timers.
 //! - [`fleet`]: N phones in one process sharing one socket per side, against the pair.
+//! - [`statuspage`]: the scenario's maintenance notices published on a status page on loopback.
 //! - [`timeline`]: live lines, JSON lines and the SVG picture.
 //! - [`summary`]: outages, detection latency, failback, distributions.
 //!
@@ -25,6 +26,7 @@ pub mod fleet_svg;
 pub mod model;
 pub mod realtime;
 pub mod scenario;
+pub mod statuspage;
 pub mod streams;
 pub mod summary;
 pub mod timeline;
@@ -158,15 +160,25 @@ pub fn phone_config(settings: &PhoneSettings, primary: SocketAddr, backup: Socke
     c
 }
 
-/// Hands a scenario's planned windows to an agent whose run started at `run_start` on its clock.
-pub fn plan_windows(agent: &mut Agent, scenario: &scenario::Scenario, run_start: Instant, now: Instant) {
+/// Hands an agent whose run started at `run_start` on its clock its planned windows: the scenario's
+/// `[maintenance]` windows and `extra` (the windows of the notices it has learnt of), in one step.
+/// Returns the windows handed.
+pub fn plan_windows(
+    agent: &mut Agent,
+    scenario: &scenario::Scenario,
+    run_start: Instant,
+    now: Instant,
+    extra: &[scenario::PlannedSpan],
+) -> Vec<PlannedWindow> {
     let windows: Vec<PlannedWindow> = scenario
         .windows
         .iter()
+        .chain(extra)
         .map(|w| PlannedWindow { side: w.side, start: run_start + w.start, end: run_start + w.end })
         .collect();
-    // The scenario holds at most as many windows as the core does; a refusal would be a bug there.
+    // A scenario holds at most as many windows as the core does; a refusal would be a bug there.
     let _ = agent.set_planned_windows(now, &windows);
+    windows
 }
 
 /// The phone a response is for, from the `p<index>` user of its From URI.

@@ -1,7 +1,9 @@
 //! One phone against the pair on real timers: a thin tokio loop around the core [`Agent`], with one
 //! connected UDP socket per UDP server (so an ICMP port-unreachable comes back as `ECONNREFUSED`)
 //! and the flows the agent asks for to a TCP or TLS server ([`PhoneFlows`]). Switches are applied at
-//! once.
+//! once. The scenario's phone steps reach the agent at their time (`Command::InCall`); its notices are
+//! published on the lab's status page ([`LabPage`]), which the phone polls every second with the
+//! agent's own poller ([`PageWatch`]), handing the windows of what it finds to the agent.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,7 +13,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TInstant;
 
-use super::scenario::Scenario;
+use super::scenario::{PlannedSpan, Scenario};
+use super::statuspage::{LabPage, PageWatch, Published};
 use super::streams::{FlowReport, PhoneFlows};
 use super::summary::Tracker;
 use super::timeline::{Record, Timeline, What};
@@ -47,11 +50,15 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     let mut flows = PhoneFlows::new(0, pair.pki().map(|p| p.client_config()), flow_tx);
     let mut agent = Agent::new(phone_config(&scenario.phone, addrs[0], addrs[1], 0), Instant::ZERO, seed)
         .map_err(SimError::Config)?;
-    super::plan_windows(&mut agent, scenario, Instant::ZERO, Instant::ZERO);
+    super::plan_windows(&mut agent, scenario, Instant::ZERO, Instant::ZERO, &[]);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
     let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
+    let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
+    let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
+    let mut watch = page.as_ref().map(|p| PageWatch::new(p.url()?, scenario.starts_at)).transpose()?;
+    let mut next_call = 0;
     for side in Side::BOTH.into_iter().filter(|s| !transports[s.index()].is_stream()) {
         let addr = socks[side.index()].local_addr()?;
         let _ = agent.handle_command(Instant::ZERO, Command::LocalAddr { side, addr });
@@ -67,12 +74,40 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     // Bounded: the loop ends at the scenario's end; each pass handles one input.
     loop {
         let now = since(origin);
+        while let Some(c) = scenario.calls.get(next_call).filter(|c| Instant::ZERO + c.at <= now) {
+            next_call += 1;
+            st.push(now, What::Call(c.in_call), live);
+            // Cannot fail: InCall is always accepted.
+            let _ = agent.handle_command(now, Command::InCall(c.in_call));
+        }
         drain(&mut agent, now, &socks, &mut flows, &mut st, live);
         if now >= end {
             break;
         }
-        let wake = agent.poll_timeout().map_or(end, |t| t.min(end));
+        let call_at = scenario.calls.get(next_call).map(|c| Instant::ZERO + c.at);
+        let wake = [agent.poll_timeout(), call_at].into_iter().flatten().fold(end, Instant::min);
+        let poll_due = watch.as_ref().and_then(PageWatch::due);
         tokio::select! {
+            _ = tokio::time::sleep_until(poll_due.unwrap_or_else(TInstant::now)), if poll_due.is_some() => {
+                if let Some(w) = watch.as_mut() {
+                    w.start();
+                }
+            }
+            Some(fetch) = async { watch.as_mut()?.fetched().await }, if watch.is_some() => {
+                // A notice published before the page answered is recorded first.
+                while let Ok(p) = pub_rx.try_recv() {
+                    published(scenario, p, &mut st, live);
+                }
+                let now = since(origin);
+                if let Some(w) = watch.as_mut() {
+                    match w.finish(fetch, now) {
+                        Ok(Some(spans)) => take_windows(&mut agent, scenario, now, &spans, &mut st, live),
+                        Ok(None) => {}
+                        Err(e) => st.push(now, What::PageError(e), live),
+                    }
+                }
+            }
+            Some(p) = pub_rx.recv() => published(scenario, p, &mut st, live),
             r = socks[0].recv(&mut b0) => input(&mut agent, since(origin), addrs[0], Side::Primary, r.map(|n| &b0[..n])),
             r = socks[1].recv(&mut b1) => input(&mut agent, since(origin), addrs[1], Side::Backup, r.map(|n| &b1[..n])),
             Some((_, side, id, report)) = flow_rx.recv() => flows.input(&mut agent, since(origin), side, id, report),
@@ -87,6 +122,9 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
         }
     }
     drop(flows);
+    if let Some(p) = page {
+        p.stop()?;
+    }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
     Ok(RunOutput {
@@ -110,6 +148,32 @@ impl State {
         live(Live::Record(&r));
         self.timeline.records.push(r);
     }
+}
+
+/// Records the publication of notice `i` at `at`.
+fn published(scenario: &Scenario, (i, at): Published, st: &mut State, live: &mut dyn FnMut(Live<'_>)) {
+    if let Some(n) = scenario.notices.get(i) {
+        let what = What::NoticePublished {
+            id: n.id.clone(),
+            server: n.side,
+            start: Instant::ZERO + n.start,
+            end: Instant::ZERO + n.end,
+        };
+        st.push(at, what, live);
+    }
+}
+
+/// Hands the agent the scenario's windows and `spans` (from the notices its poll found).
+fn take_windows(
+    agent: &mut Agent,
+    scenario: &Scenario,
+    now: Instant,
+    spans: &[PlannedSpan],
+    st: &mut State,
+    live: &mut dyn FnMut(Live<'_>),
+) {
+    let handed = super::plan_windows(agent, scenario, Instant::ZERO, now, spans);
+    st.push(now, What::Windows(handed), live);
 }
 
 fn input(agent: &mut Agent, now: Instant, from: SocketAddr, side: Side, r: io::Result<&[u8]>) {

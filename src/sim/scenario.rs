@@ -31,6 +31,26 @@
 //! server `stall_handshake` (connections are accepted, the handshake never completes) and
 //! `bad_certificate` (`kind` = `expired` | `wrong_name` | `wildcard` | `unknown_ca`). A server that
 //! starts refusing, resetting, stalling or presenting a bad certificate drops its open connections.
+//!
+//! A step acts on the servers (`action`, with an optional `server`), on the phone (`phone`), or
+//! publishes a maintenance notice (`notice`): exactly one of the three.
+//!
+//! ```toml
+//! [[at]]
+//! t = "0s"
+//! phone = "call"              # the phone's call (every phone's, in a fleet)
+//! state = "start"             # start | end
+//!
+//! [[at]]
+//! t = "20s"                   # published on the status page at 20 s
+//! notice = { id = "CX-1", server = "primary", starts_in = "1m", lasts = "2m", title = "Upgrade" }
+//! ```
+//!
+//! A notice's window starts `starts_in` after its publication and lasts `lasts`; `server` is
+//! `primary` (the default) or `backup`, `title` is optional. A phone step's call starts and ends in
+//! turn. `[phone] planned_lead` (or `[maintenance] planned_lead`) sets how long before a window the
+//! phone may leave its server.
+//!
 //! Times are written `"800ms"`, `"8s"`, `"1.5s"` or `"2m"`. Every error names the file, line,
 //! column and field.
 
@@ -43,8 +63,10 @@ use toml::Spanned;
 use super::model::{Action, CertKind, HeaderForm};
 use crate::core::{
     Config, Duration, Failback, FailbackMode, FastDetection, Instant, Ladder, Side, Transport, MAX_ATTEMPTS,
+    MAX_WINDOWS,
 };
 use crate::files::{FileError, FileErrorKind, TomlText};
+use crate::maintenance::notice::{Impact, Notice};
 use crate::maintenance::schedule::Schedule;
 use crate::maintenance::RecurringWindow;
 
@@ -67,6 +89,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("primary-tls-hang", include_str!("../../firmware-config/scenarios/primary-tls-hang.toml")),
     ("primary-tls-stall-handshake", include_str!("../../firmware-config/scenarios/primary-tls-stall-handshake.toml")),
     ("primary-tls-bad-certificate", include_str!("../../firmware-config/scenarios/primary-tls-bad-certificate.toml")),
+    ("maintenance-mode", include_str!("../../firmware-config/scenarios/maintenance-mode.toml")),
+    ("notice-mid-run", include_str!("../../firmware-config/scenarios/notice-mid-run.toml")),
 ];
 
 /// A shipped scenario by name (`rolling-restart`), validated.
@@ -161,10 +185,71 @@ pub struct Scenario {
     pub duration: Duration,
     /// The phone's settings.
     pub phone: PhoneSettings,
-    /// The steps as written, in time order.
+    /// The servers' steps as written, in time order.
     pub steps: Vec<Step>,
-    /// Planned maintenance windows, from the run's start.
+    /// The phone's steps (its call starting and ending), in time order.
+    pub calls: Vec<CallStep>,
+    /// Maintenance notices published during the run, in time order.
+    pub notices: Vec<NoticeStep>,
+    /// Planned maintenance windows of the `[maintenance]` section, from the run's start.
     pub windows: Vec<PlannedSpan>,
+    /// The wall-clock instant the run begins: `[maintenance] starts_at`, else [`LAB_EPOCH`]. Notices
+    /// are published on the status page in wall-clock time from it.
+    pub starts_at: jiff::Timestamp,
+}
+
+/// The wall-clock instant a run begins when its scenario has no `[maintenance] starts_at`.
+pub const LAB_EPOCH: &str = "2024-06-03T08:00:00Z";
+
+/// The phone's call starts or ends (every phone's, in a fleet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallStep {
+    /// When, from the start of the run.
+    pub at: Duration,
+    /// In a call from now on (the call starts), or not (it ends).
+    pub in_call: bool,
+}
+
+/// A maintenance notice published during the run (on the lab's status page in real time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeStep {
+    /// When it is published, from the start of the run.
+    pub at: Duration,
+    /// Its id, unique in the scenario.
+    pub id: String,
+    /// The server it affects.
+    pub side: Side,
+    /// Its window's start, from the start of the run.
+    pub start: Duration,
+    /// Its window's end, from the start of the run.
+    pub end: Duration,
+    /// Its title, if given.
+    pub title: Option<String>,
+}
+
+impl NoticeStep {
+    /// Its window.
+    pub fn span(&self) -> PlannedSpan {
+        PlannedSpan { side: self.side, start: self.start, end: self.end }
+    }
+
+    /// As an operator's notice for a run that began at wall-clock `starts_at`: the affected server's
+    /// cluster is its SIP domain ([`DOMAINS`](super::DOMAINS)).
+    pub fn to_notice(&self, starts_at: jiff::Timestamp) -> Notice {
+        let wall = |d: Duration| {
+            let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            starts_at.saturating_add(jiff::SignedDuration::from_micros(us)).unwrap_or(starts_at)
+        };
+        Notice {
+            id: self.id.clone(),
+            cluster: super::DOMAINS[self.side.index()].to_string(),
+            start: wall(self.start),
+            end: wall(self.end),
+            impact: Impact::Minimal,
+            published: wall(self.at),
+            title: self.title.clone(),
+        }
+    }
 }
 
 /// A planned maintenance window on one server, in run time.
@@ -234,6 +319,8 @@ struct RawPhone {
     failback_after: Option<Spanned<i64>>,
     #[serde(default)]
     fast_refused: Option<Spanned<bool>>,
+    #[serde(default)]
+    planned_lead: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -242,7 +329,14 @@ struct RawStep {
     t: Spanned<String>,
     #[serde(default)]
     server: Option<Spanned<String>>,
-    action: Spanned<String>,
+    #[serde(default)]
+    action: Option<Spanned<String>>,
+    #[serde(default)]
+    phone: Option<Spanned<String>>,
+    #[serde(default)]
+    state: Option<Spanned<String>>,
+    #[serde(default)]
+    notice: Option<Spanned<RawNotice>>,
     #[serde(default)]
     ms: Option<Spanned<i64>>,
     #[serde(default)]
@@ -263,6 +357,19 @@ struct RawStep {
     kind: Option<Spanned<String>>,
 }
 
+/// A notice published by a step.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotice {
+    id: Spanned<String>,
+    #[serde(default)]
+    server: Option<Spanned<String>>,
+    starts_in: Spanned<String>,
+    lasts: Spanned<String>,
+    #[serde(default)]
+    title: Option<Spanned<String>>,
+}
+
 /// The windows of a scenario's `[maintenance]` section that fall in the run, converted the way the
 /// running agent converts them (through [`Schedule`]), from the wall-clock instant `starts_at`.
 fn maintenance_windows(
@@ -270,7 +377,7 @@ fn maintenance_windows(
     m: &RawMaintenance,
     duration: Duration,
     phone: &mut PhoneSettings,
-) -> Result<Vec<PlannedSpan>, FileError> {
+) -> Result<(Vec<PlannedSpan>, jiff::Timestamp), FileError> {
     let start: jiff::Timestamp = m.starts_at.get_ref().parse().map_err(|_| {
         let expected = "an RFC 3339 instant such as \"2024-03-15T07:00:00Z\"".to_string();
         cx.at(
@@ -305,7 +412,7 @@ fn maintenance_windows(
         ..Schedule::default()
     };
     let run_end = Instant::ZERO + duration;
-    Ok(schedule
+    let windows = schedule
         .core_windows(start, Instant::ZERO)
         .into_iter()
         .filter(|w| w.start < run_end)
@@ -314,7 +421,13 @@ fn maintenance_windows(
             start: w.start.saturating_duration_since(Instant::ZERO),
             end: w.end.saturating_duration_since(Instant::ZERO),
         })
-        .collect())
+        .collect();
+    Ok((windows, start))
+}
+
+/// [`LAB_EPOCH`] as a timestamp.
+fn lab_epoch() -> jiff::Timestamp {
+    LAB_EPOCH.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The most changes one `flap` step may expand to.
@@ -363,10 +476,17 @@ const TYPES: &[(&str, &str)] = &[
     ("at[].code", "an integer status code"),
     ("at[].retry_after", "an integer number of seconds"),
     ("maintenance.planned_lead", "a duration such as \"15m\""),
+    ("phone.planned_lead", "a duration such as \"15m\""),
+    ("at[].notice", "a table such as { id = \"N-1\", starts_in = \"1m\", lasts = \"2m\" }"),
+    ("at[].notice.starts_in", "a duration such as \"10m\""),
+    ("at[].notice.lasts", "a duration such as \"1h\""),
 ];
 
 const FAILBACK_MODES: &[&str] = &["auto", "manual", "never"];
 const SERVERS: &[&str] = &["primary", "backup", "both"];
+const NOTICE_SERVERS: &[&str] = &["primary", "backup"];
+const PHONE_THINGS: &[&str] = &["call"];
+const CALL_STATES: &[&str] = &["start", "end"];
 const ACTIONS: &[&str] = &[
     "answer",
     "blackhole",
@@ -484,6 +604,9 @@ impl Scenario {
             if let Some(b) = &p.fast_refused {
                 phone.fast_refused = *b.get_ref();
             }
+            if let Some(l) = &p.planned_lead {
+                phone.planned_lead = duration_of(&cx, l, "phone.planned_lead")?;
+            }
         }
         if let Some(t) = &raw.transport {
             phone.transports = [transport_of(&cx, t, "transport")?; 2];
@@ -493,17 +616,83 @@ impl Scenario {
                 phone.transports[side.index()] = transport_of(&cx, t, &format!("{side}.transport"))?;
             }
         }
+        let (windows, starts_at) = match &raw.maintenance {
+            Some(m) => {
+                let lead_in_phone = raw.phone.as_ref().and_then(|p| p.planned_lead.as_ref());
+                if let (Some(l), Some(_)) = (&m.get_ref().planned_lead, lead_in_phone) {
+                    let why = "`planned_lead` is given in `[phone]` too: give it once".to_string();
+                    return Err(cx.at(l, "maintenance.planned_lead", FileErrorKind::Conflict(why)));
+                }
+                maintenance_windows(&cx, m.get_ref(), duration, &mut phone)?
+            }
+            None => (Vec::new(), lab_epoch()),
+        };
         let mut steps = Vec::with_capacity(raw.at.len());
+        let mut calls: Vec<(CallStep, usize)> = Vec::new();
+        let mut notices: Vec<NoticeStep> = Vec::new();
         for (i, s) in raw.at.iter().enumerate() {
-            steps.push(step(&cx, i, s.get_ref(), duration, phone.transports)?);
+            let kind = step_kind(&cx, i, s)?;
+            let raw_step = s.get_ref();
+            let field = format!("at[{i}].t");
+            let at = duration_of(&cx, &raw_step.t, &field)?;
+            if at > duration {
+                return Err(cx.at(&raw_step.t, &field, FileErrorKind::MustNotBeAfter { other: "duration" }));
+            }
+            match kind {
+                StepKind::Server(a) => steps.push(step(&cx, i, raw_step, a, at, duration, phone.transports)?),
+                StepKind::Phone(p) => calls.push((call_step(&cx, i, raw_step, p, at)?, i)),
+                StepKind::Notice(n) => {
+                    let notice = notice_step(&cx, i, n.get_ref(), at)?;
+                    let id = &n.get_ref().id;
+                    if let Some(first) = notices.iter().position(|o| o.id == notice.id) {
+                        let first_line = raw
+                            .at
+                            .iter()
+                            .filter_map(|s| s.get_ref().notice.as_ref())
+                            .nth(first)
+                            .map(|o| crate::files::line_col(text, o.get_ref().id.span().start).0);
+                        let kind = FileErrorKind::Duplicate { value: notice.id.clone(), first_line };
+                        return Err(cx.at(id, &format!("at[{i}].notice.id"), kind));
+                    }
+                    if windows.len() + notices.len() >= MAX_WINDOWS {
+                        let from_section = match windows.len() {
+                            0 => String::new(),
+                            n => format!(" ({n} from `[maintenance]`)"),
+                        };
+                        let why = format!(
+                            "more than {MAX_WINDOWS} planned windows in one run{from_section}: the phone holds at most \
+                             {MAX_WINDOWS}"
+                        );
+                        return Err(cx.at(n, &format!("at[{i}].notice"), FileErrorKind::Conflict(why)));
+                    }
+                    notices.push(notice);
+                }
+            }
         }
         steps.sort_by_key(|s| s.at);
+        notices.sort_by_key(|n| n.at);
+        // The call starts and ends in turn (steps at the same time in the order written).
+        calls.sort_by_key(|(c, i)| (c.at, *i));
+        let mut in_call: Option<Duration> = None;
+        for (c, i) in &calls {
+            let state = raw.at[*i].get_ref().state.as_ref();
+            let why = match (c.in_call, in_call) {
+                (true, Some(since)) => {
+                    format!("the phone is already in a call (since {})", super::summary::secs(since))
+                }
+                (false, None) => "the phone is not in a call (no call started before)".to_string(),
+                _ => {
+                    in_call = c.in_call.then_some(c.at);
+                    continue;
+                }
+            };
+            if let Some(state) = state {
+                return Err(cx.at(state, &format!("at[{i}].state"), FileErrorKind::Conflict(why)));
+            }
+        }
+        let calls = calls.into_iter().map(|(c, _)| c).collect();
         let description = raw.description.map(|d| d.into_inner().trim().to_string()).unwrap_or_default();
-        let windows = match &raw.maintenance {
-            Some(m) => maintenance_windows(&cx, m.get_ref(), duration, &mut phone)?,
-            None => Vec::new(),
-        };
-        Ok(Scenario { name, description, duration, phone, steps, windows })
+        Ok(Scenario { name, description, duration, phone, steps, calls, notices, windows, starts_at })
     }
 
     /// The script as primitive changes per server, in time order: `both` split, `flap` and
@@ -549,18 +738,151 @@ impl Scenario {
     }
 }
 
+/// Which kind of step `s` is: exactly one of `action`, `phone` and `notice`.
+enum StepKind<'r> {
+    Server(&'r Spanned<String>),
+    Phone(&'r Spanned<String>),
+    Notice(&'r Spanned<RawNotice>),
+}
+
+fn step_kind<'r>(cx: &TomlText<'_>, i: usize, s: &'r Spanned<RawStep>) -> Result<StepKind<'r>, FileError> {
+    let f = |name: &str| format!("at[{i}].{name}");
+    let raw = s.get_ref();
+    let given: Vec<(&str, std::ops::Range<usize>)> = [
+        ("action", raw.action.as_ref().map(|v| v.span())),
+        ("phone", raw.phone.as_ref().map(|v| v.span())),
+        ("notice", raw.notice.as_ref().map(|v| v.span())),
+    ]
+    .into_iter()
+    .filter_map(|(n, span)| span.map(|s| (n, s)))
+    .collect();
+    match given.as_slice() {
+        [] => {
+            let why = "a step needs `action` (a change of the servers), `phone` (the phone's call) or `notice` \
+                       (a maintenance notice published)";
+            return Err(cx.error(Some(s.span()), &format!("at[{i}]"), FileErrorKind::Conflict(why.into())));
+        }
+        [_] => {}
+        [(first, _), (second, span), ..] => {
+            let why =
+                format!("a step has only one of `action`, `phone` and `notice`; this one has `{first}` and `{second}`");
+            return Err(cx.error(Some(span.clone()), &f(second), FileErrorKind::Conflict(why)));
+        }
+    }
+    if let (Some(server), None) = (&raw.server, &raw.action) {
+        let why = if raw.phone.is_some() {
+            "a step has either `server` or `phone`, never both".to_string()
+        } else {
+            "a notice names its server inside it: `notice = { server = \"...\", ... }`".to_string()
+        };
+        return Err(cx.at(server, &f("server"), FileErrorKind::Conflict(why)));
+    }
+    if raw.action.is_none() {
+        // The servers' parameters are not the phone's or a notice's.
+        let what = if raw.phone.is_some() { "a phone step" } else { "a notice step" };
+        for (name, span) in server_params(raw) {
+            if let Some(span) = span {
+                let why = format!("{what} takes no `{name}`");
+                return Err(cx.error(Some(span), &f(name), FileErrorKind::Conflict(why)));
+            }
+        }
+        if let (Some(state), None) = (&raw.state, &raw.phone) {
+            return Err(cx.at(state, &f("state"), FileErrorKind::Conflict("a notice step takes no `state`".into())));
+        }
+    }
+    Ok(match (&raw.action, &raw.phone, &raw.notice) {
+        (Some(a), _, _) => StepKind::Server(a),
+        (_, Some(p), _) => StepKind::Phone(p),
+        (_, _, Some(n)) => StepKind::Notice(n),
+        // One of the three is given (checked above).
+        (None, None, None) => return Err(cx.error(Some(s.span()), &format!("at[{i}]"), FileErrorKind::MissingKey)),
+    })
+}
+
+/// The servers' step parameters given in `s`, with their places.
+fn server_params(s: &RawStep) -> [(&'static str, Option<std::ops::Range<usize>>); 9] {
+    [
+        ("ms", s.ms.as_ref().map(|v| v.span())),
+        ("share", s.share.as_ref().map(|v| v.span())),
+        ("code", s.code.as_ref().map(|v| v.span())),
+        ("retry_after", s.retry_after.as_ref().map(|v| v.span())),
+        ("period", s.period.as_ref().map(|v| v.span())),
+        ("down_for", s.down_for.as_ref().map(|v| v.span())),
+        ("gap", s.gap.as_ref().map(|v| v.span())),
+        ("form", s.form.as_ref().map(|v| v.span())),
+        ("kind", s.kind.as_ref().map(|v| v.span())),
+    ]
+}
+
+/// A phone step: `phone = "call"`, `state = "start" | "end"`.
+fn call_step(
+    cx: &TomlText<'_>,
+    i: usize,
+    s: &RawStep,
+    phone: &Spanned<String>,
+    at: Duration,
+) -> Result<CallStep, FileError> {
+    let f = |name: &str| format!("at[{i}].{name}");
+    if phone.get_ref() != "call" {
+        let kind = FileErrorKind::NotOneOf { value: phone.get_ref().clone(), allowed: PHONE_THINGS };
+        return Err(cx.at(phone, &f("phone"), kind));
+    }
+    let state = s.state.as_ref().ok_or_else(|| {
+        let why = "`phone = \"call\"` needs `state` (start or end)".to_string();
+        cx.at(phone, &f("state"), FileErrorKind::Conflict(why))
+    })?;
+    let in_call = match state.get_ref().as_str() {
+        "start" => true,
+        "end" => false,
+        other => {
+            let kind = FileErrorKind::NotOneOf { value: other.to_string(), allowed: CALL_STATES };
+            return Err(cx.at(state, &f("state"), kind));
+        }
+    };
+    Ok(CallStep { at, in_call })
+}
+
+/// A notice step: `notice = { id, server, starts_in, lasts, title }`.
+fn notice_step(cx: &TomlText<'_>, i: usize, n: &RawNotice, at: Duration) -> Result<NoticeStep, FileError> {
+    let f = |name: &str| format!("at[{i}].notice.{name}");
+    let id = n.id.get_ref().trim().to_string();
+    if id.is_empty() {
+        return Err(cx.at(&n.id, &f("id"), FileErrorKind::Empty));
+    }
+    let side = match n.server.as_ref() {
+        None => Side::Primary,
+        Some(v) => match v.get_ref().as_str() {
+            "primary" => Side::Primary,
+            "backup" => Side::Backup,
+            other => {
+                let kind = FileErrorKind::NotOneOf { value: other.to_string(), allowed: NOTICE_SERVERS };
+                return Err(cx.at(v, &f("server"), kind));
+            }
+        },
+    };
+    let starts_in = duration_of(cx, &n.starts_in, &f("starts_in"))?;
+    if starts_in > MAX_DURATION {
+        return Err(cx.at(&n.starts_in, &f("starts_in"), out_of_range(n.starts_in.get_ref(), "0s..=7d")));
+    }
+    let lasts = duration_of(cx, &n.lasts, &f("lasts"))?;
+    if lasts == Duration::ZERO || lasts > MAX_DURATION {
+        return Err(cx.at(&n.lasts, &f("lasts"), out_of_range(n.lasts.get_ref(), "1ms..=7d")));
+    }
+    let title = n.title.as_ref().map(|t| t.get_ref().trim().to_string()).filter(|t| !t.is_empty());
+    let start = at + starts_in;
+    Ok(NoticeStep { at, id, side, start, end: start + lasts, title })
+}
+
 fn step(
     cx: &TomlText<'_>,
     i: usize,
     s: &RawStep,
+    action_v: &Spanned<String>,
+    at: Duration,
     duration: Duration,
     transports: [Transport; 2],
 ) -> Result<Step, FileError> {
     let f = |name: &str| format!("at[{i}].{name}");
-    let at = duration_of(cx, &s.t, &f("t"))?;
-    if at > duration {
-        return Err(cx.at(&s.t, &f("t"), FileErrorKind::MustNotBeAfter { other: "duration" }));
-    }
     let not_one_of = |v: &Spanned<String>, name: &str, allowed: &'static [&'static str]| {
         cx.at(v, &f(name), FileErrorKind::NotOneOf { value: v.get_ref().clone(), allowed })
     };
@@ -574,7 +896,11 @@ fn step(
         },
     };
     // Parameters an action does not take are an error, so a typo cannot pass silently.
-    let action = s.action.get_ref().as_str();
+    if let Some(state) = &s.state {
+        let why = format!("action `{}` takes no `state` (a phone step's)", action_v.get_ref());
+        return Err(cx.at(state, &f("state"), FileErrorKind::Conflict(why)));
+    }
+    let action = action_v.get_ref().as_str();
     let allowed: &[&str] = match action {
         "answer" | "blackhole" | "refuse" => &[],
         "delay" => &["ms"],
@@ -585,7 +911,7 @@ fn step(
         "headers" => &["form"],
         "reset" | "hang" | "stall_handshake" => &[],
         "bad_certificate" => &["kind"],
-        _ => return Err(not_one_of(&s.action, "action", ACTIONS)),
+        _ => return Err(not_one_of(action_v, "action", ACTIONS)),
     };
     // Connection faults need a server that has connections (and the handshake ones, TLS).
     let needs: &[Transport] = match action {
@@ -605,21 +931,10 @@ fn step(
                 "action `{action}` needs a {want} server, and the {side} is {} (set `transport` or `[{side}] transport`)",
                 transports[side.index()].as_str()
             );
-            return Err(cx.at(&s.action, &f("action"), FileErrorKind::Conflict(why)));
+            return Err(cx.at(action_v, &f("action"), FileErrorKind::Conflict(why)));
         }
     }
-    let given: [(&str, Option<std::ops::Range<usize>>); 9] = [
-        ("ms", s.ms.as_ref().map(|v| v.span())),
-        ("share", s.share.as_ref().map(|v| v.span())),
-        ("code", s.code.as_ref().map(|v| v.span())),
-        ("retry_after", s.retry_after.as_ref().map(|v| v.span())),
-        ("period", s.period.as_ref().map(|v| v.span())),
-        ("down_for", s.down_for.as_ref().map(|v| v.span())),
-        ("gap", s.gap.as_ref().map(|v| v.span())),
-        ("form", s.form.as_ref().map(|v| v.span())),
-        ("kind", s.kind.as_ref().map(|v| v.span())),
-    ];
-    for (name, span) in given {
+    for (name, span) in server_params(s) {
         if let Some(span) = span {
             if !allowed.contains(&name) {
                 let why = format!("action `{action}` takes no `{name}`");
@@ -629,7 +944,7 @@ fn step(
     }
     let missing = |name: &str| {
         let why = format!("action `{action}` needs `{name}`");
-        cx.at(&s.action, &f(name), FileErrorKind::Conflict(why))
+        cx.at(action_v, &f(name), FileErrorKind::Conflict(why))
     };
     let action = match action {
         "answer" => StepAction::Set(Action::Answer),

@@ -35,8 +35,17 @@ pub struct Outage {
     pub last_answered: Option<Instant>,
     /// When the first probe of the cycle that switched away (else: that detected it) was sent.
     pub cycle_start: Option<Instant>,
+    /// When a call held the phone on the server it wanted to leave (announced or planned
+    /// maintenance), if one did.
+    pub held_at: Option<Instant>,
     /// When the phone switched away from the server, if it was in use.
     pub switch_at: Option<Instant>,
+    /// Why it switched away: a failover, or a maintenance the server announced (503 with
+    /// Retry-After), left at an idle moment.
+    pub switch_reason: Option<SwitchReason>,
+    /// Until when the server's last `503` with Retry-After during the outage announced maintenance:
+    /// the phone does not return before.
+    pub retry_until: Option<Instant>,
     /// When the phone saw the server answer again.
     pub up_at: Option<Instant>,
     /// When the phone returned to it.
@@ -56,7 +65,8 @@ impl Outage {
     pub fn fault_to_switch(&self) -> Option<Duration> {
         self.switch_at.map(|s| s - self.fault_at)
     }
-    /// From the first probe of the cycle that switched away to the switch.
+    /// From the first probe of the cycle that switched away to the switch (failovers only: a
+    /// maintenance switch waits for an idle moment, not for a ladder).
     pub fn cycle_to_switch(&self) -> Option<Duration> {
         Some(self.switch_at? - self.cycle_start?)
     }
@@ -109,6 +119,12 @@ pub struct Tracker {
     pub failovers: u64,
     /// Failbacks of all phones.
     pub failbacks: u64,
+    /// Switches away from a server that announced maintenance (503 with Retry-After), all phones.
+    pub maintenance_switches: u64,
+    /// Switches before a planned window, all phones.
+    pub planned_switches: u64,
+    /// Switches held by a call, all phones (each hold counted once).
+    pub held: u64,
     /// "No server reachable" reports of all phones.
     pub no_server: u64,
     /// Probes sent by all phones.
@@ -154,6 +170,9 @@ impl Tracker {
             switch_count: 0,
             failovers: 0,
             failbacks: 0,
+            maintenance_switches: 0,
+            planned_switches: 0,
+            held: 0,
             no_server: 0,
             probes: 0,
             replies: 0,
@@ -245,7 +264,10 @@ impl Tracker {
                     detected_at: None,
                     last_answered: None,
                     cycle_start: None,
+                    held_at: None,
                     switch_at: None,
+                    switch_reason: None,
+                    retry_until: None,
                     up_at: None,
                     failback_at: None,
                 });
@@ -276,9 +298,25 @@ impl Tracker {
                 p.in_cycle[server.index()] = true;
             }
             Event::CycleResult { server, .. } => p.in_cycle[server.index()] = false,
-            Event::Reply { server, rtt, .. } => {
+            Event::Reply { server, rtt, status, retry_after, .. } => {
                 self.replies += 1;
                 p.last_answered[server.index()] = Some(t.saturating_sub(rtt));
+                if let (503, Some(r @ 1..)) = (status, retry_after) {
+                    if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
+                        if o.fault_end.is_none() {
+                            let until = t + Duration::from_secs(u64::from(r));
+                            o.retry_until = Some(o.retry_until.map_or(until, |u| u.max(until)));
+                        }
+                    }
+                }
+            }
+            Event::Held { to, .. } => {
+                self.held += 1;
+                if let Some(o) = open(p, to.other()).and_then(|i| outages.get_mut(i)) {
+                    if o.held_at.is_none() && o.switch_at.is_none() && o.fault_end.is_none() {
+                        o.held_at = Some(t);
+                    }
+                }
             }
             Event::ServerDown { server, .. } => {
                 if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
@@ -311,6 +349,8 @@ impl Tracker {
                 match reason {
                     SwitchReason::Failover => self.failovers += 1,
                     SwitchReason::Failback | SwitchReason::ManualFailback => self.failbacks += 1,
+                    SwitchReason::Maintenance => self.maintenance_switches += 1,
+                    SwitchReason::Planned => self.planned_switches += 1,
                     _ => {}
                 }
                 if phone == 0 || few {
@@ -319,8 +359,13 @@ impl Tracker {
                 if let Some(o) = open(p, from).and_then(|i| outages.get_mut(i)) {
                     if o.switch_at.is_none() && o.detected_at.is_some() && o.fault_end.is_none_or(|e| t <= e) {
                         o.switch_at = Some(t);
-                        // The cycle that moved the phone (not always the one that first detected it).
-                        o.cycle_start = p.cycle_start[from.index()];
+                        o.switch_reason = Some(reason);
+                        // The cycle that moved the phone (not always the one that first detected it);
+                        // a maintenance switch came at an idle moment, not at the end of a cycle.
+                        o.cycle_start = match reason {
+                            SwitchReason::Failover => p.cycle_start[from.index()],
+                            _ => None,
+                        };
                     }
                 }
                 if let Some(o) = open(p, to).and_then(|i| outages.get_mut(i)) {
@@ -393,6 +438,9 @@ impl Tracker {
             switches: self.switch_count,
             failovers: self.failovers,
             failbacks: self.failbacks,
+            maintenance_switches: self.maintenance_switches,
+            planned_switches: self.planned_switches,
+            held: self.held,
             no_server: self.no_server,
             probes: self.probes,
             replies: self.replies,
@@ -516,6 +564,12 @@ pub struct Summary {
     pub failovers: u64,
     /// Failbacks of all phones.
     pub failbacks: u64,
+    /// Switches away from a server that announced maintenance, all phones.
+    pub maintenance_switches: u64,
+    /// Switches before a planned window, all phones.
+    pub planned_switches: u64,
+    /// Switches held by a call, all phones.
+    pub held: u64,
     /// "No server reachable" reports.
     pub no_server: u64,
     /// Probes sent.
@@ -558,7 +612,9 @@ pub fn to_json(tracker: &Tracker, summary: &Summary) -> serde_json::Value {
                 "fault_end_us": at(o.fault_end), "detected_at_us": at(o.detected_at),
                 "detection_from_fault_us": us(o.detection_from_fault()),
                 "detection_from_last_answer_us": us(o.detection_from_last_answer()),
-                "switch_at_us": at(o.switch_at), "fault_to_switch_us": us(o.fault_to_switch()),
+                "held_at_us": at(o.held_at), "switch_at_us": at(o.switch_at),
+                "switch_reason": o.switch_reason.map(|r| r.as_str()), "fault_to_switch_us": us(o.fault_to_switch()),
+                "retry_until_us": at(o.retry_until),
                 "cycle_to_switch_us": us(o.cycle_to_switch()), "up_at_us": at(o.up_at),
                 "failback_at_us": at(o.failback_at), "failback_us": us(o.failback_time()),
             })
@@ -573,6 +629,8 @@ pub fn to_json(tracker: &Tracker, summary: &Summary) -> serde_json::Value {
     json!({
         "phones": summary.phones, "probes": summary.probes, "replies": summary.replies,
         "switches": summary.switches, "failovers": summary.failovers, "failbacks": summary.failbacks,
+        "maintenance_switches": summary.maintenance_switches, "planned_switches": summary.planned_switches,
+        "held": summary.held,
         "no_server_reachable": summary.no_server,
         "peak_probe_rate": summary.peak_probe_rate.map(|(s, n)| json!({"second": s, "requests": n})),
         "flows": {
@@ -635,16 +693,19 @@ pub fn in_force_inside(tracker: &Tracker, window: &PlannedSpan) -> Duration {
 pub fn render(tracker: &Tracker, summary: &Summary) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "== summary ==");
+    let mut kinds = format!("{} failover, {} failback", summary.failovers, summary.failbacks);
+    for (n, what) in [(summary.maintenance_switches, "maintenance"), (summary.planned_switches, "planned")] {
+        if n > 0 {
+            let _ = write!(kinds, ", {n} {what}");
+        }
+    }
+    if summary.held > 0 {
+        let _ = write!(kinds, "; {} held by a call", summary.held);
+    }
     let _ = writeln!(
         s,
-        "phones {}, probes {}, replies {}, switches {} ({} failover, {} failback), \"no server reachable\" {}",
-        summary.phones,
-        summary.probes,
-        summary.replies,
-        summary.switches,
-        summary.failovers,
-        summary.failbacks,
-        summary.no_server
+        "phones {}, probes {}, replies {}, switches {} ({kinds}), \"no server reachable\" {}",
+        summary.phones, summary.probes, summary.replies, summary.switches, summary.no_server
     );
     if summary.flows_opened > 0 {
         let closed: Vec<String> = summary.flows_closed.iter().map(|(r, n)| format!("{n} {r}")).collect();
@@ -686,12 +747,19 @@ pub fn render(tracker: &Tracker, summary: &Summary) -> String {
                     );
                 }
             }
+            if let Some(h) = o.held_at {
+                let _ = writeln!(s, "    held on it from {} by a call in progress", at(h));
+            }
             if let Some(sw) = o.switch_at {
                 let lag = o.cycle_to_switch().map(|c| c.saturating_sub_dur(tracker.ladder_total));
                 let _ = writeln!(
                     s,
-                    "    switched away at {}: {} after the fault{}",
+                    "    switched away at {}{}: {} after the fault{}",
                     at(sw),
+                    match o.switch_reason {
+                        Some(r @ (SwitchReason::Maintenance | SwitchReason::Planned)) => format!(" ({})", r.as_str()),
+                        _ => String::new(),
+                    },
                     secs(sw - o.fault_at),
                     match (o.cycle_to_switch(), lag) {
                         (Some(c), Some(l)) if c >= tracker.ladder_total => format!(
@@ -706,7 +774,19 @@ pub fn render(tracker: &Tracker, summary: &Summary) -> String {
                 );
             }
             if let Some(fb) = o.failback_at {
-                let _ = writeln!(s, "    back on it at {}: {} after it recovered", at(fb), opt(o.failback_time()));
+                let _ = writeln!(
+                    s,
+                    "    back on it at {}: {} after it recovered{}",
+                    at(fb),
+                    opt(o.failback_time()),
+                    match o.retry_until {
+                        Some(u) if fb >= u => format!(", {} after its last Retry-After ran out", secs(fb - u)),
+                        Some(u) => format!(", {} before its last Retry-After ran out", secs(u - fb)),
+                        None => String::new(),
+                    }
+                );
+            } else if let Some(u) = o.retry_until {
+                let _ = writeln!(s, "    its last Retry-After runs out at {}", at(u));
             }
         }
     }

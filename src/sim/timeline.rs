@@ -1,7 +1,8 @@
 //! The timeline of one watched phone and the pair: recorded as it happens, printed as live text
 //! lines, written as JSON lines and drawn as an SVG picture (a lane per server with probe, reply and
 //! timeout marks, shaded fault intervals, the phone's TCP and TLS flows from opening to closing,
-//! switch markers, and the active side as a band).
+//! switch markers, switches held by a call, the phone's calls, published notices with their
+//! windows, and the active side as a band).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -9,8 +10,8 @@ use std::io::{self, Write};
 use serde_json::{json, Map, Value};
 
 use super::model::{FaultChange, Health};
-use super::summary::millis;
-use crate::core::{DownReason, Duration, Event, Instant, Side, Transport};
+use super::summary::{millis, secs};
+use crate::core::{DownReason, Duration, Event, Instant, PlannedWindow, Side, Transport};
 use crate::net::events::event_fields;
 
 /// One thing that happened.
@@ -31,6 +32,24 @@ pub enum What {
         /// TCP or TLS.
         transport: Transport,
     },
+    /// The phone's call started (`true`) or ended (`false`), as the scenario scripts it.
+    Call(bool),
+    /// A maintenance notice was published (on the lab's status page, in real time).
+    NoticePublished {
+        /// Its id.
+        id: String,
+        /// The server it affects.
+        server: Side,
+        /// Its window's start, on the run's clock.
+        start: Instant,
+        /// Its window's end.
+        end: Instant,
+    },
+    /// The watched phone took these planned windows (all it holds), from the notices it learnt of:
+    /// on virtual time as each is published, in real time when its status page poll brings them.
+    Windows(Vec<PlannedWindow>),
+    /// The watched phone's poll of the status page failed; the notices it had stay.
+    PageError(String),
 }
 
 /// One entry of the timeline.
@@ -98,6 +117,33 @@ pub fn json_line(r: &Record) -> Value {
             fm.insert("transport".into(), json!(transport.as_str()));
             ("flow_open", fm)
         }
+        What::Call(active) => {
+            let mut fm = Map::new();
+            fm.insert("state".into(), json!(if *active { "start" } else { "end" }));
+            ("call", fm)
+        }
+        What::NoticePublished { id, server, start, end } => {
+            let mut fm = Map::new();
+            fm.insert("id".into(), json!(id));
+            fm.insert("server".into(), json!(server.as_str()));
+            fm.insert("start_us".into(), json!(start.as_micros()));
+            fm.insert("end_us".into(), json!(end.as_micros()));
+            ("notice_published", fm)
+        }
+        What::Windows(windows) => {
+            let mut fm = Map::new();
+            let list: Vec<Value> = windows
+                .iter()
+                .map(|w| json!({"server": w.side.as_str(), "start_us": w.start.as_micros(), "end_us": w.end.as_micros()}))
+                .collect();
+            fm.insert("windows".into(), json!(list));
+            ("planned_windows", fm)
+        }
+        What::PageError(e) => {
+            let mut fm = Map::new();
+            fm.insert("error".into(), json!(e));
+            ("statuspage_error", fm)
+        }
     };
     m.insert("event".into(), json!(name));
     m.insert("t_ms".into(), json!(r.t.as_millis()));
@@ -124,6 +170,23 @@ pub fn describe(r: &Record) -> String {
         What::FlowOpen { server, id, transport } => {
             format!("{}  =. opening {} flow {id}", side_col(*server), transport.as_str())
         }
+        What::Call(true) => "phone    ~~ call started".to_string(),
+        What::Call(false) => "phone    ~~ call ended".to_string(),
+        What::NoticePublished { id, server, start, end } => format!(
+            "{}  ## notice {id} published: maintenance from {} to {}",
+            side_col(*server),
+            secs(*start - Instant::ZERO),
+            secs(*end - Instant::ZERO)
+        ),
+        What::Windows(windows) if windows.is_empty() => "    planned windows: none".to_string(),
+        What::Windows(windows) => {
+            let list: Vec<String> = windows
+                .iter()
+                .map(|w| format!("{} {} to {}", w.side, secs(w.start - Instant::ZERO), secs(w.end - Instant::ZERO)))
+                .collect();
+            format!("    planned windows taken: {}", list.join(", "))
+        }
+        What::PageError(e) => format!("!!! status page: {e}"),
         What::Fault(f) => match f.health {
             Health::Normal => format!("{}  ** recovered: answering normally", side_col(f.server)),
             _ => format!("{}  ** fault: {} ({})", side_col(f.server), f.label, f.health.as_str()),
@@ -251,6 +314,36 @@ fn svg(tl: &Timeline) -> String {
             shade(&mut o, s, from, Instant::ZERO + tl.duration, health, &label);
         }
     }
+    // Published notices: a mark in the server's lane when published, the window shaded.
+    for r in &tl.records {
+        if let What::NoticePublished { id, server, start, end } = &r.what {
+            let y = lane_top(*server);
+            let (x0, x1) = (x(*start), x(*end));
+            let _ = writeln!(
+                o,
+                r##"<rect x="{x0:.1}" y="{y}" width="{:.1}" height="{LANE_H}" fill="#0969da" fill-opacity="0.12" stroke="#0969da" stroke-dasharray="3,3"><title>planned window {} ({} to {} ms)</title></rect>"##,
+                (x1 - x0).max(1.0),
+                esc(id),
+                start.as_millis(),
+                end.as_millis()
+            );
+            let _ = writeln!(
+                o,
+                r##"<text x="{:.1}" y="{}" font-size="10" fill="#0969da">planned {}</text>"##,
+                x0 + 2.0,
+                y + LANE_H - 12.0,
+                esc(id)
+            );
+            let t = x(r.t);
+            let _ = writeln!(
+                o,
+                r##"<path d="M{:.1},{y} l5,-7 l-10,0 z" fill="#0969da"><title>notice {} published at {} ms</title></path>"##,
+                t,
+                esc(id),
+                r.t.as_millis()
+            );
+        }
+    }
     // Probe, reply, timeout marks.
     for r in &tl.records {
         let What::Agent(e) = &r.what else { continue };
@@ -366,6 +459,49 @@ fn svg(tl: &Timeline) -> String {
         }
     }
     band(&mut o, active.0, Instant::ZERO + tl.duration, active.1);
+    // The phone's calls, as a thin bar under the active side.
+    let calls = tl.records.iter().any(|r| matches!(r.what, What::Call(_)));
+    if calls {
+        let _ = writeln!(o, r#"<text x="10" y="{}" font-size="10">call</text>"#, band_top + 28.0);
+        let mut since: Option<Instant> = None;
+        let call = |o: &mut String, from: Instant, to: Instant| {
+            let _ = writeln!(
+                o,
+                r##"<rect x="{:.1}" y="{}" width="{:.1}" height="6" fill="#bf8700"><title>in a call from {} ms</title></rect>"##,
+                x(from),
+                band_top + 22.0,
+                (x(to) - x(from)).max(0.5),
+                from.as_millis()
+            );
+        };
+        for r in &tl.records {
+            match r.what {
+                What::Call(true) => {
+                    since.get_or_insert(r.t);
+                }
+                What::Call(false) => {
+                    if let Some(from) = since.take() {
+                        call(&mut o, from, r.t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = since {
+            call(&mut o, from, Instant::ZERO + tl.duration);
+        }
+    }
+    // Switches held by a call.
+    for r in &tl.records {
+        if let What::Agent(Event::Held { to, .. }) = r.what {
+            let t = x(r.t);
+            let _ = writeln!(
+                o,
+                r##"<path d="M{t:.1},50 l5,6 l-5,6 l-5,-6 z" fill="#bf8700"><title>switch to {to} held at {} ms: call in progress</title></path>"##,
+                r.t.as_millis()
+            );
+        }
+    }
     // Switch markers.
     for r in &tl.records {
         if let What::Agent(Event::Switch { from, to, reason, .. }) = r.what {
@@ -446,6 +582,26 @@ fn svg(tl: &Timeline) -> String {
             fy - 9.0,
             fy,
             LEFT + 226.0,
+        );
+    }
+    let notices = tl.records.iter().any(|r| matches!(r.what, What::NoticePublished { .. }));
+    let held = tl.records.iter().any(|r| matches!(r.what, What::Agent(Event::Held { .. })));
+    if calls || notices || held {
+        let flows = tl.records.iter().any(|r| matches!(r.what, What::FlowOpen { .. }));
+        let my = ly + if flows { 32.0 } else { 16.0 };
+        let _ = writeln!(
+            o,
+            r##"<g font-size="11"><rect x="{LEFT}" y="{0}" width="14" height="6" fill="#bf8700"/><text x="{1}" y="{2}">in a call</text><path d="M{3},{4} l5,6 l-5,6 l-5,-6 z" fill="#bf8700"/><text x="{5}" y="{2}">switch held: call in progress</text><rect x="{6}" y="{7}" width="14" height="10" fill="#0969da" fill-opacity="0.12" stroke="#0969da" stroke-dasharray="3,3"/><path d="M{8},{2} l5,-7 l-10,0 z" fill="#0969da"/><text x="{9}" y="{2}">notice published, its planned window</text></g>"##,
+            my - 6.0,
+            LEFT + 20.0,
+            my,
+            LEFT + 110.0,
+            my - 10.0,
+            LEFT + 122.0,
+            LEFT + 330.0,
+            my - 9.0,
+            LEFT + 356.0,
+            LEFT + 366.0,
         );
     }
     o.push_str("</svg>\n");

@@ -12,6 +12,10 @@
 //! certificate two; a stalled handshake never. When a server starts resetting or restarts, its open
 //! flows fail one latency later. Bytes coming back are appended to the flow's own buffer and cut into
 //! messages by [`frame`], as a driver does; a framing error closes the flow.
+//!
+//! The scenario's phone steps reach every agent at their time (`Command::InCall`); a notice is
+//! handed to every agent's planned windows as it is published, as a phone that polls its status page
+//! without delay would take it (the real-time runner serves and polls a real page).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -25,7 +29,8 @@ use super::{phone_config, PairStats, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
 use crate::core::flow::PING;
 use crate::core::{
-    frame, Agent, Duration, Event, FlowCommand, FlowError, FlowEvent, Frame, Instant, Side, Transmit, Transport,
+    frame, Agent, Command, Duration, Event, FlowCommand, FlowError, FlowEvent, Frame, Instant, Side, Transmit,
+    Transport,
 };
 
 /// How a virtual run is set up.
@@ -54,6 +59,10 @@ pub const VIRTUAL_BACKUP: &str = "127.0.0.2:5060";
 
 enum Item {
     Step,
+    /// The phone's call starts (`true`) or ends: every phone's.
+    Call(bool),
+    /// Notice `scenario.notices[i]` is published.
+    Notice(usize),
     Timer(u32),
     /// A datagram, or bytes on flow `flow`, reaching the server.
     ToPair {
@@ -329,13 +338,20 @@ pub fn run(
     if let Some(at) = w.pair.next_step_at() {
         w.push(at, Item::Step);
     }
+    // Queued before the phones' first timers: a call or a notice at 0 s is in force from the start.
+    for c in &scenario.calls {
+        w.push(Instant::ZERO + c.at, Item::Call(c.in_call));
+    }
+    for (i, n) in scenario.notices.iter().enumerate() {
+        w.push(Instant::ZERO + n.at, Item::Notice(i));
+    }
     for i in 0..phones {
         // A fleet boots spread over one interval, as real phones do; phone 0 starts at 0.
         let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
         let cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
         let mut agent = Agent::new(cfg, start, opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64))
             .map_err(SimError::Config)?;
-        super::plan_windows(&mut agent, scenario, Instant::ZERO, start);
+        super::plan_windows(&mut agent, scenario, Instant::ZERO, start, &[]);
         w.agents.push(agent);
         w.scheduled[i] = Some(start);
         w.push(start, Item::Timer(i as u32));
@@ -355,6 +371,36 @@ pub fn run(
                 }
                 if let Some(at) = w.pair.next_step_at() {
                     w.push(at, Item::Step);
+                }
+            }
+            Item::Call(in_call) => {
+                w.record(0, now, What::Call(in_call));
+                for p in 0..phones as u32 {
+                    // Cannot fail: InCall is always accepted.
+                    let _ = w.agents[p as usize].handle_command(now, Command::InCall(in_call));
+                    w.drain(p, now);
+                }
+            }
+            Item::Notice(i) => {
+                let n = &scenario.notices[i];
+                w.record(
+                    0,
+                    now,
+                    What::NoticePublished {
+                        id: n.id.clone(),
+                        server: n.side,
+                        start: Instant::ZERO + n.start,
+                        end: Instant::ZERO + n.end,
+                    },
+                );
+                let published: Vec<_> = scenario.notices[..=i].iter().map(|n| n.span()).collect();
+                for p in 0..phones as u32 {
+                    let handed =
+                        super::plan_windows(&mut w.agents[p as usize], scenario, Instant::ZERO, now, &published);
+                    if p == 0 {
+                        w.record(0, now, What::Windows(handed));
+                    }
+                    w.drain(p, now);
                 }
             }
             Item::Timer(p) => {
