@@ -41,6 +41,12 @@ fn the_sip_domain_must_be_named_and_wildcards_are_refused_unless_allowed() {
     assert_eq!(verify(&ca, &wildcard, "pbx-a.lab.example", true), Ok(()));
     // Allowed, a wildcard still covers one label only.
     assert_eq!(verify(&ca, &wildcard, "x.pbx-a.lab.example", true), Err(TlsError::NameMismatch));
+    // A wildcard over a single label (`*.lab`, which webpki does not take as a name at all) is still
+    // reported as the wildcard it is, and allowing wildcards does not make it name the server.
+    let short = ca.issue(Leaf::Wildcard("pbx-a.lab")).unwrap();
+    assert_eq!(verify(&ca, &short, "pbx-a.lab", false), Err(TlsError::WildcardRefused));
+    assert_eq!(verify(&ca, &short, "pbx-a.lab", true), Err(TlsError::NameMismatch));
+    assert_eq!(verify(&ca, &short, "pbx-b.other", false), Err(TlsError::NameMismatch), "a wildcard for another domain");
     assert_eq!(verify(&ca, &good, "pbx-b.lab.example", false), Err(TlsError::NameMismatch));
     assert_eq!(verify(&ca, &good, "127.0.0.1", false), Err(TlsError::NameMismatch), "no IP address in it");
     let expired = ca.issue(Leaf::Expired("pbx-a.lab.example")).unwrap();

@@ -222,8 +222,9 @@ impl Streams {
     }
 }
 
-/// What an I/O error on a TCP flow means for the agent.
-fn io_flow_error(e: &io::Error) -> FlowError {
+/// What an I/O error on a TCP or TLS flow (a connect, a handshake, a read or a write) means for the
+/// agent.
+pub fn io_flow_error(e: &io::Error) -> FlowError {
     if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return FlowError::Tls(tls::tls_error(t));
     }

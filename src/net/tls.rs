@@ -174,6 +174,24 @@ pub fn names_exactly(cert: &CertificateDer<'_>, host: &str) -> bool {
     found
 }
 
+/// Whether `cert` carries `*.` and the parent of `host` as a DNS name (`*.lab` for `pbx-a.lab`). It
+/// is looked for as a DER dNSName (context tag 2), so that a wildcard webpki itself does not parse
+/// (`*.lab`, over a single label) is found too: such a certificate fails on its name, and the reason
+/// given is the wildcard.
+fn carries_wildcard_for(cert: &CertificateDer<'_>, host: &str) -> bool {
+    let Some((_, parent)) = host.trim_end_matches('.').split_once('.') else { return false };
+    let wildcard = format!("*.{parent}");
+    let (der, n) = (cert.as_ref(), wildcard.len());
+    n < 128
+        && der.windows(n + 2).any(|w| {
+            w.first() == Some(&0x82) && w.get(1) == Some(&(n as u8)) && w[2..].eq_ignore_ascii_case(wildcard.as_bytes())
+        })
+}
+
+fn wildcard_refused() -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(WildcardOnly))))
+}
+
 impl ServerCertVerifier for SipVerifier {
     fn verify_server_cert(
         &self,
@@ -183,15 +201,18 @@ impl ServerCertVerifier for SipVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let ok = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
-        if let ServerName::DnsName(name) = server_name {
-            if !self.allow_wildcard && !names_exactly(end_entity, name.as_ref()) {
-                return Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-                    WildcardOnly,
-                )))));
-            }
+        let r = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let ServerName::DnsName(name) = server_name else { return r };
+        if self.allow_wildcard {
+            return r;
         }
-        Ok(ok)
+        match r {
+            Ok(_) if !names_exactly(end_entity, name.as_ref()) => Err(wildcard_refused()),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if carries_wildcard_for(end_entity, name.as_ref()) => Err(wildcard_refused()),
+            r => r,
+        }
     }
 
     fn verify_tls12_signature(

@@ -22,10 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant as TInstant;
-use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use tokio_rustls::rustls::client::WebPkiServerVerifier;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{self, CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, RootCertStore};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::certs::{Authority, Leaf};
@@ -33,6 +31,8 @@ use super::model::{CertKind, Connect, PairModel, Reply};
 use super::udp::{at, PairNote};
 use super::{PairStats, SimError, DOMAINS};
 use crate::core::{frame, Agent, FlowCommand, FlowError, FlowEvent, Frame, Instant, Side, TlsError, Transport};
+use crate::net::streams::io_flow_error;
+use crate::net::tls::{self, SipVerifier};
 
 // ---- certificates ----
 
@@ -77,15 +77,14 @@ impl LabPki {
         let servers = [side(DOMAINS[0])?, side(DOMAINS[1])?];
         let mut roots = RootCertStore::empty();
         roots.add(ca.ca_der()).map_err(tls_err)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-            .build()
-            .map_err(tls_err)?;
-        let client = rustls::ClientConfig::builder_with_provider(provider)
+        // The phone checks the pair's certificates as `run` does: webpki against the lab CA, then
+        // RFC 5922's rule that a wildcard does not name a SIP domain.
+        let verifier = SipVerifier::new(Arc::new(roots), false).map_err(tls_err)?;
+        let client = rustls::ClientConfig::builder_with_provider(tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(tls_err)?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PhoneVerifier { inner }))
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         Ok(LabPki { ca_pem: ca.ca_pem(), servers, client: Arc::new(client) })
     }
@@ -104,125 +103,6 @@ impl LabPki {
     /// The phone's TLS client configuration.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         Arc::clone(&self.client)
-    }
-}
-
-/// The phone's verifier: the webpki verification against the lab CA, and no certificate that names
-/// the server's domain only through a wildcard (RFC 5922 7.2).
-#[derive(Debug)]
-struct PhoneVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-/// The error a wildcard certificate gets.
-#[derive(Debug)]
-struct WildcardRefused;
-
-impl std::fmt::Display for WildcardRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the certificate names the server only through a wildcard")
-    }
-}
-
-impl std::error::Error for WildcardRefused {}
-
-/// Whether `cert` names `domain` only through a wildcard (`*.lab` for `pbx-a.lab`): no subject
-/// alternative name is the domain itself, and one is `*.` and the domain's parent. The wildcard is
-/// looked for as a DER dNSName (context tag 2) so that one webpki itself would not parse (`*.lab`,
-/// a wildcard over a single label) is found too; refusing more is the safe side.
-fn only_wildcard(cert: &CertificateDer<'_>, domain: &str) -> bool {
-    let exact = webpki::EndEntityCert::try_from(cert)
-        .is_ok_and(|ee| ee.valid_dns_names().any(|n| n.eq_ignore_ascii_case(domain)));
-    let Some((_, parent)) = domain.split_once('.') else { return false };
-    let wildcard = format!("*.{parent}");
-    let (der, n) = (cert.as_ref(), wildcard.len());
-    let named = n < 128
-        && der.windows(n + 2).any(|w| {
-            w.first() == Some(&0x82) && w.get(1) == Some(&(n as u8)) && w[2..].eq_ignore_ascii_case(wildcard.as_bytes())
-        });
-    !exact && named
-}
-
-impl ServerCertVerifier for PhoneVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let r = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
-        let name_error = matches!(
-            r,
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-            ))
-        );
-        if r.is_ok() || name_error {
-            if let ServerName::DnsName(d) = server_name {
-                if only_wildcard(end_entity, d.as_ref()) {
-                    let e = OtherError(Arc::new(WildcardRefused));
-                    return Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)));
-                }
-            }
-        }
-        r
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// What a failed connect, handshake, read or write means for the agent.
-pub fn flow_error(e: &io::Error) -> FlowError {
-    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return FlowError::Tls(tls_error(tls));
-    }
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => FlowError::Refused,
-        _ => FlowError::Closed,
-    }
-}
-
-/// A rustls error as the agent's [`TlsError`].
-pub fn tls_error(e: &rustls::Error) -> TlsError {
-    match e {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => TlsError::UnknownIssuer,
-            CertificateError::Expired
-            | CertificateError::ExpiredContext { .. }
-            | CertificateError::NotValidYet
-            | CertificateError::NotValidYetContext { .. } => TlsError::Expired,
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                TlsError::NameMismatch
-            }
-            CertificateError::Other(o) if o.0.downcast_ref::<WildcardRefused>().is_some() => TlsError::WildcardRefused,
-            _ => TlsError::Other,
-        },
-        _ => TlsError::Other,
     }
 }
 
@@ -689,7 +569,7 @@ async fn run_flow(
     };
     let tcp = match TcpStream::connect(to).await {
         Ok(t) => t,
-        Err(e) => return report(FlowInput::Failed(flow_error(&e))),
+        Err(e) => return report(FlowInput::Failed(io_flow_error(&e))),
     };
     let _ = tcp.set_nodelay(true);
     match tls {
@@ -700,7 +580,7 @@ async fn run_flow(
             };
             match TlsConnector::from(config).connect(name, tcp).await {
                 Ok(s) => pump(s, writes, &report).await,
-                Err(e) => report(FlowInput::Failed(flow_error(&e))),
+                Err(e) => report(FlowInput::Failed(io_flow_error(&e))),
             }
         }
     }
@@ -719,12 +599,12 @@ async fn pump(
             r = s.read(&mut buf) => match r {
                 Ok(0) => return report(FlowInput::Failed(FlowError::Closed)),
                 Ok(n) => report(FlowInput::Bytes(buf[..n].to_vec())),
-                Err(e) => return report(FlowInput::Failed(flow_error(&e))),
+                Err(e) => return report(FlowInput::Failed(io_flow_error(&e))),
             },
             w = writes.recv() => match w {
                 Some(bytes) => {
                     if let Err(e) = s.write_all(&bytes).await {
-                        return report(FlowInput::Failed(flow_error(&e)));
+                        return report(FlowInput::Failed(io_flow_error(&e)));
                     }
                 }
                 None => return,
