@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the firmware integration: the C interface (ffi), the status indicator, the reference phone
-# (libre-dev, Kamailio and SIPp from scripts/ci-net.sh), the bare-metal example and the footprint report. Needs gcc and the thumbv7em-none-eabihf target; installs qemu-system-arm with
-# apt-get when it can (root) so the report includes the stack measured on an emulated Cortex-M4.
+# (libre-dev, Kamailio and SIPp from scripts/ci-net.sh), the bare-metal example and the footprint report.
+# Needs gcc and the thumbv7em-none-eabihf target; installs qemu-system-arm with apt-get when it can
+# (root) so the report includes the stack measured on an emulated Cortex-M4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export REQUIRE_PEERS=${REQUIRE_PEERS:-1}
