@@ -117,13 +117,13 @@ impl Registrar {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The contacts bound to `user`, from `ul.dump`.
+    /// The contacts the phone of `user` bound (contact users `<user>-N`), from `ul.dump`.
     fn bindings(&self, user: &str) -> Vec<String> {
         let dump = self.rpc(&["ul.dump"]);
         dump.lines()
             .map(str::trim)
             .filter_map(|l| l.strip_prefix("Address: "))
-            .filter(|a| a.starts_with(&format!("<sip:{user}@")) || a.starts_with(&format!("sip:{user}@")))
+            .filter(|a| a.trim_start_matches('<').starts_with(&format!("sip:{user}-")))
             .map(str::to_string)
             .collect()
     }
@@ -539,4 +539,75 @@ fn a_backup_refusing_the_registration_keeps_the_previous_bundle() {
     assert!(wait_until_answers(p.addr(), Duration::from_secs(5)).is_some());
     assert_eq!(p.bindings(USER).len(), 1, "the previous binding stays");
     assert!(p.table("subs", USER).is_some(), "the previous subscription stays");
+}
+
+// ---- what bad registrars get -------------------------------------------------------------------------
+
+#[test]
+fn registrars_asking_for_digest_credentials_and_a_longer_expiry_are_served() {
+    if !available(false) {
+        return;
+    }
+    let dir = TempDir::new("phone-auth");
+    let defines = ["WITH_AUTH", "PASSWORD=\"s3cret\"", "MIN_EXPIRES=120"];
+    let p = Registrar::start(&dir, "primary", &defines);
+    let b = Registrar::start(&dir, "backup", &defines);
+    let mut phone = Phone::start(&p, &b, &["--password", "s3cret"]);
+
+    // 401 with a digest challenge, then 423 Min-Expires: 120; libre answers both and the phone is in.
+    phone.wait_event(Duration::from_secs(10), "ready_on", &[("side", "primary")]);
+    let on_primary = phone.find(0, "registered", &[("side", "primary")]).unwrap();
+    assert_eq!(phone.lines[on_primary].get("expires"), "120", "{}", phone.dump());
+    assert_eq!(p.bindings(USER).len(), 1, "the primary holds the authenticated binding");
+    assert!(p.table("subs", USER).is_some(), "the authenticated subscription");
+
+    // The same on the backup after the switch.
+    p.pause();
+    phone.wait_event(Duration::from_secs(15), "switch", &[("to", "backup")]);
+    let ack = phone.wait_for(Duration::from_secs(10), "the acknowledgement", |l| l.is("ack"));
+    assert_eq!(phone.lines[ack].get("result"), "applied", "{}", phone.dump());
+    assert_eq!(b.bindings(USER).len(), 1, "the backup holds the authenticated binding");
+    assert!(b.table("subs", USER).is_some());
+}
+
+#[test]
+fn a_new_registrar_refusing_with_503_or_saying_nothing_is_a_failed_apply() {
+    if !available(false) {
+        return;
+    }
+    let dir = TempDir::new("phone-refusals");
+    let p = Registrar::start(&dir, "primary", &[]);
+    let b = Registrar::start(&dir, "backup", &[]);
+    let mut phone = Phone::start(&p, &b, &["--apply-timeout-ms", "3000"]);
+    phone.wait_event(Duration::from_secs(10), "ready_on", &[("side", "primary")]);
+
+    // 503 with Retry-After: the apply fails at once, the previous bundle is kept.
+    b.set_reg(503);
+    p.pause();
+    let ack = phone.wait_for(Duration::from_secs(15), "the first acknowledgement", |l| l.is("ack"));
+    let l = phone.lines[ack].clone();
+    assert_eq!(
+        (l.get("result"), l.get("step"), l.get("status"), l.get("kept")),
+        ("failed", "register", "503", "primary"),
+        "{}",
+        phone.dump()
+    );
+    let failed_at = ack;
+    assert!(b.bindings(USER).is_empty() && b.table("subs", USER).is_none());
+
+    // No answer at all: the apply times out, and is reported failed.
+    b.set_reg(1);
+    let ack = phone.wait_for(Duration::from_secs(15), "the second acknowledgement", |l| l.is("ack"));
+    let l = phone.lines[ack].clone();
+    assert_eq!((l.get("result"), l.get("step"), l.get("kept")), ("failed", "timeout", "primary"), "{}", phone.dump());
+    assert!(phone.find(failed_at, "bundle", &[]).is_none(), "no URL or VPN swap on a failed apply");
+    assert!(b.bindings(USER).is_empty() && b.table("subs", USER).is_none());
+
+    // The registrar answers again: the next switch is applied whole.
+    b.set_reg(0);
+    let ack = phone.wait_for(Duration::from_secs(15), "the third acknowledgement", |l| l.is("ack"));
+    assert_eq!(phone.lines[ack].get("result"), "applied", "{}", phone.dump());
+    // Late answers to the abandoned REGISTERs leave nothing behind: one binding, the phone's.
+    assert!(poll_until(Duration::from_secs(10), || b.bindings(USER).len() == 1), "{:?}", b.bindings(USER));
+    assert!(b.table("subs", USER).is_some());
 }

@@ -104,6 +104,7 @@ struct slot {
     struct blf *blf;
     char reg_uri[96];
     char aor[128];
+    char cuser[48];
 };
 
 static struct {
@@ -497,10 +498,16 @@ static void reg_resp(int err, const struct sip_msg *msg, void *arg) {
     }
 }
 
+/* Each registration binds its own Contact (`user-N`, as baresip makes its contact users unique): a
+ * REGISTER abandoned by an apply that timed out, answered late, is un-registered by libre, and that
+ * must not remove a newer binding of the phone on the same registrar. */
 static int slot_register(struct slot *s) {
+    static unsigned registrations;
     s->state = SLOT_REGISTERING;
-    say("event=register_sent side=%s registrar=%s", side_name(s->side), conf.addr[s->side]);
-    return sipreg_register(&s->reg, ph.sip, s->reg_uri, s->aor, NULL, s->aor, conf.expires, conf.user, NULL, 0, 0,
+    (void)re_snprintf(s->cuser, sizeof s->cuser, "%s-%u", conf.user, ++registrations);
+    say("event=register_sent side=%s registrar=%s contact_user=%s", side_name(s->side), conf.addr[s->side],
+        s->cuser);
+    return sipreg_register(&s->reg, ph.sip, s->reg_uri, s->aor, NULL, s->aor, conf.expires, s->cuser, NULL, 0, 0,
                            auth_handler, NULL, false, reg_resp, s, NULL, NULL);
 }
 
