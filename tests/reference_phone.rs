@@ -406,15 +406,11 @@ fn the_bundle_moves_to_the_backup_and_back_as_the_registrars_see_it() {
     );
     phone.wait_event(Duration::from_secs(5), "applied", &[("side", "backup"), ("generation", &generation)]);
     // The defined order: register, subscribe, URLs and VPN, leave the old side, acknowledge.
-    let order: Vec<usize> = [
-        ("registered", "backup"),
-        ("subscribed", "backup"),
-        ("bundle", "backup"),
-        ("left", "primary"),
-    ]
-    .iter()
-    .map(|(e, s)| phone.find(sw, e, &[("side", s)]).unwrap_or_else(|| panic!("no {e} {s}:\n{}", phone.dump())))
-    .collect();
+    let order: Vec<usize> =
+        [("registered", "backup"), ("subscribed", "backup"), ("bundle", "backup"), ("left", "primary")]
+            .iter()
+            .map(|(e, s)| phone.find(sw, e, &[("side", s)]).unwrap_or_else(|| panic!("no {e} {s}:\n{}", phone.dump())))
+            .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]) && order[3] < ack, "apply order {order:?}:\n{}", phone.dump());
     assert!(phone.lines[order[2]].get("vpn").starts_with("vpn-b"), "{}", phone.dump());
     assert_eq!(phone.lines[sw + 1..ack].iter().filter(|l| l.is("switch")).count(), 0, "one generation");
