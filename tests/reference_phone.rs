@@ -478,17 +478,22 @@ fn the_bundle_moves_to_the_backup_and_back_as_the_registrars_see_it() {
         b.bindings(USER)
     );
     assert!(b.table("subs", USER).is_none(), "the backup still holds the subscription");
+    let back_us = phone.lines[back].t_us();
+    let back_reg_us = p.table_us("regs", USER).expect("the primary recorded the REGISTER");
     let st = sipp.0.wait().expect("sipp ends");
     assert!(st.success(), "the SIPp call failed ({st})");
 
     report(&format!(
         "reference phone: outage->switch {} ms (ladder {} ms), switch->registered on backup {:.1} ms, \
-         switch->re-subscribed {:.1} ms (registrar clocks), primary back->failback after the call {} ms",
+         switch->re-subscribed {:.1} ms (registrar clocks); primary back->failback {} ms (call end->failback {} ms), \
+         failback->registered on primary {:.1} ms",
         (switch_us - outage_us) / 1000,
         ladder_us / 1000,
         to_registered as f64 / 1000.0,
         to_subscribed as f64 / 1000.0,
-        (phone.lines[back].t_us() - resumed_us) / 1000,
+        (back_us - resumed_us) / 1000,
+        (back_us - phone.lines[closed].t_us()) / 1000,
+        (back_reg_us as f64 - back_us as f64) / 1000.0,
     ));
 }
 
