@@ -606,13 +606,16 @@ static void apply_subscribe(struct slot *s) {
 
 static void apply_finish(void) {
     int to = ph.to;
-    int old = ph.active;
     ph.app_url = conf.app_url[to];
     ph.vpn = conf.vpn[to];
     say("event=bundle side=%s app_url=%s vpn=%s", side_name(to), ph.app_url, ph.vpn);
-    if (old >= 0 && old != to) {
-        slot_drop(&ph.slot[old]);
-        say("event=left side=%s", side_name(old));
+    /* Leave every other side: the one in force until now, and one whose first registration was
+     * still under way when the agent switched away from it. */
+    for (int side = 0; side < SIDES; side++) {
+        if (side != to && ph.slot[side].state != SLOT_IDLE) {
+            slot_drop(&ph.slot[side]);
+            say("event=left side=%s", side_name(side));
+        }
     }
     ph.active = to;
     ph.applying = false;
