@@ -612,3 +612,31 @@ fn a_new_registrar_refusing_with_503_or_saying_nothing_is_a_failed_apply() {
     assert!(poll_until(Duration::from_secs(10), || b.bindings(USER).len() == 1), "{:?}", b.bindings(USER));
     assert!(b.table("subs", USER).is_some());
 }
+
+#[test]
+fn a_refresh_answered_503_with_retry_after_moves_the_phone_as_announced_maintenance() {
+    if !available(false) {
+        return;
+    }
+    let dir = TempDir::new("phone-503-refresh");
+    // Short registrations (5 s, refreshed after 4.5 s) so that a refresh comes during the test.
+    let p = Registrar::start(&dir, "primary", &["MIN_EXPIRES=1"]);
+    let b = Registrar::start(&dir, "backup", &["MIN_EXPIRES=1"]);
+    let mut phone = Phone::start(&p, &b, &["--expires", "5"]);
+    phone.wait_event(Duration::from_secs(10), "ready_on", &[("side", "primary")]);
+
+    // The primary answers OPTIONS but refuses the refresh with 503 and Retry-After: the phone reports
+    // the announced maintenance, and the agent moves it while idle.
+    p.set_reg(503);
+    let refused = phone.wait_event(
+        Duration::from_secs(10),
+        "register_failed",
+        &[("side", "primary"), ("status", "503"), ("retry_after", "30")],
+    );
+    let sw = phone.wait_event(Duration::from_secs(10), "switch", &[("to", "backup")]);
+    assert!(sw > refused);
+    assert_eq!(phone.lines[sw].get("reason"), "6", "the switch is for maintenance:\n{}", phone.dump());
+    let ack = phone.wait_for(Duration::from_secs(10), "the acknowledgement", |l| l.is("ack"));
+    assert_eq!(phone.lines[ack].get("result"), "applied", "{}", phone.dump());
+    assert_eq!(b.bindings(USER).len(), 1, "the backup holds the binding");
+}
