@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI for the firmware integration: the C interface (ffi), the status indicator, the bare-metal example and
-# the footprint report. Needs gcc and the thumbv7em-none-eabihf target; installs qemu-system-arm with
-# apt-get when it can (root) so the report includes the stack measured on an emulated Cortex-M4.
+# CI for the firmware integration: the C interface (ffi), the status indicator, the reference phone
+# (libre-dev, Kamailio and SIPp from scripts/ci-net.sh), the bare-metal example and the footprint report.
+# Needs gcc and the thumbv7em-none-eabihf target; installs qemu-system-arm with apt-get when it can
+# (root) so the report includes the stack measured on an emulated Cortex-M4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export REQUIRE_PEERS=${REQUIRE_PEERS:-1}
@@ -12,6 +13,9 @@ cargo build --no-default-features --features ffi,indicator
 
 echo "== the C header is current; the C example (gcc) runs a failover; the indicator; the footprint asserts"
 cargo test --features ffi,indicator --lib --test c_interface --test indicator --test footprint
+
+echo "== the reference phone (examples/phone on libre) against two Kamailio registrars"
+cargo test --features ffi --test reference_phone
 
 echo "== thumbv7em-none-eabihf: the library with ffi and indicator, and the bare-metal example"
 if ! rustup target list --installed 2>/dev/null | grep -qx thumbv7em-none-eabihf; then

@@ -3,8 +3,8 @@
 # `sip-tester`), Kamailio (`kamailio`, which also ships `kamcmd`) and its TLS module
 # (`kamailio-tls-modules`), dnsmasq (`dnsmasq-base`, the
 # DNS server of tests/dns_dnsmasq.rs), rsyslog with its TLS driver (`rsyslog`, `rsyslog-gnutls`) and
-# openssl for the syslog tests' certificates, and promtool (`prometheus`) to check the metrics
-# exposition. Only what is missing is installed. Kamailio's, rsyslog's and Prometheus's packages
+# openssl for the syslog tests' certificates, promtool (`prometheus`) to check the metrics
+# exposition, and libre (`libre-dev`, the SIP stack the reference phone in examples/phone is built on). Only what is missing is installed. Kamailio's, rsyslog's and Prometheus's packages
 # would start system services; a policy-rc.d that refuses service starts keeps them stopped (the
 # tests run their own instances on free loopback ports with their own configuration).
 set -eu
@@ -19,9 +19,10 @@ command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing="$mi
 ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$missing rsyslog-gnutls"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+[ -f /usr/include/re/re.h ] || missing="$missing libre-dev"
 
 if [ -z "$missing" ]; then
-    echo "ci-net: sipp, kamailio (with tls.so), kamcmd, dnsmasq, rsyslogd, openssl and promtool are installed"
+    echo "ci-net: sipp, kamailio (with tls.so), kamcmd, dnsmasq, rsyslogd, openssl, promtool and libre-dev are installed"
     exit 0
 fi
 
@@ -53,4 +54,5 @@ for p in sipp kamailio kamcmd dnsmasq rsyslogd openssl promtool; do
     command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || { echo "ci-net: $p still missing" >&2; exit 1; }
 done
 ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || { echo "ci-net: kamailio's tls.so still missing" >&2; exit 1; }
+[ -f /usr/include/re/re.h ] || { echo "ci-net: libre-dev still missing" >&2; exit 1; }
 echo "ci-net: done"
