@@ -52,10 +52,8 @@
 //! [`to_ical`] writes notices as a calendar that reads back to the same notices.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
 
-use hyper::Uri;
 use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
@@ -104,44 +102,8 @@ impl Horizon {
     }
 }
 
-/// A calendar's `http://` or `https://` URL, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CalendarUrl {
-    /// `https://` (else `http://`).
-    pub https: bool,
-    /// The host name or address (an IPv6 literal without brackets).
-    pub host: String,
-    /// The port (443 or 80 when the URL has none).
-    pub port: u16,
-    /// The path and query asked for (`/team.ics?token=x`).
-    pub path: String,
-}
-
-impl CalendarUrl {
-    /// Reads `https://host[:port][/path][?query]` or `http://...`; the error says what is wrong.
-    pub fn parse(text: &str) -> Result<CalendarUrl, String> {
-        let uri: Uri = text.trim().parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            Some(other) => return Err(format!("`{text}`: the scheme must be https or http, not `{other}`")),
-            None => return Err(format!("`{text}`: expected an https:// or http:// URL")),
-        };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}`: no host"))?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let path = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        Ok(CalendarUrl { https, host: host.trim_start_matches('[').trim_end_matches(']').to_owned(), port, path })
-    }
-}
-
-impl fmt::Display for CalendarUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.https { "https" } else { "http" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        write!(f, "{scheme}://{host}:{}{}", self.port, self.path)
-    }
-}
+/// A calendar's `http://` or `https://` URL (its path keeps the query: `/team.ics?token=x`).
+pub type CalendarUrl = super::url::HttpUrl;
 
 // ---- reading ----
 

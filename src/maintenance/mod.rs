@@ -34,6 +34,7 @@ pub mod plan;
 pub mod schedule;
 pub mod statuspage;
 pub mod upgrade;
+pub mod url;
 
 pub use calendar::{Recurrence, RecurringWindow, Window};
 pub use notice::{Impact, Notice, NoticeFeed};

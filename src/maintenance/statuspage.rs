@@ -22,12 +22,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use hyper::Uri;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::notice::{cluster_matches, Impact, Notice};
+use super::url::HttpUrl;
 use crate::files::{FileError, FileErrorKind};
 
 /// The path of the upcoming maintenances below a page's base URL.
@@ -204,30 +204,20 @@ pub struct PageUrl {
 impl PageUrl {
     /// Reads `https://host[:port][/path]` or `http://...`; the error says what is wrong.
     pub fn parse(text: &str) -> Result<PageUrl, String> {
-        let uri: Uri = text.trim().parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            Some(other) => return Err(format!("`{text}`: the scheme must be https or http, not `{other}`")),
-            None => return Err(format!("`{text}`: expected an https:// or http:// URL")),
-        };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}`: no host"))?;
-        if uri.query().is_some() {
+        let HttpUrl { https, host, port, mut path } = HttpUrl::parse(text)?;
+        if path.contains('?') {
             return Err(format!("`{text}`: a page's base URL takes no query"));
         }
-        let mut prefix = uri.path().to_owned();
-        if !prefix.ends_with('/') {
-            prefix.push('/');
+        if !path.ends_with('/') {
+            path.push('/');
         }
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        Ok(PageUrl { https, host: host.trim_start_matches('[').trim_end_matches(']').to_owned(), port, prefix })
+        Ok(PageUrl { https, host, port, prefix: path })
     }
 
     /// The URL of `doc` below the page.
     pub fn document(&self, doc: &str) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        format!("{scheme}://{host}:{}{}{doc}", self.port, self.prefix)
+        let origin = HttpUrl { https: self.https, host: self.host.clone(), port: self.port, path: String::new() };
+        format!("{}{}{doc}", origin.origin(), self.prefix)
     }
 }
 
