@@ -6,10 +6,6 @@
 
 mod interop_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use interop_common::*;
@@ -109,65 +105,15 @@ fn a_calendar_file_edited_while_running() {
     assert_eq!(agent.named("switch").len(), 2, "no switch while the file was broken: {}", agent.dump());
 }
 
-/// What the calendar server serves: (HTTP status, body); the ETag is the body's length and sum.
-struct Server {
-    addr: SocketAddr,
-    state: Arc<Mutex<(u16, String)>>,
-    not_modified: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn start(status: u16, body: String) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new((status, body)));
-        let not_modified = Arc::new(AtomicUsize::new(0));
-        let (st, nm) = (state.clone(), not_modified.clone());
-        std::thread::spawn(move || {
-            // Bounded: a test run makes far fewer requests.
-            for stream in listener.incoming().take(10_000) {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let mut if_none_match = None;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = h.strip_prefix("if-none-match: ").or_else(|| h.strip_prefix("If-None-Match: ")) {
-                        if_none_match = Some(v.trim().to_owned());
-                    }
-                }
-                let (status, body) =
-                    if path == "/cal/team.ics?token=abc" { st.lock().unwrap().clone() } else { (404, String::new()) };
-                let etag = format!("\"{}-{}\"", body.len(), body.bytes().map(u64::from).sum::<u64>());
-                let head = if status == 200 && if_none_match.as_deref() == Some(etag.as_str()) {
-                    nm.fetch_add(1, Ordering::SeqCst);
-                    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
-                } else {
-                    format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: text/calendar\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    )
-                };
-                let _ = stream.write_all(head.as_bytes());
-                if !head.starts_with("HTTP/1.1 304") {
-                    let _ = stream.write_all(body.as_bytes());
-                }
-                let _ = reader.read(&mut [0u8; 1]);
-            }
-        });
-        Server { addr, state, not_modified }
-    }
-
-    fn set(&self, status: u16, body: String) {
-        *self.state.lock().unwrap() = (status, body);
-    }
+/// The calendar server: it serves (HTTP status, body) at `/cal/team.ics?token=abc`.
+fn calendar_server(status: u16, body: String) -> HttpFixture<(u16, String)> {
+    HttpFixture::start((status, body), "text/calendar", |served, path| {
+        if path == "/cal/team.ics?token=abc" {
+            served.clone()
+        } else {
+            (404, String::new())
+        }
+    })
 }
 
 #[test]
@@ -177,7 +123,7 @@ fn a_calendar_served_over_http() {
     let b = Responder::start(Mode::Answer(200));
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
     let start = now.checked_add(SignedDuration::from_mins(30)).unwrap();
-    let server = Server::start(200, calendar("pr", "cx-eu-1", start, "CONFIRMED"));
+    let server = calendar_server(200, calendar("pr", "cx-eu-1", start, "CONFIRMED"));
     let url = format!("http://{}/cal/team.ics?token=abc", server.addr);
     let cfg = config(&dir, &p, &b, &format!("calendar = \"{url}\"\ncalendar_poll = 1"));
     let mut agent = AgentProc::start(&["--config", cfg.to_str().unwrap()], dir.path());
@@ -190,7 +136,7 @@ fn a_calendar_served_over_http() {
 
     // Unchanged, it is asked for conditionally and answered 304.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while server.not_modified.load(Ordering::SeqCst) < 2 {
+    while server.not_modified() < 2 {
         assert!(std::time::Instant::now() < deadline, "no conditional request: {}", agent.dump());
         agent.wait_for(Duration::from_secs(5), "a probe", |e| e["event"] == "probe" && t(e) > t(&sw));
     }
@@ -201,23 +147,23 @@ fn a_calendar_served_over_http() {
             e["event"] == "calendar_error" && e["error"].as_str().is_some_and(pred)
         })
     };
-    server.set(500, "oops".into());
+    server.set(|s| *s = (500, "oops".into()));
     let e = errors(&mut agent, "HTTP 500", &|e| e.contains("HTTP 500"));
     assert!(
         e["error"].as_str().unwrap().starts_with(&format!("http://{}/cal/team.ics?token=abc: HTTP 500", server.addr)),
         "{e}"
     );
     assert!(e["retry_in_s"].as_u64().unwrap() >= 2, "backs off: {e}");
-    server.set(200, "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n".into());
+    server.set(|s| *s = (200, "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n".into()));
     let e = errors(&mut agent, "cut short", &|e| e.contains("never ended"));
     assert!(e["error"].as_str().unwrap().starts_with(&format!("{url}:2: BEGIN: BEGIN:VEVENT is never ended")), "{e}");
-    server.set(200, "X".repeat(sip_failover::maintenance::icalendar::MAX_BODY + 1));
+    server.set(|s| *s = (200, "X".repeat(sip_failover::maintenance::icalendar::MAX_BODY + 1)));
     errors(&mut agent, "huge", &|e| e.contains("the body is larger than 1048576 bytes"));
     assert_eq!(agent.named("switch").len(), 1, "{}", agent.dump());
     assert!(!agent.named("bell").iter().any(|b| b["count"] == 0 && t(b) > t(&sw)), "{}", agent.dump());
 
     // Cancelled: the bell clears and the phone fails back.
-    server.set(200, calendar("pr", "cx-eu-1", start, "CANCELLED"));
+    server.set(|s| *s = (200, calendar("pr", "cx-eu-1", start, "CANCELLED")));
     agent.wait_for(Duration::from_secs(20), "cleared", |e| e["event"] == "calendar" && e["notices"] == json!([]));
     agent.wait_for(Duration::from_secs(10), "bell 0", |e| e["event"] == "bell" && e["count"] == 0);
     let fb =

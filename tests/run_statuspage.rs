@@ -7,84 +7,29 @@
 
 mod interop_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use interop_common::*;
 use jiff::{SignedDuration, Timestamp};
 
-/// What the page serves: (HTTP status, body) for upcoming.json and active.json; each body's ETag is
-/// its length and first bytes, so a changed body gets a new one.
+/// What the page serves: (HTTP status, body) for upcoming.json and active.json.
 #[derive(Clone)]
 struct PageState {
     upcoming: (u16, String),
     active: (u16, String),
 }
 
-struct Page {
-    addr: SocketAddr,
-    state: Arc<Mutex<PageState>>,
-    not_modified: Arc<AtomicUsize>,
-}
-
-impl Page {
-    fn start(state: PageState) -> Page {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(state));
-        let not_modified = Arc::new(AtomicUsize::new(0));
-        let (st, nm) = (state.clone(), not_modified.clone());
-        std::thread::spawn(move || {
-            // Bounded: a test run makes far fewer requests.
-            for stream in listener.incoming().take(10_000) {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let mut if_none_match = None;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = h.strip_prefix("if-none-match: ").or_else(|| h.strip_prefix("If-None-Match: ")) {
-                        if_none_match = Some(v.trim().to_owned());
-                    }
-                }
-                let s = st.lock().unwrap().clone();
-                let (status, body) = if path.ends_with("upcoming.json") {
-                    s.upcoming
-                } else if path.ends_with("active.json") {
-                    s.active
-                } else {
-                    (404, String::new())
-                };
-                let etag = format!("\"{}-{}\"", body.len(), body.bytes().map(u64::from).sum::<u64>());
-                let response = if status == 200 && if_none_match.as_deref() == Some(etag.as_str()) {
-                    nm.fetch_add(1, Ordering::SeqCst);
-                    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
-                } else {
-                    format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let _ = stream.write_all(response.as_bytes());
-                let _ = reader.read(&mut [0u8; 1]);
-            }
-        });
-        Page { addr, state, not_modified }
-    }
-
-    fn set(&self, f: impl FnOnce(&mut PageState)) {
-        f(&mut self.state.lock().unwrap());
-    }
+/// The page: upcoming.json and active.json from the state, anything else 404.
+fn page(state: PageState) -> HttpFixture<PageState> {
+    HttpFixture::start(state, "application/json", |s, path| {
+        if path.ends_with("upcoming.json") {
+            s.upcoming.clone()
+        } else if path.ends_with("active.json") {
+            s.active.clone()
+        } else {
+            (404, String::new())
+        }
+    })
 }
 
 fn doc(maintenances: &[String]) -> String {
@@ -111,7 +56,7 @@ fn a_status_page_maintenance_moves_the_phone_and_its_completion_brings_it_back()
     let secs = |s: i64| Timestamp::now().checked_add(SignedDuration::from_secs(s)).unwrap();
     // Published now, 30 minutes ahead; the lead time is an hour, so the phone may leave at once.
     let (start, end) = (secs(1_800), secs(5_400));
-    let page = Page::start(PageState {
+    let page = page(PageState {
         upcoming: (200, doc(&[maintenance("mx-1", "scheduled", "cx-eu-1", start, end)])),
         active: (200, doc(&[])),
     });
@@ -139,7 +84,7 @@ fn a_status_page_maintenance_moves_the_phone_and_its_completion_brings_it_back()
 
     // Unchanged documents are asked for conditionally and answered 304.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while page.not_modified.load(Ordering::SeqCst) < 2 {
+    while page.not_modified() < 2 {
         assert!(std::time::Instant::now() < deadline, "no conditional request: {}", agent.dump());
         agent.wait_for(Duration::from_secs(5), "a probe", |e| e["event"] == "probe" && t(e) > t(&sw));
     }

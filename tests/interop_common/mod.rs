@@ -600,3 +600,69 @@ pub fn write_maintenance_config(dir: &TempDir, p: SocketAddr, b: SocketAddr, int
     .unwrap();
     config.to_string_lossy().into_owned()
 }
+
+/// A loopback HTTP/1.1 server for the feed tests (a calendar, a status page): `route` gives each
+/// request's status and body from the shared state and the path; a body's ETag is its length and byte
+/// sum, and a request naming the current one in `If-None-Match` gets `304 Not Modified` (counted).
+pub struct HttpFixture<S> {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<S>>,
+    pub not_modified: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: Send + 'static> HttpFixture<S> {
+    pub fn start(state: S, content_type: &'static str, route: fn(&S, &str) -> (u16, String)) -> Self {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(state));
+        let not_modified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (st, nm) = (state.clone(), not_modified.clone());
+        std::thread::spawn(move || {
+            // Bounded: a test run makes far fewer requests.
+            for stream in listener.incoming().take(10_000) {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut if_none_match = None;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.strip_prefix("if-none-match: ").or_else(|| h.strip_prefix("If-None-Match: ")) {
+                        if_none_match = Some(v.trim().to_owned());
+                    }
+                }
+                let (status, body) = route(&st.lock().unwrap(), &path);
+                let etag = format!("\"{}-{}\"", body.len(), body.bytes().map(u64::from).sum::<u64>());
+                let response = if status == 200 && if_none_match.as_deref() == Some(etag.as_str()) {
+                    nm.fetch_add(1, Ordering::SeqCst);
+                    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n")
+                } else {
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = stream.write_all(response.as_bytes());
+                let _ = reader.read(&mut [0u8; 1]);
+            }
+        });
+        HttpFixture { addr, state, not_modified }
+    }
+
+    /// Changes what is served from the next request on.
+    pub fn set(&self, f: impl FnOnce(&mut S)) {
+        f(&mut self.state.lock().unwrap());
+    }
+
+    /// How many requests got `304 Not Modified`.
+    pub fn not_modified(&self) -> usize {
+        self.not_modified.load(Ordering::SeqCst)
+    }
+}
