@@ -8,15 +8,16 @@
 #include <stdint.h>
 
 
-// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`]. The agent takes 1056
+// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`]. The agent takes 1200
 // bytes and the initialisation marker 8; the rest (24 bytes) is room for the core to grow a little
-// without changing this constant, which C code compiles in. It was 1024 until stream flows: each
-// server's flow state, flow id, pending close and keep-alive timer added 20 bytes to the agent
-// (1016 to 1056 bytes).
-#define SF_AGENT_STORAGE_SIZE 1088
+// without changing this constant, which C code compiles in. It was 1024 until stream flows (each
+// server's flow state, flow id, pending close and keep-alive timer: 1016 to 1056 bytes), then 1088
+// until each server could have further addresses (two alternates per server, 32 bytes each: 1072 to
+// 1200 bytes).
+#define SF_AGENT_STORAGE_SIZE 1232
 
 // The same in 64-bit words.
-#define SF_AGENT_STORAGE_WORDS 136
+#define SF_AGENT_STORAGE_WORDS 154
 
 // The largest SIP message the agent takes, in bytes: a stream's read buffer holds at least this many,
 // so that [`sf_frame`] can always tell a whole message from one that is too large.
@@ -24,6 +25,9 @@
 
 // The most attempts a probe ladder may have.
 #define SF_MAX_ATTEMPTS 5
+
+// The most further addresses ([`sf_server::alternates`]) a server may have.
+#define SF_MAX_ALTERNATES 2
 
 // The most alive-code ranges and excluded codes in an [`sf_config`].
 #define SF_MAX_CODE_RANGES 4
@@ -547,6 +551,10 @@ typedef struct {
   sf_addr local;
   // An `sf_transport` (default `SF_TRANSPORT_UDP`).
   uint8_t transport;
+  // Further addresses of the same server (its next DNS SRV targets), in order, up to the first
+  // `SF_AF_NONE` (the default): an unanswered attempt hands the next attempt of the cycle to the
+  // next address, and a cycle starts at the address that answered last (RFC 3263 4.3).
+  sf_addr alternates[SF_MAX_ALTERNATES];
 } sf_server;
 
 // An inclusive range of SIP status codes.

@@ -68,23 +68,26 @@ use crate::core::wire::{ParseError, MAX_MESSAGE};
 use crate::core::{
     frame, Agent, AliveCodes, Command, CommandError, Config, ConfigError, CycleResult, DownReason, Duration, Event,
     FailbackMode, FlowCommand, FlowError, FlowEvent, Frame, FrameError, HoldReason, HostName, IgnoreReason, InlineStr,
-    Instant, Ladder, PlannedWindow, ServerConfig, Side, Snapshot, SwitchReason, TlsError, Transport, MAX_ATTEMPTS,
-    MAX_WINDOWS,
+    Instant, Ladder, PlannedWindow, ServerConfig, Side, Snapshot, SwitchReason, TlsError, Transport, MAX_ALTERNATES,
+    MAX_ATTEMPTS, MAX_WINDOWS,
 };
 
-/// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`]. The agent takes 1056
+/// Bytes of storage that always hold an agent: the size of [`sf_agent_storage`]. The agent takes 1200
 /// bytes and the initialisation marker 8; the rest (24 bytes) is room for the core to grow a little
-/// without changing this constant, which C code compiles in. It was 1024 until stream flows: each
-/// server's flow state, flow id, pending close and keep-alive timer added 20 bytes to the agent
-/// (1016 to 1056 bytes).
-pub const SF_AGENT_STORAGE_SIZE: usize = 1088;
+/// without changing this constant, which C code compiles in. It was 1024 until stream flows (each
+/// server's flow state, flow id, pending close and keep-alive timer: 1016 to 1056 bytes), then 1088
+/// until each server could have further addresses (two alternates per server, 32 bytes each: 1072 to
+/// 1200 bytes).
+pub const SF_AGENT_STORAGE_SIZE: usize = 1232;
 /// The same in 64-bit words.
-pub const SF_AGENT_STORAGE_WORDS: usize = 136;
+pub const SF_AGENT_STORAGE_WORDS: usize = 154;
 /// The largest SIP message the agent takes, in bytes: a stream's read buffer holds at least this many,
 /// so that [`sf_frame`] can always tell a whole message from one that is too large.
 pub const SF_MAX_MESSAGE: usize = 8192;
 /// The most attempts a probe ladder may have.
 pub const SF_MAX_ATTEMPTS: usize = 5;
+/// The most further addresses ([`sf_server::alternates`]) a server may have.
+pub const SF_MAX_ALTERNATES: usize = 2;
 /// The most alive-code ranges and excluded codes in an [`sf_config`].
 pub const SF_MAX_CODE_RANGES: usize = 4;
 /// The longest Request-URI host, in bytes (without the terminating NUL).
@@ -128,6 +131,7 @@ const _: () = assert!(SF_AGENT_STORAGE_WORDS * 8 == SF_AGENT_STORAGE_SIZE);
 const _: () = assert!(size_of::<Slot>() <= SF_AGENT_STORAGE_SIZE);
 const _: () = assert!(align_of::<Slot>() <= align_of::<sf_agent_storage>());
 const _: () = assert!(SF_MAX_ATTEMPTS == MAX_ATTEMPTS);
+const _: () = assert!(SF_MAX_ALTERNATES == MAX_ALTERNATES);
 const _: () = assert!(SF_MAX_WINDOWS == MAX_WINDOWS);
 const _: () = assert!(SF_MAX_USER_LEN == MAX_USER_LEN);
 const _: () = assert!(SF_MAX_HOST_LEN == crate::core::MAX_HOST_LEN);
@@ -520,6 +524,10 @@ pub struct sf_server {
     pub local: sf_addr,
     /// An `sf_transport` (default `SF_TRANSPORT_UDP`).
     pub transport: u8,
+    /// Further addresses of the same server (its next DNS SRV targets), in order, up to the first
+    /// `SF_AF_NONE` (the default): an unanswered attempt hands the next attempt of the cycle to the
+    /// next address, and a cycle starts at the address that answered last (RFC 3263 4.3).
+    pub alternates: [sf_addr; SF_MAX_ALTERNATES],
 }
 
 /// The configuration, converted to the core's on every call that takes it. Fill it with
@@ -917,6 +925,7 @@ pub unsafe extern "C" fn sf_config_init(out: *mut sf_config) -> sf_status {
         uri_port: 0,
         local: NO_ADDR,
         transport: c_transport(d.primary.transport) as u8,
+        alternates: [NO_ADDR; SF_MAX_ALTERNATES],
     };
     let c = sf_config {
         primary: server,
@@ -1712,6 +1721,10 @@ unsafe fn to_server(s: &sf_server) -> Result<ServerConfig, sf_status> {
         2 => Transport::Tls,
         _ => return Err(sf_status::SF_ERR_INVALID_ARGUMENT),
     };
+    let listed = s.alternates.iter().take_while(|a| a.family != SF_AF_NONE);
+    for (slot, a) in server.alternates.iter_mut().zip(listed) {
+        *slot = Some(to_socket_addr(a).ok_or(sf_status::SF_ERR_ADDRESS)?);
+    }
     Ok(server)
 }
 

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use interop_common::*;
+use serde_json::{json, Value};
 use sip_failover::config::Endpoint;
 use sip_failover::net::dns::{DnsError, Family, Resolver, ResolverSettings, Transport};
 
@@ -336,11 +337,21 @@ fn start_agent(args: &[String], dir: &TempDir) -> AgentProc {
     AgentProc::start(&a, dir.path())
 }
 
-/// Several SRV targets behind the primary, the first one dead: the failed cycle fails over to the
-/// backup (which answered), the primary's next cycle probes its next target, and once that target
-/// has answered `failback_after` cycles the phone returns to the primary.
+/// The primary's probes of one cycle: (attempt, destination), in order, from the cycle whose first
+/// attempt is the `n`-th (1-based) first attempt.
+fn ladder(events: &[Value], n: usize) -> Vec<(u64, String)> {
+    let probes: Vec<&Value> = events.iter().filter(|e| e["event"] == "probe" && e["server"] == "primary").collect();
+    let start = probes.iter().enumerate().filter(|(_, e)| e["attempt"] == 1).nth(n - 1).map(|(i, _)| i);
+    let Some(start) = start else { return Vec::new() };
+    let cycle = probes[start..].iter().enumerate().take_while(|(i, e)| *i == 0 || e["attempt"] != 1);
+    cycle.map(|(_, e)| (e["attempt"].as_u64().unwrap(), e["destination"].as_str().unwrap().to_owned())).collect()
+}
+
+/// Several SRV targets behind the primary, the first one dead (RFC 3263 4.3): the ladder's second
+/// attempt goes to the next target, which answers, so the cycle is alive and the phone stays on the
+/// primary; the next cycle starts at the target that answered.
 #[test]
-fn a_dead_first_target_gives_way_to_the_next_one() {
+fn the_next_srv_target_answers_before_the_backup_is_needed() {
     if !have_dnsmasq() {
         return;
     }
@@ -358,29 +369,51 @@ fn a_dead_first_target_gives_way_to_the_next_one() {
     let mut agent = start_agent(&agent_args("pbx-a.test", &backup.addr.to_string(), dns.addr, &files), &dir);
     let started = agent.wait_for(Duration::from_secs(10), "started", |e| e["event"] == "started");
     assert_eq!(started["primary"]["next_hop"], dead.addr.to_string(), "priority 10 first");
+    let resolved = agent.wait_for(Duration::from_secs(10), "resolved", |e| e["event"] == "resolved");
+    assert_eq!(resolved["alternates"], json!([alive.addr.to_string()]), "{resolved}");
 
-    // The dead target's ladder: attempts 1, 2, 3, then the cycle fails.
-    let failed = agent.wait_for(Duration::from_secs(10), "failed cycle", |e| {
-        e["event"] == "cycle_result" && e["server"] == "primary" && e["alive"] == false
+    // Attempt 1 to the dead target goes unanswered; attempt 2, 800 ms later, goes to the next one.
+    let reply = agent.wait_for(Duration::from_secs(10), "the next target's reply", |e| {
+        e["event"] == "reply" && e["server"] == "primary"
     });
-    let moved = agent.wait_for(Duration::from_secs(5), "next target", |e| {
-        e["event"] == "resolved" && e["server"] == "primary" && e["reason"] == "server_failed"
-    });
-    assert_eq!(moved["next_hop"], alive.addr.to_string(), "{moved}");
-    assert!(t(&moved) >= t(&failed));
-    let probes = attempts(&agent.events, "primary", 0);
-    assert_eq!(probes.iter().filter(|p| p.1 == 1).count(), 1, "one ladder to the dead target: {probes:?}");
-    assert_eq!(probes.iter().map(|p| p.1).collect::<Vec<_>>(), vec![1, 2, 3]);
-    // The backup answered in that cycle: the phone failed over to it at the cycle's end.
-    agent.wait_for(Duration::from_secs(5), "switch to the backup", |e| e["event"] == "switch" && e["to"] == "backup");
-    // The next target answers; after it has been alive long enough, failback.
-    agent.wait_for(Duration::from_secs(6), "reply from the next target", |e| {
-        e["event"] == "reply" && e["server"] == "primary" && t(e) > t(&moved)
-    });
-    agent.wait_for(Duration::from_secs(12), "failback to the primary", |e| {
-        e["event"] == "switch" && e["to"] == "primary"
-    });
-    assert!(dead.count() >= 3 && alive.count() >= 1);
+    assert_eq!(reply["attempt"], 2, "{}", agent.dump());
+    let first = ladder(&agent.events, 1);
+    assert_eq!(first, vec![(1, dead.addr.to_string()), (2, alive.addr.to_string())], "{}", agent.dump());
+    let cycle = agent
+        .wait_for(Duration::from_secs(5), "cycle result", |e| e["event"] == "cycle_result" && e["server"] == "primary");
+    assert_eq!(cycle["alive"], true, "{cycle}");
+    // The next cycle starts at the target that answered, and is answered at once.
+    agent.wait_nth(Duration::from_secs(5), "reply", 2, |e| e["server"] == "primary");
+    assert_eq!(ladder(&agent.events, 2), vec![(1, alive.addr.to_string())], "{}", agent.dump());
+    assert!(agent.named("switch").is_empty(), "no failover while a target of the primary answers: {}", agent.dump());
+    assert_eq!((dead.count(), alive.count()), (1, 2));
+}
+
+/// Every target of the primary dead: the ladder goes round them (first, second, first again) and the
+/// phone fails over at the cycle's end, 1600 ms after its first probe, as for a single address.
+#[test]
+fn every_srv_target_dead_fails_over_after_one_ladder() {
+    if !have_dnsmasq() {
+        return;
+    }
+    let dir = TempDir::new("dnsmasq-agent-dead");
+    let dead1 = Responder::start(Mode::Drop);
+    let dead2 = Responder::start(Mode::Drop);
+    let backup = Responder::start(Mode::Answer(200));
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._udp.pbx-a.test,a1.pbx-a.test,{},10,0", dead1.addr.port()),
+        format!("--srv-host=_sip._udp.pbx-a.test,a2.pbx-a.test,{},20,0", dead2.addr.port()),
+        rec("--host-record=a1.pbx-a.test,127.0.0.1"),
+        rec("--host-record=a2.pbx-a.test,127.0.0.1"),
+    ]);
+    let files = test_files("", "");
+    let mut agent = start_agent(&agent_args("pbx-a.test", &backup.addr.to_string(), dns.addr, &files), &dir);
+    let switch = agent.wait_for(Duration::from_secs(10), "failover", |e| e["event"] == "switch");
+    assert_eq!((switch["to"].as_str(), switch["reason"].as_str()), (Some("backup"), Some("failover")));
+    let (d1, d2) = (dead1.addr.to_string(), dead2.addr.to_string());
+    assert_eq!(ladder(&agent.events, 1), vec![(1, d1.clone()), (2, d2), (3, d1)], "{}", agent.dump());
+    let first = attempts(&agent.events, "primary", 0)[0].0;
+    assert!(t(&switch) >= first + 1600, "not before the ladder's end: {}", agent.dump());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The firmware footprint: the agent's size (budget: 1080 bytes, what the C storage holds besides its
+//! The firmware footprint: the agent's size (budget: 1224 bytes, what the C storage holds besides its
 //! marker) and the stack a whole failover uses,
 //! measured on this host by painting the stack. `scripts/footprint.sh` runs this in release and adds the
 //! code size for thumbv7em-none-eabihf; lines starting with `footprint:` are the report.
@@ -12,10 +12,11 @@ use sip_failover::core::drive::{self, Ack, Io, Sent};
 use sip_failover::core::{Agent, Command, Config, Event, Instant, Side, Transmit};
 
 /// The agent's budget. It was under 1024 bytes until stream flows: each server's flow state, flow id,
-/// pending close and keep-alive timer take 20 bytes (1016 to 1056). The budget is what the C storage
-/// (`SF_AGENT_STORAGE_SIZE`, 1088 bytes) holds besides its 8-byte marker, so that C code compiled
-/// against the header keeps working while the agent stays within it.
-const AGENT_BUDGET: usize = 1080;
+/// pending close and keep-alive timer take 20 bytes (1016 to 1056); each server's two alternate
+/// addresses (its next SRV targets, tried by the ladder's later attempts) take 64 more (1072 to 1200).
+/// The budget is what the C storage (`SF_AGENT_STORAGE_SIZE`, 1232 bytes) holds besides its 8-byte
+/// marker, so that C code compiled against the header keeps working while the agent stays within it.
+const AGENT_BUDGET: usize = 1224;
 
 #[test]
 fn the_agent_fits_its_budget() {

@@ -11,12 +11,14 @@
 //! - a switch never leaves a side for itself, never targets a disabled backup, never happens by policy
 //!   while a side is forced, and a planned switch or failback never lands on a server inside a planned
 //!   window;
-//! - a datagram counts as a reply only if it came from the server's next hop and carries the Call-ID,
+//! - probes and flows go only to one of the server's addresses (its next hop and the alternates the
+//!   input gave it);
+//! - a datagram counts as a reply only if it came from one of the server's addresses and carries the Call-ID,
 //!   branch and CSeq of a probe of the current cycle that is still waiting, and at most once per cycle;
 //!   a datagram that does not count changes nothing but the ignored counters and events;
 //! - an unmodified final reply to a probe that is still waiting, from the right address, always counts;
 //! - a command or a configuration that is refused changes nothing;
-//! - streams (each side UDP, TCP or TLS): a flow is asked for only for a stream side, to its next hop
+//! - streams (each side UDP, TCP or TLS): a flow is asked for only for a stream side, to one of its addresses
 //!   over its transport, with the next id, never while the caller still holds one; a close names the
 //!   flow the caller holds, for a reason of the agent's own, and comes with a `FlowDown`; no bytes for a
 //!   stream side whose flow is not connected, a keep-alive ping only on a connected flow with
@@ -48,6 +50,8 @@ const BACKUP: &str = "127.0.0.2:5060";
 const PRIMARY_PROXY: &str = "192.0.2.7:5080";
 const BACKUP_PROXY: &str = "[2001:db8::9]:5060";
 const STRANGER: &str = "198.51.100.3:5060";
+/// Further addresses of each server (its next SRV targets), as many as the input picks.
+const ALTERNATES: [[&str; 2]; 2] = [["127.0.0.3:5060", "127.0.0.4:5062"], ["127.0.0.5:5060", "[::1]:5070"]];
 
 /// The generation after `g`: generations count up and wrap from `u32::MAX` to 1.
 fn next_generation(g: u32) -> u32 {
@@ -85,6 +89,8 @@ struct ConfigPick {
     transports: [u8; 2],
     /// The flow keep-alive interval: 0 off, under 1000 invalid on purpose.
     flow_keepalive_ms: u16,
+    /// How many further addresses each server has (modulo 3).
+    alternates: [u8; 2],
 }
 
 fn transport(pick: u8) -> Transport {
@@ -105,6 +111,14 @@ impl ConfigPick {
             c.primary.next_hop = addr(PRIMARY_PROXY);
             if let Some(b) = c.backup.as_mut() {
                 b.next_hop = addr(BACKUP_PROXY);
+            }
+        }
+        for (i, n) in self.alternates.iter().enumerate() {
+            let server = if i == 0 { Some(&mut c.primary) } else { c.backup.as_mut() };
+            if let Some(server) = server {
+                for (slot, a) in server.alternates.iter_mut().zip(ALTERNATES[i]).take(usize::from(n % 3)) {
+                    *slot = Some(addr(a));
+                }
             }
         }
         c.keep_alive = self.keep_alive;
@@ -515,7 +529,7 @@ impl Harness {
                     let s = config.server(server).expect("a flow to a server that is not configured");
                     assert!(transport.is_stream(), "a flow over {transport}");
                     assert_eq!(transport, s.transport, "a flow over another transport than the server's");
-                    assert_eq!(destination, s.next_hop, "a flow not to the next hop");
+                    assert!(s.hop_index(destination).is_some(), "a flow not to one of the server's addresses");
                     assert!(!self.agent.is_paused(), "a flow asked for while paused");
                     let i = server.index();
                     assert!(self.flows[i].is_none(), "a new flow to {server} while the caller holds one");
@@ -541,7 +555,7 @@ impl Harness {
         while let Some(t) = self.agent.poll_transmit(now, &mut self.buf).expect("1500 bytes hold a probe") {
             let config = self.agent.config();
             let server = config.server(t.server).expect("a probe to a server that is not configured");
-            assert_eq!(t.destination, server.next_hop, "probe not sent to the next hop");
+            assert!(server.hop_index(t.destination).is_some(), "probe not sent to one of the server's addresses");
             assert_eq!(t.transport, server.transport, "probe not over the server's transport");
             assert!(!self.agent.is_paused(), "probe sent while paused");
             if server.transport.is_stream() {
@@ -681,12 +695,12 @@ impl Harness {
         }
     }
 
-    /// Whether `via` is how replies from `side`'s server arrive now: a datagram from its next hop over
+    /// Whether `via` is how replies from `side`'s server arrive now: a datagram from one of its addresses over
     /// UDP, a message on its own flow over TCP or TLS.
     fn reaches(&self, via: Via, side: Side) -> bool {
         let Some(c) = self.agent.config().server(side) else { return false };
         match via {
-            Via::Datagram(from) => !c.transport.is_stream() && c.next_hop == from,
+            Via::Datagram(from) => !c.transport.is_stream() && c.hop_index(from).is_some(),
             Via::Flow(s) => c.transport.is_stream() && s == side,
         }
     }

@@ -227,6 +227,13 @@ struct Probe {
     /// When the keep-alive timer fires: the next ping, or the end of the wait for a pong
     /// (meaningful while the flow is open and keep-alive is on).
     ka_at: Instant,
+    /// Which of the server's addresses ([`ServerConfig::hop`]) this cycle's first attempt went to;
+    /// attempt `n` over UDP goes to the address `n - 1` further on.
+    first_hop: u8,
+    /// The address that answered last: the next cycle starts there.
+    answered_hop: u8,
+    /// The address the stream flow was opened to.
+    flow_hop: u8,
 }
 
 /// A stream flow's state, from the agent's side.
@@ -269,6 +276,19 @@ impl Probe {
             flow_id: 0,
             close: None,
             ka_at: Instant::ZERO,
+            first_hop: 0,
+            answered_hop: 0,
+            flow_hop: 0,
+        }
+    }
+
+    /// The address index attempt `attempt` (1-based) of this cycle goes to, before taking it modulo
+    /// the server's address count: over a stream, the flow's; over UDP, one further per attempt.
+    fn hop_of(&self, attempt: u8, stream: bool) -> usize {
+        if stream {
+            usize::from(self.flow_hop)
+        } else {
+            usize::from(self.first_hop).saturating_add(usize::from(attempt.saturating_sub(1)))
         }
     }
 
@@ -279,7 +299,13 @@ impl Probe {
             FlowState::Closed => self.close,
             _ => Some(FlowError::Reconfigured),
         };
-        Probe { cseq_next: self.cseq_next, flow_id: self.flow_id, close, ..Probe::new() }
+        Probe {
+            cseq_next: self.cseq_next,
+            flow_id: self.flow_id,
+            close,
+            answered_hop: self.answered_hop,
+            ..Probe::new()
+        }
     }
 
     /// The current attempt (1-based) and when its wait ends; `None` when no ladder runs.
@@ -651,6 +677,13 @@ impl Agent {
             Ok((side, attempt, status, retry_after)) => {
                 self.stats.replies = self.stats.replies.saturating_add(1);
                 let p = &mut self.probes[side];
+                // The next cycle starts at the address that answered: the datagram's source, the flow's
+                // address.
+                let hop = match from {
+                    Some(from) => self.config.server(side).and_then(|c| c.hop_index(from)),
+                    None => Some(usize::from(p.flow_hop)),
+                };
+                p.answered_hop = hop.and_then(|h| u8::try_from(h).ok()).unwrap_or(0);
                 let sent = p.sent_at.get(usize::from(attempt).saturating_sub(1)).copied().unwrap_or(now);
                 p.set_waiting(None);
                 p.needs_send = false;
@@ -886,10 +919,16 @@ impl Agent {
         // A flow to a server that moved, changed transport or name (the TLS identity) is closed; the
         // next probe opens one to the new place.
         for side in Side::BOTH {
-            let moved = match (self.config.server(side), config.server(side)) {
-                (Some(o), Some(n)) => (o.next_hop, o.transport, o.uri_host) != (n.next_hop, n.transport, n.uri_host),
-                _ => false,
-            };
+            let (Some(o), Some(n)) = (self.config.server(side), config.server(side)) else { continue };
+            // The server's addresses keep their turns where they are still listed; the others start
+            // again from the next hop.
+            let p = &mut self.probes[side];
+            let place = |i: u8| n.hop_index(o.hop(usize::from(i))).and_then(|j| u8::try_from(j).ok());
+            let flow_at = place(p.flow_hop);
+            p.first_hop = place(p.first_hop).unwrap_or(0);
+            p.answered_hop = place(p.answered_hop).unwrap_or(0);
+            p.flow_hop = flow_at.unwrap_or(0);
+            let moved = flow_at.is_none() || (o.transport, o.uri_host) != (n.transport, n.uri_host);
             if moved && self.probes[side].flow != FlowState::Closed {
                 self.close_flow(side, FlowError::Reconfigured);
                 if self.probes[side].waiting().is_some() {
@@ -953,8 +992,8 @@ impl Agent {
             if p.ping && open {
                 let dst = buf.get_mut(..PING.len()).ok_or(BufferTooSmall { needed: PING.len() })?;
                 dst.copy_from_slice(PING);
+                let (destination, transport) = (server.hop(usize::from(p.flow_hop)), server.transport);
                 self.probes[side].ping = false;
-                let (destination, transport) = (server.next_hop, server.transport);
                 return Ok(Some(Transmit { server: side, destination, attempt: 0, len: PING.len(), transport }));
             }
             if !p.needs_send {
@@ -985,7 +1024,8 @@ impl Agent {
                 transport: server.transport,
             };
             let len = wire::encode_options(&req, buf)?;
-            let (destination, transport) = (server.next_hop, server.transport);
+            let (destination, transport) =
+                (server.hop(p.hop_of(attempt, server.transport.is_stream())), server.transport);
             let p = &mut self.probes[side];
             p.needs_send = false;
             if let Some(sent) = p.sent_at.get_mut(i) {
@@ -1010,7 +1050,12 @@ impl Agent {
             if server.transport.is_stream() && p.needs_send && p.flow == FlowState::Closed {
                 p.flow_id = p.flow_id.wrapping_add(1);
                 p.flow = FlowState::Opening;
-                let (destination, transport) = (server.next_hop, server.transport);
+                // A new flow goes to the address this attempt's turn falls on (the next one after an
+                // attempt that went unanswered), as a datagram would.
+                let turn = p.waiting().map_or(1, |(a, _)| a);
+                let hop = p.hop_of(turn, false).checked_rem(server.hop_count()).unwrap_or(0);
+                p.flow_hop = u8::try_from(hop).unwrap_or(0);
+                let (destination, transport) = (server.hop(hop), server.transport);
                 return Some(FlowCommand::Open { server: side, id: p.flow_id, destination, transport });
             }
         }
@@ -1112,6 +1157,7 @@ impl Agent {
             p.cseq_first = p.cseq_next;
             p.cseq_next = next_cseq(p.cseq_next);
             p.outcome = Outcome::Pending;
+            p.first_hop = p.answered_hop;
             p.set_waiting(Some((1, now.saturating_add(first_wait))));
             p.needs_send = true;
             p.sent_at = [now; MAX_ATTEMPTS];
@@ -1383,7 +1429,7 @@ impl Agent {
         for side in Side::BOTH {
             let Some(server) = self.config.server(side) else { continue };
             let source = match (from, flow) {
-                (Some(from), _) => !server.transport.is_stream() && server.next_hop == from,
+                (Some(from), _) => !server.transport.is_stream() && server.hop_index(from).is_some(),
                 (None, Some(f)) => server.transport.is_stream() && f == side,
                 (None, None) => false,
             };
@@ -1418,6 +1464,7 @@ impl Agent {
             if !hex_eq(&sent, branch) {
                 return Err(IgnoreReason::BranchMismatch);
             }
+
             if resp.status < 200 {
                 return Err(IgnoreReason::Provisional);
             }

@@ -152,7 +152,17 @@ pub struct ServerConfig {
     /// UDP, TCP or TLS. The Via names it; with TLS the Request-URI is a `sips:` URI, with TCP it
     /// carries `;transport=tcp`.
     pub transport: Transport,
+    /// Further addresses of the same server, in order (its next SRV targets, RFC 3263 4.3), up to
+    /// the first `None`: a cycle's attempt that goes unanswered hands the next attempt to the next
+    /// address, an answer counts from any of the server's addresses, and a cycle starts at the
+    /// address that answered last. Empty (all `None`) for a server at one address, whose ladder is
+    /// the same as ever.
+    pub alternates: [Option<SocketAddr>; MAX_ALTERNATES],
 }
+
+/// How many further addresses a server may have besides its next hop: with the next hop, one per
+/// attempt of the seed's three-attempt ladder.
+pub const MAX_ALTERNATES: usize = 2;
 
 impl ServerConfig {
     /// The local address before the driver has bound a socket (`0.0.0.0:5060`).
@@ -168,7 +178,27 @@ impl ServerConfig {
             uri_port: Some(addr.port()),
             local: ServerConfig::UNBOUND,
             transport: Transport::Udp,
+            alternates: [None; MAX_ALTERNATES],
         }
+    }
+
+    /// How many addresses the server has: its next hop and the alternates up to the first `None`.
+    pub fn hop_count(&self) -> usize {
+        let more = self.alternates.iter().take_while(|a| a.is_some()).count();
+        more.saturating_add(1)
+    }
+
+    /// Address `i` of the server, counted from the next hop (0) and round again past the last.
+    pub fn hop(&self, i: usize) -> SocketAddr {
+        match i.checked_rem(self.hop_count()).and_then(|i| i.checked_sub(1)) {
+            Some(j) => self.alternates.get(j).copied().flatten().unwrap_or(self.next_hop),
+            None => self.next_hop,
+        }
+    }
+
+    /// Which of the server's addresses `addr` is.
+    pub fn hop_index(&self, addr: SocketAddr) -> Option<usize> {
+        (0..self.hop_count()).find(|i| self.hop(*i) == addr)
     }
 
     /// The same server reached over `transport`.
@@ -468,7 +498,7 @@ impl Config {
         }
         for s in Side::BOTH {
             if let Some(server) = self.server(s) {
-                if server.next_hop.port() == 0 {
+                if (0..server.hop_count()).any(|i| server.hop(i).port() == 0) {
                     return Err(ConfigError::ZeroPort(s));
                 }
                 if server.uri_host.as_str().is_empty() {
@@ -488,7 +518,7 @@ pub enum ConfigError {
     IntervalTooShort,
     /// The ladder's waits add up to more than the keep-alive interval, so cycles would overlap.
     LadderLongerThanInterval,
-    /// A server's next hop has port 0.
+    /// A server's next hop or one of its alternates has port 0.
     ZeroPort(Side),
     /// A server's Request-URI host is empty.
     EmptyHost(Side),

@@ -38,7 +38,7 @@ pub mod wire;
 pub use agent::{Agent, Command, CommandError, PlannedWindow, Snapshot, Stats, Transmit, MAX_WINDOWS};
 pub use config::{
     AliveCodes, Config, ConfigError, Failback, FailbackMode, FastDetection, HostName, InlineStr, Ladder, ServerConfig,
-    Side, Transport, MAX_ATTEMPTS, MAX_HOST_LEN,
+    Side, Transport, MAX_ALTERNATES, MAX_ATTEMPTS, MAX_HOST_LEN,
 };
 pub use event::{CycleResult, DownReason, Event, HoldReason, IgnoreReason, SwitchReason};
 pub use flow::{frame, FlowCommand, FlowError, FlowEvent, Frame, FrameError, TlsError};

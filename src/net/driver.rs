@@ -297,7 +297,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let primary_hop = names.addr(Side::Primary).unwrap_or_else(|| names.placeholder(&cfg, Side::Primary));
     let backup_hop =
         names.addr(Side::Backup).or_else(|| cfg.backup.as_ref().map(|_| names.placeholder(&cfg, Side::Backup)));
-    let core_cfg = cfg.core_config(primary_hop, backup_hop);
+    let core_cfg = with_alternates(cfg.core_config(primary_hop, backup_hop), &names);
 
     let state = cfg.network.state_dir.as_ref().map(StateFile::new);
     let snapshot = match state.as_ref().map(StateFile::load) {
@@ -370,6 +370,15 @@ fn ev_server(ev: &Event) -> Option<Side> {
         Event::ProbeSent { server, .. } => Some(*server),
         _ => None,
     }
+}
+
+/// `c` with each named server's further addresses (its next SRV targets) from the lookups.
+fn with_alternates(mut c: crate::core::Config, names: &Names) -> crate::core::Config {
+    c.primary.alternates = names.alternates(Side::Primary);
+    if let Some(b) = c.backup.as_mut() {
+        b.alternates = names.alternates(Side::Backup);
+    }
+    c
 }
 
 fn socket_options(cfg: &PhoneConfig) -> SocketOptions {
@@ -521,7 +530,8 @@ impl Driver {
         self.flows.set_unresolved(unresolved);
         self.streams.set_unresolved(unresolved);
         let now = self.ctx.now();
-        self.ctx.agent.update_config(now, self.cfg.core_config(p, b)).map_err(|e| e.to_string())?;
+        let core_cfg = with_alternates(self.cfg.core_config(p, b), &self.names);
+        self.ctx.agent.update_config(now, core_cfg).map_err(|e| e.to_string())?;
         self.flows.sync(&mut self.ctx, false).map_err(|(s, a, e)| format!("{s} socket to {a}: {e}"))
     }
 

@@ -114,14 +114,18 @@ impl Flows {
     /// TLS has no UDP socket (see [`Streams`]).
     pub fn sync(&mut self, ctx: &mut Ctx, all: bool) -> Result<(), (Side, SocketAddr, io::Error)> {
         for side in Side::BOTH {
-            let hop = ctx.agent.config().server(side).filter(|s| !s.transport.is_stream()).map(|s| s.next_hop);
-            let hop = hop.filter(|_| !self.unresolved[side.index()]);
+            let server = ctx.agent.config().server(side).filter(|s| !s.transport.is_stream()).copied();
+            let server = server.filter(|_| !self.unresolved[side.index()]);
             let slot = &mut self.socks[side.index()];
-            let Some(hop) = hop else {
+            let Some(server) = server else {
                 *slot = None;
                 continue;
             };
-            if !all && slot.as_ref().is_some_and(|s| s.peer == socket::canonical(hop)) {
+            let hop = server.next_hop;
+            // A socket connected to one of the server's addresses is kept: it is connected to the next
+            // one when a probe goes there.
+            let listed = |s: &SideSocket| (0..server.hop_count()).any(|i| s.peer == socket::canonical(server.hop(i)));
+            if !all && slot.as_ref().is_some_and(listed) {
                 continue;
             }
             self.epoch += 1;
@@ -172,7 +176,16 @@ impl Flows {
     }
 
     async fn send(&mut self, ctx: &mut Ctx, side: Side, destination: SocketAddr, len: usize) {
-        let current = self.socks[side.index()].as_ref().is_some_and(|s| s.peer == socket::canonical(destination));
+        let peer = socket::canonical(destination);
+        if let Some(s) = self.socks[side.index()].as_mut().filter(|s| s.peer != peer) {
+            // Another address of the same server (the attempt's turn moved on): the socket is
+            // connected there, keeping its local address (the Via's) and its ICMP reports.
+            match s.sock.connect(destination).await {
+                Ok(()) => s.peer = peer,
+                Err(e) => tracing::warn!("{side} socket to {destination}: {e}"),
+            }
+        }
+        let current = self.socks[side.index()].as_ref().is_some_and(|s| s.peer == peer);
         if !current {
             // Cannot normally happen: sockets follow every configuration change. Repair and go on.
             if let Err((s, a, e)) = self.sync(ctx, false) {

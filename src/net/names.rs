@@ -14,7 +14,7 @@ use tokio::time::Instant as TInstant;
 use super::adapter::{report_to, Action, Adapter, Ctx, Input, Sink};
 use super::dns::{DnsError, Family, Resolved, Resolver, ResolverSettings};
 use crate::config::{Endpoint, PhoneConfig};
-use crate::core::{CycleResult, Event, Side};
+use crate::core::{CycleResult, Event, Side, MAX_ALTERNATES};
 
 /// Why a name is being looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct Lookup {
 struct SideName {
     /// The resolved next hop.
     addr: Option<SocketAddr>,
+    /// The addresses after it in the lookup's order, for the ladder's later attempts.
+    alternates: [Option<SocketAddr>; MAX_ALTERNATES],
     /// When its records run out.
     refresh_at: Option<TInstant>,
     /// A lookup is running.
@@ -131,6 +133,7 @@ impl Names {
                     report_to(sinks, t, "resolved", resolved_fields(side, &ep.host, chosen, &r, Refresh::Startup));
                     SideName {
                         addr: chosen,
+                        alternates: alternates(&r, chosen),
                         refresh_at: r.ttl.map(|d| TInstant::now() + d),
                         resolving: false,
                         failures: 0,
@@ -141,7 +144,13 @@ impl Names {
                     // sent to it) while the other server is probed, and the name is looked up again.
                     let retry = retry_after(1);
                     report_to(sinks, t, "resolve_failed", failed_fields(side, &ep.host, &e, Refresh::Startup, retry));
-                    SideName { addr: None, refresh_at: Some(TInstant::now() + retry), resolving: false, failures: 1 }
+                    SideName {
+                        addr: None,
+                        alternates: [None; MAX_ALTERNATES],
+                        refresh_at: Some(TInstant::now() + retry),
+                        resolving: false,
+                        failures: 1,
+                    }
                 }
             };
         }
@@ -173,12 +182,18 @@ impl Names {
         self.sides[side.index()].addr
     }
 
+    /// `side`'s further addresses, after its next hop.
+    pub fn alternates(&self, side: Side) -> [Option<SocketAddr>; MAX_ALTERNATES] {
+        self.sides[side.index()].alternates
+    }
+
     /// Takes the next hops of a configuration applied live; named servers are looked up again at once
     /// (the load had no TTL bookkeeping).
     pub fn replace(&mut self, cfg: &PhoneConfig, hops: [Option<SocketAddr>; 2]) {
         for side in Side::BOTH {
             let n = &mut self.sides[side.index()];
             n.addr = hops[side.index()];
+            n.alternates = [None; MAX_ALTERNATES];
             n.refresh_at = None;
             if needs_dns(cfg, side) && !n.resolving {
                 n.refresh_at = Some(TInstant::now());
@@ -245,8 +260,11 @@ impl Names {
                 let chosen = choose(&r, current, reason);
                 ctx.report("resolved", resolved_fields(side, &host, chosen, &r, reason));
                 let still_named = cfg.side(side).is_some_and(|s| s.next_hop().host == host);
-                if still_named && chosen.is_some() && chosen != current {
-                    self.sides[side.index()].addr = chosen;
+                let further = alternates(&r, chosen);
+                let n = &mut self.sides[side.index()];
+                if still_named && chosen.is_some() && (chosen != current || further != n.alternates) {
+                    n.addr = chosen;
+                    n.alternates = further;
                     return Some(Action::Reconfigure);
                 }
                 None
@@ -304,11 +322,25 @@ fn choose(r: &Resolved, current: Option<SocketAddr>, reason: Refresh) -> Option<
     }
 }
 
+/// The addresses after `chosen` in the lookup's order (round from the first), for the ladder's later
+/// attempts: with SRV records, the next targets.
+fn alternates(r: &Resolved, chosen: Option<SocketAddr>) -> [Option<SocketAddr>; MAX_ALTERNATES] {
+    let mut out = [None; MAX_ALTERNATES];
+    let Some(chosen) = chosen else { return out };
+    let at = r.candidates.iter().position(|c| *c == chosen).unwrap_or(0);
+    let after = r.candidates.iter().cycle().skip(at + 1).take(r.candidates.len()).filter(|c| **c != chosen);
+    for (slot, c) in out.iter_mut().zip(after) {
+        *slot = Some(*c);
+    }
+    out
+}
+
 fn resolved_fields(side: Side, host: &str, chosen: Option<SocketAddr>, r: &Resolved, reason: Refresh) -> Value {
     json!({
         "server": side.as_str(),
         "host": host,
         "next_hop": chosen.map(|a| a.to_string()),
+        "alternates": alternates(r, chosen).iter().flatten().map(|a| a.to_string()).collect::<Vec<_>>(),
         "candidates": r.candidates.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "ttl_s": r.ttl.map(|t| t.as_secs_f64()),
         "via_srv": r.via_srv,

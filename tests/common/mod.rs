@@ -53,6 +53,8 @@ pub struct Lab {
     pub auto_apply: bool,
     /// Acknowledge switches as failed instead.
     pub fail_apply: bool,
+    /// Addresses that never answer, whatever the script says.
+    pub dead: Vec<SocketAddr>,
 }
 
 /// The lab's side of a drain: answers each probe by the script, records probes and events.
@@ -61,6 +63,7 @@ struct Recorder<'a> {
     events: &'a mut Vec<(u64, Event)>,
     inflight: &'a mut Vec<(u64, SocketAddr, Vec<u8>)>,
     script: &'a mut Script,
+    dead: &'a [SocketAddr],
     ack: Ack,
 }
 
@@ -68,7 +71,8 @@ impl Io for Recorder<'_> {
     fn transmit(&mut self, now: Instant, t: &Transmit, bytes: &[u8]) -> drive::Sent {
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         let ms = now.as_millis();
-        if let Answer::Reply { status, delay_ms } = (self.script)(ms, t.server, t.attempt) {
+        let answer = (self.script)(ms, t.server, t.attempt);
+        if let (Answer::Reply { status, delay_ms }, false) = (answer, self.dead.contains(&t.destination)) {
             let at = now.as_micros() + delay_ms * 1000;
             self.inflight.push((at, t.destination, response_to(&text, status).into_bytes()));
         }
@@ -91,9 +95,23 @@ impl Lab {
         Lab::with_agent(Agent::new(config, Instant::ZERO, 7).unwrap(), script)
     }
 
+    /// A lab in which the addresses `dead` never answer, from the first probe on.
+    pub fn with_dead(config: Config, dead: &[&str], script: impl FnMut(u64, Side, u8) -> Answer + 'static) -> Lab {
+        let mut lab = Lab::with_agent_undrained(Agent::new(config, Instant::ZERO, 7).unwrap(), script);
+        lab.dead = dead.iter().map(|a| addr(a)).collect();
+        lab.drain();
+        lab
+    }
+
     /// A lab around an agent made elsewhere (resumed from a snapshot, say), its clock at zero.
     pub fn with_agent(agent: Agent, script: impl FnMut(u64, Side, u8) -> Answer + 'static) -> Lab {
-        let mut lab = Lab {
+        let mut lab = Lab::with_agent_undrained(agent, script);
+        lab.drain();
+        lab
+    }
+
+    fn with_agent_undrained(agent: Agent, script: impl FnMut(u64, Side, u8) -> Answer + 'static) -> Lab {
+        Lab {
             agent,
             now: Instant::ZERO,
             sent: vec![],
@@ -102,9 +120,8 @@ impl Lab {
             script: Box::new(script),
             auto_apply: true,
             fail_apply: false,
-        };
-        lab.drain();
-        lab
+            dead: vec![],
+        }
     }
 
     pub fn ms(&self) -> u64 {
@@ -120,8 +137,8 @@ impl Lab {
         } else {
             Ack::None
         };
-        let Lab { agent, now, sent, events, inflight, script, .. } = self;
-        let mut io = Recorder { sent, events, inflight, script, ack };
+        let Lab { agent, now, sent, events, inflight, script, dead, .. } = self;
+        let mut io = Recorder { sent, events, inflight, script, dead, ack };
         drive::drain(agent, *now, &mut [0u8; 1500], &mut io);
     }
 
