@@ -414,6 +414,12 @@ fn every_srv_target_dead_fails_over_after_one_ladder() {
     assert_eq!(ladder(&agent.events, 1), vec![(1, d1.clone()), (2, d2), (3, d1)], "{}", agent.dump());
     let first = attempts(&agent.events, "primary", 0)[0].0;
     assert!(t(&switch) >= first + 1600, "not before the ladder's end: {}", agent.dump());
+    // The failed server's name is looked up again, and the list starts at the next candidate.
+    let again = agent.wait_for(Duration::from_secs(5), "looked up again", |e| {
+        e["event"] == "resolved" && e["server"] == "primary" && e["reason"] == "server_failed"
+    });
+    assert_eq!(again["next_hop"], dead2.addr.to_string(), "{again}");
+    assert_eq!(again["alternates"], json!([dead1.addr.to_string()]), "{again}");
 }
 
 #[test]

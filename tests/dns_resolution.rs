@@ -262,7 +262,7 @@ fn a_silent_resolver_is_a_timeout_after_its_tries_not_a_hang() {
 }
 
 #[test]
-fn the_agent_follows_srv_after_a_failure_and_dns_changes_after_the_ttl() {
+fn the_agent_uses_the_next_srv_target_and_follows_dns_changes_after_the_ttl() {
     let dir = TempDir::new("dns-agent");
     let dead = Responder::start(Mode::Drop);
     let alive = Responder::start(Mode::Answer(200));
@@ -303,17 +303,22 @@ fn the_agent_follows_srv_after_a_failure_and_dns_changes_after_the_ttl() {
     assert_eq!(started["primary"]["next_hop"], dead.addr.to_string(), "priority 10 first");
     assert_eq!(started["backup"]["next_hop"], backup1.addr.to_string());
 
-    // The dead target fails its ladder: the agent looks the name up again and takes the next target.
-    let moved = agent.wait_for(Duration::from_secs(6), "re-resolution after failure", |e| {
-        e["event"] == "resolved" && e["server"] == "primary" && e["reason"] == "server_failed"
+    // The dead target's attempt goes unanswered: the ladder's next attempt goes to the next target,
+    // which answers, and the next cycles start there.
+    let reply = agent.wait_for(Duration::from_secs(6), "the next target's reply", |e| {
+        e["event"] == "reply" && e["server"] == "primary"
     });
-    assert_eq!(moved["next_hop"], alive.addr.to_string());
-    let probe = agent.wait_for(Duration::from_secs(4), "probe to the new target", |e| {
-        e["event"] == "probe" && e["server"] == "primary" && e["destination"] == alive.addr.to_string()
+    assert_eq!(reply["attempt"], 2, "{}", agent.dump());
+    let probe = agent.wait_for(Duration::from_secs(4), "a cycle starting at the next target", |e| {
+        e["event"] == "probe"
+            && e["server"] == "primary"
+            && e["attempt"] == 1
+            && e["destination"] == alive.addr.to_string()
     });
-    agent.wait_for(Duration::from_secs(2), "reply from the new target", |e| {
+    agent.wait_for(Duration::from_secs(2), "reply from the next target", |e| {
         e["event"] == "reply" && e["server"] == "primary" && t(e) >= t(&probe)
     });
+    assert!(agent.named("switch").is_empty(), "{}", agent.dump());
 
     // The backup's record changes; within about a TTL the agent probes the new target.
     dns.set("_sip._udp.pbx-b.test", vec![srv(10, 0, backup2.addr.port(), "b.pbx-b.test", 1)]);
