@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use interop_common::*;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
+/// How long to wait for what should come: the sender's reconnect backoff doubles up to 30 s, so a
+/// collector restarted late may wait that long for the agent's next try.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
