@@ -10,6 +10,7 @@
 
 mod common;
 mod skip;
+mod staticlib;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,6 +22,7 @@ use std::thread::JoinHandle;
 
 use common::response_to;
 use sip_failover::core::{frame, Frame};
+use staticlib::build_staticlib;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -56,22 +58,6 @@ fn header_is_current() {
 
 fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-/// Builds the crate as a static library with the C interface; returns the archive.
-fn build_staticlib() -> PathBuf {
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-interface");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root())
-        .args(["rustc", "--lib", "--features", "ffi", "--crate-type", "staticlib", "--target-dir"])
-        .arg(&target_dir)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the static library failed");
-    let lib = target_dir.join("debug/libsip_failover.a");
-    assert!(lib.exists(), "{} missing", lib.display());
-    lib
 }
 
 /// Compiles `examples/c/<name>.c` with gcc, strictly, against the static library; returns the program.

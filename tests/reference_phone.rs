@@ -15,6 +15,7 @@
 //! runs it and prints the measured times.
 
 mod interop_common;
+mod staticlib;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +26,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use interop_common::*;
+use staticlib::build_staticlib;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -210,21 +212,6 @@ fn wall_us() -> u64 {
 
 // ---- the phone ------------------------------------------------------------------------------------
 
-/// Builds the crate as a static library with the C interface (the same target directory as
-/// tests/c_interface.rs, so one build serves both); returns the archive.
-fn build_staticlib() -> PathBuf {
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-interface");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root())
-        .args(["rustc", "--lib", "--features", "ffi", "--crate-type", "staticlib", "--target-dir"])
-        .arg(&target_dir)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the static library failed");
-    target_dir.join("debug/libsip_failover.a")
-}
-
 /// Compiles examples/phone/phone.c against the static library and libre, once per test binary.
 fn phone_exe() -> PathBuf {
     static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -353,16 +340,7 @@ impl Phone {
 
 impl Drop for Phone {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
