@@ -206,23 +206,16 @@ impl Fleet {
     fn receive(&mut self, inbox: &mut RecvBatch, side: Side, now: Instant, max: usize, live: &mut dyn FnMut(Live<'_>)) {
         let mut left = max;
         while left > 0 {
-            // A short batch means the socket is drained: say so to tokio at once (its readiness waits
-            // park again) instead of asking the kernel once more.
-            let sock = &self.socks[side.index()];
-            let mut short = None;
-            let got = sock.try_io(tokio::io::Interest::READABLE, || {
-                let n = inbox.recv(sock)?;
-                if n < BATCH {
-                    short = Some(n);
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                Ok(n)
-            });
-            let got = match (got, short) {
-                (_, Some(n)) => Ok(n),
-                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => return,
-                (r, None) => r,
-            };
+            // Straight to the kernel (see `direct`); a short batch means the socket is drained.
+            let got = inbox.recv(&self.direct[side.index()]);
+            if matches!(&got, Ok(n) if *n < BATCH) || matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                // Tell tokio the socket is drained, so its readiness waits park again.
+                let _ = self.socks[side.index()]
+                    .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            }
+            if matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                return;
+            }
             match got {
                 Ok(n) => {
                     left = left.saturating_sub(n.max(1));
@@ -340,6 +333,7 @@ async fn run_async(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
+    let cpu0 = super::usage::process_cpu();
     let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
     let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
     let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
@@ -490,6 +484,7 @@ async fn run_async(
     }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
+    let cpu = super::usage::process_cpu().since(&cpu0);
     Ok(RunOutput {
         timeline: fleet.timeline,
         tracker: fleet.tracker,
@@ -499,5 +494,6 @@ async fn run_async(
         phones_longest_pass: longest,
         phones_timer_lag: fleet.timer_lag.stats(),
         phones_wake_lag: fleet.wake_lag.stats(),
+        cpu,
     })
 }

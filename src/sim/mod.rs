@@ -32,6 +32,7 @@ pub mod streams;
 pub mod summary;
 pub mod timeline;
 pub mod udp;
+pub mod usage;
 pub mod r#virtual;
 
 use scenario::PhoneSettings;
@@ -124,6 +125,9 @@ pub struct RunOutput {
     /// How late the fleet's loop woke after the time it slept until: the scheduler's share alone
     /// (fleets in real time).
     pub phones_wake_lag: Option<summary::Dist>,
+    /// The whole process's CPU time (every thread, user and system) over the run (fleets in real
+    /// time; zero otherwise).
+    pub cpu: usage::Cpu,
 }
 
 /// What a real-time run shows while it goes.

@@ -474,5 +474,6 @@ pub fn run(
         phones_longest_pass: std::time::Duration::ZERO,
         phones_timer_lag: None,
         phones_wake_lag: None,
+        cpu: Default::default(),
     })
 }
