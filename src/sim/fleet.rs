@@ -202,10 +202,26 @@ impl Fleet {
         }
     }
 
-    /// Reads every datagram waiting on `side`'s socket (at most `max`), many per system call.
-    fn receive(&mut self, inbox: &mut RecvBatch, side: Side, now: Instant, max: usize, live: &mut dyn FnMut(Live<'_>)) {
+    /// Reads every datagram waiting on `side`'s socket (at most `max`), many per system call, and
+    /// stops early when a phone's timer comes due (`origin` is the run's clock): a backlog of replies
+    /// must not hold a deadline back.
+    fn receive(
+        &mut self,
+        inbox: &mut RecvBatch,
+        side: Side,
+        (now, origin): (Instant, TInstant),
+        max: usize,
+        live: &mut dyn FnMut(Live<'_>),
+    ) {
         let mut left = max;
+        let mut first = true;
         while left > 0 {
+            // One batch at least, so replies are never starved by dense timers.
+            if !std::mem::take(&mut first)
+                && self.heap.peek().is_some_and(|Reverse((due, _))| *due <= since(origin).as_micros())
+            {
+                return;
+            }
             // Straight to the kernel (see `direct`); a short batch means the socket is drained.
             let got = inbox.recv(&self.direct[side.index()]);
             if matches!(&got, Ok(n) if *n < BATCH) || matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
@@ -432,7 +448,7 @@ async fn run_async(
         }
         fleet.flush();
         for side in Side::BOTH {
-            fleet.receive(&mut inbox, side, now, 4096, live);
+            fleet.receive(&mut inbox, side, (now, origin), 4096, live);
         }
         if let Some(r) = pending.take() {
             fleet.flow_report(r, now, live);
@@ -485,6 +501,7 @@ async fn run_async(
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
     let cpu = super::usage::process_cpu().since(&cpu0);
+
     Ok(RunOutput {
         timeline: fleet.timeline,
         tracker: fleet.tracker,
