@@ -417,6 +417,28 @@ fn pair_line(out: &RunOutput) -> String {
             out.pair.busy.as_secs_f64() * 1e6
                 / (out.pair.servers[0].requests + out.pair.servers[1].requests).max(1) as f64
         ));
+        let requests = (out.pair.servers[0].requests + out.pair.servers[1].requests).max(1) as f64;
+        s.push_str(&format!(
+            "whole-process CPU (every thread, getrusage): user {:.3} s + system {:.3} s = {:.2} µs per request at the pair\n",
+            out.cpu.user.as_secs_f64(),
+            out.cpu.system.as_secs_f64(),
+            out.cpu.total().as_secs_f64() * 1e6 / requests
+        ));
+        s.push_str(&format!("phones' loop: longest pass {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3));
+        for (what, d) in [
+            ("woke after its timer", out.phones_wake_lag),
+            ("timers handled after their deadline", out.phones_timer_lag),
+        ] {
+            if let Some(d) = d {
+                s.push_str(&format!(
+                    "; {what} p50 / p99 / max {} / {} / {}",
+                    crate::sim::summary::millis(d.p50),
+                    crate::sim::summary::millis(d.p99),
+                    crate::sim::summary::millis(d.max)
+                ));
+            }
+        }
+        s.push('\n');
     }
     s
 }

@@ -24,10 +24,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TInstant;
 
+use super::mmsg::{RecvBatch, SendBatch, BATCH};
 use super::scenario::{PlannedSpan, Scenario};
 use super::statuspage::{LabPage, PageWatch, Published};
 use super::streams::{FlowReport, PhoneFlows};
-use super::summary::Tracker;
+use super::summary::{Hist, Tracker};
 use super::timeline::{Record, Timeline, What};
 use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
 use super::{phone_config, phone_of, Live, RunOutput, SimError};
@@ -66,6 +67,13 @@ struct Fleet {
     send_errors: u64,
     received: u64,
     unrouted: u64,
+    /// The datagrams of this pass for each side, sent together (`sendmmsg`).
+    out: [SendBatch; 2],
+    /// How late each phone's timer was handled after its deadline (the work of the pass before it
+    /// included).
+    timer_lag: Hist,
+    /// How late the loop woke after the time it slept until (the scheduler's share).
+    wake_lag: Hist,
     /// Each phone's flows to its TCP or TLS servers (made when it boots).
     flows: Vec<Option<PhoneFlows>>,
     tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
@@ -110,11 +118,10 @@ impl Fleet {
     fn drain(&mut self, p: u32, now: Instant, live: &mut dyn FnMut(Live<'_>)) {
         struct Out<'a> {
             phone: u32,
-            direct: &'a [std::net::UdpSocket; 2],
+            out: &'a mut [SendBatch; 2],
             flows: Option<&'a mut PhoneFlows>,
             tracker: &'a mut Tracker,
             timeline: &'a mut Timeline,
-            send_errors: &'a mut u64,
             live: &'a mut dyn FnMut(Live<'_>),
         }
         impl Io for Out<'_> {
@@ -138,9 +145,7 @@ impl Fleet {
                     }
                     return Sent::Sent;
                 }
-                if self.direct[t.server.index()].send(bytes).is_err() {
-                    *self.send_errors += 1;
-                }
+                self.out[t.server.index()].push(bytes, None);
                 Sent::Sent
             }
             fn event(&mut self, now: Instant, e: &Event) -> Ack {
@@ -158,11 +163,14 @@ impl Fleet {
                 }
             }
         }
-        let Fleet { agents, direct, tracker, timeline, send_errors, flows, .. } = self;
+        let Fleet { agents, out, tracker, timeline, flows, .. } = self;
         let Some(agent) = agents[p as usize].as_mut() else { return };
         let flows = flows.get_mut(p as usize).and_then(Option::as_mut);
-        let mut out = Out { phone: p, direct, flows, tracker, timeline, send_errors, live };
-        drive::drain(agent, now, &mut [0u8; 1500], &mut out);
+        let mut io = Out { phone: p, out, flows, tracker, timeline, live };
+        drive::drain(agent, now, &mut [0u8; 1500], &mut io);
+        if self.out.iter().any(|o| o.len() >= BATCH) {
+            self.flush();
+        }
         let next = self.agents[p as usize].as_ref().and_then(|a| a.poll_timeout()).map_or(NONE, |t| t.as_micros());
         if next != self.scheduled[p as usize] {
             self.scheduled[p as usize] = next;
@@ -182,30 +190,69 @@ impl Fleet {
         self.drain(p, now, live);
     }
 
-    /// Reads every datagram waiting on `side`'s socket (at most `max`).
-    fn receive(&mut self, side: Side, now: Instant, max: usize, live: &mut dyn FnMut(Live<'_>)) {
-        let mut buf = [0u8; 4096];
-        for _ in 0..max {
-            match self.direct[side.index()].recv(&mut buf) {
+    /// Sends the datagrams this pass produced, many per system call.
+    fn flush(&mut self) {
+        for side in Side::BOTH {
+            let o = &mut self.out[side.index()];
+            if !o.is_empty() {
+                let before = o.errors;
+                o.flush(&self.direct[side.index()]);
+                self.send_errors += o.errors - before;
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on `side`'s socket (at most `max`), many per system call, and
+    /// stops early when a phone's timer comes due (`origin` is the run's clock): a backlog of replies
+    /// must not hold a deadline back.
+    fn receive(
+        &mut self,
+        inbox: &mut RecvBatch,
+        side: Side,
+        (now, origin): (Instant, TInstant),
+        max: usize,
+        live: &mut dyn FnMut(Live<'_>),
+    ) {
+        let mut left = max;
+        let mut first = true;
+        while left > 0 {
+            // One batch at least, so replies are never starved by dense timers.
+            if !std::mem::take(&mut first)
+                && self.heap.peek().is_some_and(|Reverse((due, _))| *due <= since(origin).as_micros())
+            {
+                return;
+            }
+            // Straight to the kernel (see `direct`); a short batch means the socket is drained.
+            let got = inbox.recv(&self.direct[side.index()]);
+            if matches!(&got, Ok(n) if *n < BATCH) || matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                // Tell tokio the socket is drained, so its readiness waits park again.
+                let _ = self.socks[side.index()]
+                    .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            }
+            if matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                return;
+            }
+            match got {
                 Ok(n) => {
-                    self.received += 1;
-                    let Some(p) = phone_of(&buf[..n]).filter(|p| *p < self.agents.len()) else {
-                        self.unrouted += 1;
-                        continue;
-                    };
-                    if let Some(a) = self.agents[p].as_mut() {
-                        a.handle_datagram(now, self.addrs[side.index()], &buf[..n]);
-                        self.drain(p as u32, now, live);
+                    left = left.saturating_sub(n.max(1));
+                    for i in 0..n {
+                        let bytes = inbox.get(i).0;
+                        self.received += 1;
+                        let Some(p) = phone_of(bytes).filter(|p| *p < self.agents.len()) else {
+                            self.unrouted += 1;
+                            continue;
+                        };
+                        if let Some(a) = self.agents[p].as_mut() {
+                            a.handle_datagram(now, self.addrs[side.index()], bytes);
+                            self.drain(p as u32, now, live);
+                        }
+                    }
+                    if n < BATCH {
+                        return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Tell tokio the socket is drained, so its readiness waits park again.
-                    let _ = self.socks[side.index()]
-                        .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-                    return;
-                }
                 // A refusal is not attributable to one phone; fast detection is per phone and off here.
-                Err(_) => continue,
+                Err(_) => left -= 1,
             }
         }
     }
@@ -275,6 +322,9 @@ async fn run_async(
         send_errors: 0,
         received: 0,
         unrouted: 0,
+        out: [SendBatch::default(), SendBatch::default()],
+        timer_lag: Hist::new(),
+        wake_lag: Hist::new(),
         flows: Vec::with_capacity(if streams { phones } else { 0 }),
         tls: pair.pki().map(|p| p.client_config()),
         reports,
@@ -299,6 +349,7 @@ async fn run_async(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
+    let cpu0 = super::usage::process_cpu();
     let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
     let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
     let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
@@ -314,6 +365,9 @@ async fn run_async(
     let mut longest = StdDuration::ZERO;
     let mut next_tick = Instant::ZERO;
     let mut pending: Option<FlowReport> = None;
+    let mut inbox = RecvBatch::default();
+    // The time the loop last slept until, when it woke by its timer.
+    let mut slept_until: Option<Instant> = None;
     // Bounded: the loop ends at the run's end.
     loop {
         let now = since(origin);
@@ -321,6 +375,9 @@ async fn run_async(
             break;
         }
         let t0 = std::time::Instant::now();
+        if let Some(w) = slept_until.take() {
+            fleet.wake_lag.record(now.saturating_duration_since(w));
+        }
         while let Some(c) = scenario.calls.get(next_call).filter(|c| Instant::ZERO + c.at <= now) {
             next_call += 1;
             in_call = c.in_call;
@@ -361,6 +418,7 @@ async fn run_async(
                 continue;
             }
             fleet.scheduled[p as usize] = NONE;
+            fleet.timer_lag.record(since(origin).saturating_duration_since(Instant::from_micros(due)));
             match fleet.agents[p as usize].as_mut() {
                 Some(a) => a.handle_timeout(now),
                 None => {
@@ -388,8 +446,9 @@ async fn run_async(
             }
             fleet.drain(p, now, live);
         }
+        fleet.flush();
         for side in Side::BOTH {
-            fleet.receive(side, now, 4096, live);
+            fleet.receive(&mut inbox, side, (now, origin), 4096, live);
         }
         if let Some(r) = pending.take() {
             fleet.flow_report(r, now, live);
@@ -406,6 +465,7 @@ async fn run_async(
                 fleet.timeline.records.push(r);
             }
         }
+        fleet.flush();
         let pass = t0.elapsed();
         busy += pass;
         longest = longest.max(pass);
@@ -426,7 +486,7 @@ async fn run_async(
             r = flow_rx.recv(), if streams => pending = r,
             Some(f) = async { page_watch.as_mut()?.fetched().await }, if page_watch.is_some() => fetched = Some(f),
             Some(p) = pub_rx.recv(), if page.is_some() => published = Some(p),
-            _ = sleep_until_precise(at(origin, wake)) => {}
+            _ = sleep_until_precise(at(origin, wake)) => slept_until = Some(wake),
         }
     }
     // The flows end before the pair stops.
@@ -440,6 +500,8 @@ async fn run_async(
     }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
+    let cpu = super::usage::process_cpu().since(&cpu0);
+
     Ok(RunOutput {
         timeline: fleet.timeline,
         tracker: fleet.tracker,
@@ -447,5 +509,8 @@ async fn run_async(
         end,
         phones_busy: busy,
         phones_longest_pass: longest,
+        phones_timer_lag: fleet.timer_lag.stats(),
+        phones_wake_lag: fleet.wake_lag.stats(),
+        cpu,
     })
 }

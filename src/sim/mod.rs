@@ -23,6 +23,7 @@ use crate::core::{Agent, Config, ConfigError, InlineStr, Instant, PlannedWindow,
 pub mod certs;
 pub mod fleet;
 pub mod fleet_svg;
+pub mod mmsg;
 pub mod model;
 pub mod realtime;
 pub mod scenario;
@@ -31,6 +32,7 @@ pub mod streams;
 pub mod summary;
 pub mod timeline;
 pub mod udp;
+pub mod usage;
 pub mod r#virtual;
 
 use scenario::PhoneSettings;
@@ -117,6 +119,15 @@ pub struct RunOutput {
     pub phones_busy: std::time::Duration,
     /// The longest single pass of the phones' loop (fleets in real time): a stall shows here.
     pub phones_longest_pass: std::time::Duration,
+    /// How late the fleet's timers were handled after their deadlines: the scheduler's delay and
+    /// the work of the pass before each (fleets in real time).
+    pub phones_timer_lag: Option<summary::Dist>,
+    /// How late the fleet's loop woke after the time it slept until: the scheduler's share alone
+    /// (fleets in real time).
+    pub phones_wake_lag: Option<summary::Dist>,
+    /// The whole process's CPU time (every thread, user and system) over the run (fleets in real
+    /// time; zero otherwise).
+    pub cpu: usage::Cpu,
 }
 
 /// What a real-time run shows while it goes.

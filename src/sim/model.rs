@@ -265,6 +265,8 @@ pub struct ServerModel {
     rng: SplitMix,
     tags: u64,
     stats: ServerStats,
+    /// The fixed parts of its responses, built once by rsip for the status and Retry-After in force.
+    template: Option<Template>,
 }
 
 impl ServerModel {
@@ -281,6 +283,7 @@ impl ServerModel {
             rng: SplitMix::new(seed ^ (0x5151_0000 + side as u64)),
             tags: 0,
             stats: ServerStats::default(),
+            template: None,
         }
     }
 
@@ -388,7 +391,19 @@ impl ServerModel {
         }
         self.tags += 1;
         let tag = format!("lab{}{:x}", self.side.index(), self.tags);
-        match respond(bytes, self.status, self.retry_after, self.form, &tag) {
+        let reply = if self.form == HeaderForm::Normal {
+            let key = (self.status, self.retry_after);
+            if self.template.as_ref().is_none_or(|t| t.key != key) {
+                self.template = Some(Template::new(self.status, self.retry_after));
+            }
+            match self.template.as_ref() {
+                Some(t) => t.respond(bytes, &tag),
+                None => respond(bytes, self.status, self.retry_after, self.form, &tag),
+            }
+        } else {
+            respond(bytes, self.status, self.retry_after, self.form, &tag)
+        };
+        match reply {
             Ok(bytes) => {
                 self.stats.answered += 1;
                 Reply::Send { at: now + self.delay, bytes }
@@ -533,6 +548,83 @@ pub fn respond(
     Ok(resp.to_string().into_bytes())
 }
 
+/// The fixed parts of a response in the normal form, built once with rsip: the status line, and the
+/// Server, Retry-After and Content-Length headers with the blank line. [`Template::respond`] fills in
+/// the echoed headers, each parsed and written by rsip, so its bytes are those of [`respond`] without
+/// building a whole rsip response for every request.
+#[derive(Debug, Clone)]
+pub struct Template {
+    key: (u16, Option<u32>),
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl Template {
+    /// The template of a `status` response with `retry_after`.
+    pub fn new(status: u16, retry_after: Option<u32>) -> Self {
+        let mut headers = Headers::default();
+        headers.push(Header::Server(Server::new("sip-failover-lab pbx-sim")));
+        if let Some(r) = retry_after {
+            headers.push(Header::RetryAfter(RetryAfter::new(r.to_string())));
+        }
+        headers.push(Header::ContentLength(ContentLength::new("0")));
+        let resp = rsip::Response { status_code: status.into(), version: rsip::Version::V2, headers, body: Vec::new() };
+        let text = resp.to_string().into_bytes();
+        let split = text.windows(2).position(|w| w == b"\r\n").map_or(text.len(), |i| i + 2);
+        Template { key: (status, retry_after), head: text[..split].to_vec(), tail: text[split..].to_vec() }
+    }
+
+    /// The response to `request`, byte for byte what [`respond`] builds in the normal form.
+    pub fn respond(&self, request: &[u8], to_tag: &str) -> Result<Vec<u8>, RespondError> {
+        use std::io::Write as _;
+        let req = rsip::Request::try_from(request).map_err(|e| RespondError::NotARequest(e.to_string()))?;
+        let mut out = Vec::with_capacity(self.head.len() + self.tail.len() + 320);
+        out.extend_from_slice(&self.head);
+        let mut seen = [false; 5];
+        for h in req.headers.iter() {
+            // Writing into a Vec cannot fail.
+            let _ = match h {
+                Header::Via(_) => {
+                    seen[0] = true;
+                    write!(out, "{h}\r\n")
+                }
+                Header::From(_) => {
+                    seen[1] = true;
+                    write!(out, "{h}\r\n")
+                }
+                Header::To(v) => {
+                    seen[2] = true;
+                    match v.tag() {
+                        Ok(Some(_)) => write!(out, "{h}\r\n"),
+                        Ok(None) => {
+                            let tagged =
+                                v.clone().with_tag(Tag::new(to_tag)).map_err(|_| RespondError::MissingHeader("To"))?;
+                            write!(out, "{}\r\n", Header::To(tagged))
+                        }
+                        Err(_) => return Err(RespondError::MissingHeader("To")),
+                    }
+                }
+                Header::CallId(_) => {
+                    seen[3] = true;
+                    write!(out, "{h}\r\n")
+                }
+                Header::CSeq(_) => {
+                    seen[4] = true;
+                    write!(out, "{h}\r\n")
+                }
+                _ => continue,
+            };
+        }
+        for (present, name) in seen.into_iter().zip(["Via", "From", "To", "Call-ID", "CSeq"]) {
+            if !present {
+                return Err(RespondError::MissingHeader(name));
+            }
+        }
+        out.extend_from_slice(&self.tail);
+        Ok(out)
+    }
+}
+
 /// A header in the requested form: as rsip types it, under its compact name, or folded after its
 /// first parameter separator (or its first space).
 fn shaped(form: HeaderForm, name: &str, compact: &str, value: &str, typed: Header) -> Header {
@@ -637,6 +729,24 @@ mod tests {
         assert!(r.contains("To: <sip:pbx-a.lab:5060>;tag=t9\r\n"), "{r}");
         assert!(r.contains("CSeq: 4 OPTIONS\r\n"), "{r}");
         assert!(r.ends_with("\r\n\r\n"), "{r:?}");
+    }
+
+    #[test]
+    fn a_template_writes_the_same_bytes_as_a_whole_rsip_response() {
+        let tagged = REQ.replace("To: <sip:pbx-a.lab:5060>", "To: <sip:pbx-a.lab:5060>;tag=x1");
+        let two_vias = REQ.replace("Max-Forwards", "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKz\r\nMax-Forwards");
+        for (status, retry) in [(200, None), (503, Some(60)), (486, None)] {
+            let t = Template::new(status, retry);
+            for req in [REQ, tagged.as_str(), two_vias.as_str()] {
+                assert_eq!(
+                    t.respond(req.as_bytes(), "t9").unwrap(),
+                    respond(req.as_bytes(), status, retry, HeaderForm::Normal, "t9").unwrap(),
+                    "{status} {req}"
+                );
+            }
+            let no_cseq = REQ.replace("CSeq: 4 OPTIONS\r\n", "");
+            assert_eq!(t.respond(no_cseq.as_bytes(), "t"), Err(RespondError::MissingHeader("CSeq")));
+        }
     }
 
     #[test]

@@ -134,6 +134,9 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
         end,
         phones_busy: StdDuration::ZERO,
         phones_longest_pass: StdDuration::ZERO,
+        phones_timer_lag: None,
+        phones_wake_lag: None,
+        cpu: Default::default(),
     })
 }
 

@@ -466,7 +466,7 @@ impl SatSub for Duration {
 
 /// Percentiles from hdrhistogram (3 significant digits); count, min and max kept exactly, so a
 /// bound check on the max is not blurred by the histogram's buckets.
-struct Hist {
+pub(crate) struct Hist {
     h: Option<Histogram<u64>>,
     count: u64,
     min: u64,
@@ -474,11 +474,11 @@ struct Hist {
 }
 
 impl Hist {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // 1 µs to 1 day.
         Hist { h: Histogram::new_with_bounds(1, 86_400_000_000, 3).ok(), count: 0, min: u64::MAX, max: 0 }
     }
-    fn record(&mut self, d: Duration) {
+    pub(crate) fn record(&mut self, d: Duration) {
         let v = d.as_micros();
         self.count += 1;
         self.min = self.min.min(v);
@@ -491,7 +491,7 @@ impl Hist {
         // The middle of the value's bucket, within the exact range.
         Duration::from_micros(h.median_equivalent(h.value_at_quantile(q)).clamp(self.min, self.max))
     }
-    fn stats(&self) -> Option<Dist> {
+    pub(crate) fn stats(&self) -> Option<Dist> {
         let h = self.h.as_ref().filter(|_| self.count > 0)?;
         Some(Dist {
             count: self.count,

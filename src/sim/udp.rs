@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TInstant;
 
+use super::mmsg::{RecvBatch, SendBatch};
 use super::model::{Action, FaultChange, Mode, PairModel, Reply};
 use super::scenario::Scenario;
 use super::streams::{bind_tcp, LabPki, StreamReq, StreamServers};
@@ -133,12 +134,15 @@ async fn next_req(rx: &mut Option<mpsc::UnboundedReceiver<StreamReq>>) -> Option
     }
 }
 
-async fn recv_opt(sock: &Option<UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+async fn readable_opt(sock: &Option<UdpSocket>) -> io::Result<()> {
     match sock {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
 }
+
+/// Batches of receives a readable socket gets before the loop looks at its timers again.
+const RECV_ROUNDS: usize = 16;
 
 impl UdpPair {
     /// Binds the primary and the backup (port 0 picks a free port) with the fault script `steps`.
@@ -235,7 +239,8 @@ impl UdpPair {
         let mut stats = PairStats::default();
         let mut pending: BinaryHeap<Pending> = BinaryHeap::new();
         let mut seq = 0u64;
-        let (mut b0, mut b1) = (vec![0u8; 65536], vec![0u8; 65536]);
+        let mut inbox = RecvBatch::default();
+        let mut out = [SendBatch::default(), SendBatch::default()];
         let listeners = std::mem::take(&mut self.tcp);
         let (mut streams, mut hub) = if self.transports.iter().any(|t| t.is_stream()) {
             match StreamServers::start(listeners, self.transports, self.addrs, self.pki.clone(), origin) {
@@ -258,11 +263,10 @@ impl UdpPair {
             self.advance(now, &mut streams, &notes);
             while pending.peek().is_some_and(|Reverse(p)| p.0 <= now) {
                 if let Some(Reverse((_, _, i, to, bytes))) = pending.pop() {
-                    if let Some(s) = &self.socks[i] {
-                        let _ = s.send_to(&bytes, to).await;
-                    }
+                    out[i].push(&bytes, Some(to));
                 }
             }
+            self.flush(&mut out);
             stats.busy += busy_from.elapsed();
             let wake = [self.model.next_step_at(), pending.peek().map(|Reverse(p)| p.0)].into_iter().flatten().min();
             let sleep_to = at(origin, wake.unwrap_or(now + Duration::from_secs(3600)));
@@ -274,8 +278,8 @@ impl UdpPair {
                     }
                     None
                 }
-                r = recv_opt(&self.socks[0], &mut b0) => r.ok().map(|(n, from)| (Side::Primary, n, from)),
-                r = recv_opt(&self.socks[1], &mut b1) => r.ok().map(|(n, from)| (Side::Backup, n, from)),
+                r = readable_opt(&self.socks[0]) => r.ok().map(|_| Side::Primary),
+                r = readable_opt(&self.socks[1]) => r.ok().map(|_| Side::Backup),
                 Some(req) = next_req(&mut hub) => {
                     let busy_from = std::time::Instant::now();
                     let now = since(origin);
@@ -286,34 +290,53 @@ impl UdpPair {
                 }
                 _ = tokio::time::sleep_until(sleep_to) => None,
             };
-            let Some((side, n, from)) = got else { continue };
+            let Some(side) = got else { continue };
             let busy_from = std::time::Instant::now();
-            let now = since(origin);
-            // Steps due by now apply before the request is answered.
-            self.advance(now, &mut streams, &notes);
-            stats.count(now, side);
-            let bytes = match side {
-                Side::Primary => &b0[..n],
-                Side::Backup => &b1[..n],
-            };
-            let reply = self.model.on_request(side, now, bytes);
-            let outcome = match reply {
-                Reply::Send { at, bytes } if at <= now => {
-                    if let Some(s) = &self.socks[side.index()] {
-                        let _ = s.send_to(&bytes, from).await;
+            // Many datagrams per system call; a few rounds, then the timers again.
+            for _ in 0..RECV_ROUNDS {
+                let Some(sock) = &self.socks[side.index()] else { break };
+                // A short batch means the socket is drained: tokio hears so at once.
+                let mut short = None;
+                let got = sock.try_io(tokio::io::Interest::READABLE, || {
+                    let n = inbox.recv(sock)?;
+                    if n < super::mmsg::BATCH {
+                        short = Some(n);
+                        return Err(io::ErrorKind::WouldBlock.into());
                     }
-                    "answered"
+                    Ok(n)
+                });
+                let n = match (got, short) {
+                    (_, Some(n)) => n,
+                    (Ok(n), None) => n,
+                    (Err(_), None) => break,
+                };
+                let now = since(origin);
+                // Steps due by now apply before the requests are answered.
+                self.advance(now, &mut streams, &notes);
+                for (bytes, from) in inbox.iter() {
+                    let Some(from) = from else { continue };
+                    stats.count(now, side);
+                    let outcome = match self.model.on_request(side, now, bytes) {
+                        Reply::Send { at, bytes } if at <= now => {
+                            out[side.index()].push(&bytes, Some(from));
+                            "answered"
+                        }
+                        Reply::Send { at, bytes } => {
+                            seq += 1;
+                            pending.push(Reverse((at, seq, side.index(), from, bytes)));
+                            "delayed"
+                        }
+                        _ => "unanswered",
+                    };
+                    if requests {
+                        if let Some(nt) = &notes {
+                            let _ = nt.send(PairNote::Request { at: now, server: side, from, outcome });
+                        }
+                    }
                 }
-                Reply::Send { at, bytes } => {
-                    seq += 1;
-                    pending.push(Reverse((at, seq, side.index(), from, bytes)));
-                    "delayed"
-                }
-                _ => "unanswered",
-            };
-            if requests {
-                if let Some(nt) = &notes {
-                    let _ = nt.send(PairNote::Request { at: now, server: side, from, outcome });
+                self.flush(&mut out);
+                if n < super::mmsg::BATCH {
+                    break;
                 }
             }
             stats.busy += busy_from.elapsed();
@@ -323,6 +346,19 @@ impl UdpPair {
         }
         stats.servers = [self.model.server(Side::Primary).stats(), self.model.server(Side::Backup).stats()];
         stats
+    }
+
+    /// Sends each server's queued replies (many per system call); a server whose socket is closed
+    /// drops them.
+    fn flush(&self, out: &mut [SendBatch; 2]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            match &self.socks[i] {
+                Some(s) if !o.is_empty() => {
+                    o.flush(s);
+                }
+                _ => o.clear(),
+            }
+        }
     }
 
     /// Applies the steps due by `now`: sockets, listeners and open connections follow; the changes

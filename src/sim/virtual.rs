@@ -472,5 +472,8 @@ pub fn run(
         end,
         phones_busy: std::time::Duration::ZERO,
         phones_longest_pass: std::time::Duration::ZERO,
+        phones_timer_lag: None,
+        phones_wake_lag: None,
+        cpu: Default::default(),
     })
 }
