@@ -4,7 +4,9 @@
 # (`kamailio-tls-modules`), dnsmasq (`dnsmasq-base`, the
 # DNS server of tests/dns_dnsmasq.rs), rsyslog with its TLS driver (`rsyslog`, `rsyslog-gnutls`) and
 # openssl for the syslog tests' certificates, promtool (`prometheus`) to check the metrics
-# exposition, and libre (`libre-dev`, the SIP stack the reference phone in examples/phone is built on). Only what is missing is installed. Kamailio's, rsyslog's and Prometheus's packages
+# exposition, and libre (`libre-dev`, the SIP stack the reference phone in examples/phone is built
+# on, with `libssl-dev` and `zlib1g-dev`, which its link line names). Only what is missing is
+# installed. Kamailio's, rsyslog's and Prometheus's packages
 # would start system services; a policy-rc.d that refuses service starts keeps them stopped (the
 # tests run their own instances on free loopback ports with their own configuration).
 set -eu
@@ -20,6 +22,8 @@ ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$missing rsyslog
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 [ -f /usr/include/re/re.h ] || missing="$missing libre-dev"
+[ -f /usr/include/openssl/ssl.h ] || missing="$missing libssl-dev"
+[ -f /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
 
 if [ -z "$missing" ]; then
     echo "ci-net: sipp, kamailio (with tls.so), kamcmd, dnsmasq, rsyslogd, openssl, promtool and libre-dev are installed"
@@ -55,4 +59,5 @@ for p in sipp kamailio kamcmd dnsmasq rsyslogd openssl promtool; do
 done
 ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || { echo "ci-net: kamailio's tls.so still missing" >&2; exit 1; }
 [ -f /usr/include/re/re.h ] || { echo "ci-net: libre-dev still missing" >&2; exit 1; }
+[ -f /usr/include/openssl/ssl.h ] && [ -f /usr/include/zlib.h ] || { echo "ci-net: libssl-dev or zlib1g-dev still missing" >&2; exit 1; }
 echo "ci-net: done"
