@@ -45,7 +45,7 @@ fn main() {
     let s = Scenario::parse(SCENARIO, Path::new("fleet-bench")).unwrap();
     let load_before = load_average();
     let wall = std::time::Instant::now();
-    let out = run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO }, &mut |_| {}).unwrap();
+    let out = run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO, realtime: true }, &mut |_| {}).unwrap();
     let wall = wall.elapsed();
     let load_after = load_average();
     let sum = out.tracker.summary(out.pair.peak());
@@ -74,6 +74,9 @@ fn main() {
         out.phones_busy.as_secs_f64() * 1e6 / sum.probes.max(1) as f64,
         100.0 * out.phones_busy.as_secs_f64() / wall.as_secs_f64()
     );
+    if let Some(sched) = &out.phones_scheduling {
+        println!("  phones' loop scheduled: {sched}");
+    }
     println!("  longest single pass of the phones' loop: {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3);
     println!(
         "  pair busy {:.3} s: {:.2} µs per request (rsip parse, reply, send)",

@@ -84,7 +84,7 @@ fn one_phone_fails_over_and_back_on_virtual_time() {
 #[test]
 fn a_small_fleet_shares_one_socket_per_side() {
     let s = Scenario::parse(SHORT, Path::new("short.toml")).unwrap();
-    let opts = FleetOptions { phones: 200, seed: 5, extend: s.phone.interval };
+    let opts = FleetOptions { phones: 200, seed: 5, extend: s.phone.interval, realtime: false };
     let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
     let sum = out.tracker.summary(out.pair.peak());
     // Every phone's cycle met the 3.5 s outage: each failed over once and came back once.
@@ -273,7 +273,7 @@ fn the_good_certificate_verifies_and_tcp_flows_carry_probes_over_loopback() {
 fn a_small_tls_fleet_has_a_verified_flow_per_phone_and_side() {
     let text = SHORT.replace("interval = \"2s\"", "interval = \"2s\"\ntransport = \"tls\"");
     let s = Scenario::parse(&text, Path::new("short-tls.toml")).unwrap();
-    let opts = FleetOptions { phones: 100, seed: 4, extend: s.phone.interval };
+    let opts = FleetOptions { phones: 100, seed: 4, extend: s.phone.interval, realtime: false };
     let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
     let sum = out.tracker.summary(out.pair.peak());
     // Every phone's cycle met the 3.5 s blackhole: each failed over once and came back once.
@@ -443,14 +443,16 @@ fn a_small_fleet_takes_the_call_and_the_notice_on_every_phone() {
         .replace("t = \"3s\"", "t = \"5s\"")
         .replace("t = \"4.5s\"", "t = \"6.5s\"");
     let s = Scenario::parse(&text, Path::new("fleet-maintenance.toml")).unwrap();
-    let opts = FleetOptions { phones: 20, seed: 3, extend: s.phone.interval };
+    let opts = FleetOptions { phones: 20, seed: 3, extend: s.phone.interval, realtime: false };
     let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
     let sum = out.tracker.summary(None);
     assert_eq!((sum.held, sum.maintenance_switches, sum.failbacks, sum.failovers), (20, 20, 20, 0), "{sum:?}");
     // One poller for the fleet: every phone, booted before or after the notice was found, leaves the
     // primary ahead of the window and returns after it.
     let s = Scenario::parse(SHORT_NOTICE, Path::new("short-notice.toml")).unwrap();
-    let out = fleet::run(&s, &FleetOptions { phones: 20, seed: 3, extend: s.phone.interval }, &mut |_| {}).unwrap();
+    let out =
+        fleet::run(&s, &FleetOptions { phones: 20, seed: 3, extend: s.phone.interval, realtime: false }, &mut |_| {})
+            .unwrap();
     let sum = out.tracker.summary(None);
     assert_eq!((sum.planned_switches, sum.failbacks, sum.failovers), (20, 20, 0), "{sum:?}");
 }

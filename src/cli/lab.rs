@@ -51,6 +51,10 @@ pub struct LabArgs {
     /// the agent's series summed over the phones, and the phones on each side.
     #[arg(long, value_name = "ADDR:PORT", value_parser = crate::config::telemetry::parse_metrics_addr)]
     pub metrics: Option<SocketAddr>,
+    /// Leave the fleet's loop on the ordinary scheduler instead of asking for real-time
+    /// scheduling (SCHED_FIFO, granted to root or with CAP_SYS_NICE or an rtprio limit).
+    #[arg(long)]
+    pub no_realtime: bool,
 }
 
 /// Serves `m` on `addr` from a thread of its own for the rest of the process; the bound address, or
@@ -321,7 +325,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     } else if phones > 1 {
         fleet::run(
             &scenario,
-            &fleet::FleetOptions { phones, seed: args.seed, extend: fleet_extend },
+            &fleet::FleetOptions { phones, seed: args.seed, extend: fleet_extend, realtime: !args.no_realtime },
             &mut |l| match l {
                 Live::Record(r) => printer.record(r),
                 Live::Tick(now) => printer.tick(now),
@@ -424,7 +428,11 @@ fn pair_line(out: &RunOutput) -> String {
             out.cpu.system.as_secs_f64(),
             out.cpu.total().as_secs_f64() * 1e6 / requests
         ));
-        s.push_str(&format!("phones' loop: longest pass {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3));
+        s.push_str("phones' loop: ");
+        if let Some(sched) = &out.phones_scheduling {
+            s.push_str(&format!("scheduled {sched}; "));
+        }
+        s.push_str(&format!("longest pass {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3));
         for (what, d) in [
             ("woke after its timer", out.phones_wake_lag),
             ("timers handled after their deadline", out.phones_timer_lag),

@@ -47,6 +47,10 @@ pub struct FleetOptions {
     pub seed: u64,
     /// Extra time after the scenario's end (so late-booting phones finish their failback).
     pub extend: Duration,
+    /// Ask for real-time scheduling (`SCHED_FIFO`) for the phones' loop while it runs, so each
+    /// timer is served when it fires rather than when the time-sharing scheduler gets round to it;
+    /// the run says what it got.
+    pub realtime: bool,
 }
 
 struct Fleet {
@@ -368,6 +372,12 @@ async fn run_async(
     let mut inbox = RecvBatch::default();
     // The time the loop last slept until, when it woke by its timer.
     let mut slept_until: Option<Instant> = None;
+    // Threads started from here on (the runtime's helpers) do not inherit it.
+    let realtime = if opts.realtime {
+        super::usage::RealTimeGuard::ask(1)
+    } else {
+        super::usage::RealTimeGuard::not_asked("real-time scheduling not asked for")
+    };
     // Bounded: the loop ends at the run's end.
     loop {
         let now = since(origin);
@@ -479,6 +489,8 @@ async fn run_async(
         });
         let wake = fleet.heap.peek().map_or(end, |Reverse((t, _))| Instant::from_micros(*t).min(end)).min(next_tick);
         let wake = [call_at, poll_at].into_iter().flatten().fold(wake, Instant::min);
+        // A wake-up already due is no sleep: its lateness is the pass's, not the scheduler's.
+        let must_sleep = wake > since(origin);
         tokio::select! {
             biased;
             _ = fleet.socks[0].readable() => {}
@@ -486,9 +498,11 @@ async fn run_async(
             r = flow_rx.recv(), if streams => pending = r,
             Some(f) = async { page_watch.as_mut()?.fetched().await }, if page_watch.is_some() => fetched = Some(f),
             Some(p) = pub_rx.recv(), if page.is_some() => published = Some(p),
-            _ = sleep_until_precise(at(origin, wake)) => slept_until = Some(wake),
+            _ = sleep_until_precise(at(origin, wake)) => slept_until = must_sleep.then_some(wake),
         }
     }
+    let scheduling = realtime.scheduling.clone();
+    drop(realtime);
     // The flows end before the pair stops.
     fleet.flows.clear();
     if let Some(p) = page {
@@ -504,7 +518,7 @@ async fn run_async(
 
     Ok(RunOutput {
         timeline: fleet.timeline,
-        tracker: fleet.tracker,
+        tracker: fleet.tracker.finished(),
         pair: pair_stats,
         end,
         phones_busy: busy,
@@ -512,5 +526,6 @@ async fn run_async(
         phones_timer_lag: fleet.timer_lag.stats(),
         phones_wake_lag: fleet.wake_lag.stats(),
         cpu,
+        phones_scheduling: Some(scheduling),
     })
 }

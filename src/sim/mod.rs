@@ -128,6 +128,8 @@ pub struct RunOutput {
     /// The whole process's CPU time (every thread, user and system) over the run (fleets in real
     /// time; zero otherwise).
     pub cpu: usage::Cpu,
+    /// How the phones' loop thread was scheduled (fleets in real time).
+    pub phones_scheduling: Option<usage::Scheduling>,
 }
 
 /// What a real-time run shows while it goes.

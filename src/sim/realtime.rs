@@ -129,13 +129,14 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
     Ok(RunOutput {
         timeline: st.timeline,
-        tracker: st.tracker,
+        tracker: st.tracker.finished(),
         pair: pair_stats,
         end,
         phones_busy: StdDuration::ZERO,
         phones_longest_pass: StdDuration::ZERO,
         phones_timer_lag: None,
         phones_wake_lag: None,
+        phones_scheduling: None,
         cpu: Default::default(),
     })
 }

@@ -53,6 +53,25 @@ pub struct Outage {
 }
 
 impl Outage {
+    fn new(phone: u32, d: &DownSpan) -> Self {
+        Outage {
+            phone,
+            server: d.server,
+            label: Arc::clone(&d.label),
+            fault_at: d.at,
+            fault_end: d.end,
+            detected_at: None,
+            last_answered: None,
+            cycle_start: None,
+            held_at: None,
+            switch_at: None,
+            switch_reason: None,
+            retry_until: None,
+            up_at: None,
+            failback_at: None,
+        }
+    }
+
     /// From the fault to the detection.
     pub fn detection_from_fault(&self) -> Option<Duration> {
         self.detected_at.map(|d| d - self.fault_at)
@@ -83,7 +102,56 @@ struct PhoneTrack {
     /// Between a cycle's start and its result: on a stream the cycle may start with a flow opening,
     /// before (or without) any probe.
     in_cycle: [bool; 2],
-    open: [Option<usize>; 2],
+    /// The phone's record of each server's latest outage: (the outage's index in [`DownSpans`],
+    /// the record's index in `Tracker::outages`).
+    open: [Option<(u32, usize)>; 2],
+}
+
+/// A server's down period as the pair reported it.
+#[derive(Debug, Clone)]
+struct DownSpan {
+    server: Side,
+    label: Arc<str>,
+    at: Instant,
+    end: Option<Instant>,
+}
+
+/// The pair's outages, and which one each outage record belongs to. A phone's record of an outage
+/// is made when one of its events first concerns it (and, for phones that had none, when the run
+/// is finished): the fault itself costs nothing per phone, so it never holds up a fleet's loop.
+#[derive(Debug, Clone, Default)]
+struct DownSpans {
+    spans: Vec<DownSpan>,
+    /// Each server's latest outage (ended or not).
+    latest: [Option<u32>; 2],
+    /// The outage of each record in `Tracker::outages`.
+    span_of: Vec<u32>,
+}
+
+impl DownSpans {
+    /// Phone `phone`'s record of `side`'s latest outage (made now if it has none yet), with the
+    /// outage's end.
+    fn record<'a>(
+        &mut self,
+        outages: &'a mut Vec<Outage>,
+        p: &mut PhoneTrack,
+        phone: u32,
+        side: Side,
+    ) -> Option<(&'a mut Outage, Option<Instant>)> {
+        let span = self.latest[side.index()]?;
+        let d = self.spans.get(span as usize)?;
+        let i = match p.open[side.index()] {
+            Some((s, i)) if s == span => i,
+            _ => {
+                let i = outages.len();
+                outages.push(Outage::new(phone, d));
+                self.span_of.push(span);
+                p.open[side.index()] = Some((span, i));
+                i
+            }
+        };
+        Some((outages.get_mut(i)?, d.end))
+    }
 }
 
 /// One switch of one phone.
@@ -107,8 +175,9 @@ pub struct Tracker {
     phones: Vec<PhoneTrack>,
     down: [bool; 2],
     ladder_total: Duration,
-    /// Every outage, per phone, in order.
+    /// Every outage as each phone saw it: by outage, then by phone, once [`Tracker::finished`].
     pub outages: Vec<Outage>,
+    down_spans: DownSpans,
     /// The pair's fault changes.
     pub faults: Vec<FaultChange>,
     /// The switches of phone 0 (all of them), and of every phone when there are few.
@@ -165,6 +234,7 @@ impl Tracker {
             down: [false; 2],
             ladder_total,
             outages: Vec::new(),
+            down_spans: DownSpans::default(),
             faults: Vec::new(),
             switches: Vec::new(),
             switch_count: 0,
@@ -248,38 +318,54 @@ impl Tracker {
         self.faults.push(f.clone());
         let s = f.server.index();
         let now_down = f.health == Health::Down;
+        let book = &mut self.down_spans;
         if now_down && !self.down[s] {
-            // One record per phone: this runs inside the fleet's loop, so it must stay cheap (a
-            // shared label, room reserved up front).
-            let label: Arc<str> = Arc::from(f.label.as_str());
-            self.outages.reserve(self.phones.len());
-            for (i, p) in self.phones.iter_mut().enumerate() {
-                p.open[s] = Some(self.outages.len());
-                self.outages.push(Outage {
-                    phone: i as u32,
-                    server: f.server,
-                    label: Arc::clone(&label),
-                    fault_at: f.at,
-                    fault_end: None,
-                    detected_at: None,
-                    last_answered: None,
-                    cycle_start: None,
-                    held_at: None,
-                    switch_at: None,
-                    switch_reason: None,
-                    retry_until: None,
-                    up_at: None,
-                    failback_at: None,
-                });
-            }
+            book.latest[s] = Some(book.spans.len() as u32);
+            book.spans.push(DownSpan { server: f.server, label: Arc::from(f.label.as_str()), at: f.at, end: None });
         } else if !now_down && self.down[s] {
-            for p in &self.phones {
-                if let Some(o) = p.open[s].and_then(|i| self.outages.get_mut(i)) {
-                    o.fault_end = Some(f.at);
-                }
+            if let Some(d) = book.latest[s].and_then(|i| book.spans.get_mut(i as usize)) {
+                d.end = Some(f.at);
             }
         }
         self.down[s] = now_down;
+    }
+
+    /// The tracker with its outage records complete: every phone has one for every outage (those
+    /// whose phone had no event about it are made here), each knows its outage's end, and they
+    /// are in order (by outage, then by phone).
+    pub fn finished(mut self) -> Self {
+        let book = &mut self.down_spans;
+        let phones = self.phones.len();
+        let mut seen = vec![false; phones * book.spans.len()];
+        for (o, span) in self.outages.iter_mut().zip(&book.span_of) {
+            o.fault_end = book.spans.get(*span as usize).and_then(|d| d.end);
+            if let Some(f) = seen.get_mut(*span as usize * phones + o.phone as usize) {
+                *f = true;
+            }
+        }
+        for (span, d) in book.spans.iter().enumerate() {
+            for phone in 0..phones {
+                if !seen[span * phones + phone] {
+                    self.outages.push(Outage::new(phone as u32, d));
+                    book.span_of.push(span as u32);
+                }
+            }
+        }
+        let mut order: Vec<(u32, u32, usize)> =
+            self.outages.iter().zip(&book.span_of).enumerate().map(|(i, (o, s))| (*s, o.phone, i)).collect();
+        order.sort_unstable();
+        let mut slots: Vec<Option<Outage>> = std::mem::take(&mut self.outages).into_iter().map(Some).collect();
+        self.outages = order.iter().filter_map(|(_, _, i)| slots.get_mut(*i).and_then(Option::take)).collect();
+        book.span_of = order.iter().map(|(s, _, _)| *s).collect();
+        // The phones' records of each server's latest outage moved: point to them again.
+        for (i, (o, span)) in self.outages.iter().zip(&book.span_of).enumerate() {
+            if book.latest[o.server.index()] == Some(*span) {
+                if let Some(p) = self.phones.get_mut(o.phone as usize) {
+                    p.open[o.server.index()] = Some((*span, i));
+                }
+            }
+        }
+        self
     }
 
     /// Phone `phone` reported `ev` at `t`.
@@ -287,7 +373,7 @@ impl Tracker {
         let few = self.phones.len() <= KEEP_ALL_SWITCHES;
         let Some(p) = self.phones.get_mut(phone as usize) else { return };
         let outages = &mut self.outages;
-        let open = |p: &PhoneTrack, side: Side| p.open[side.index()];
+        let book = &mut self.down_spans;
         match *ev {
             Event::ProbeSent { server, attempt, .. } => {
                 self.probes += 1;
@@ -302,8 +388,8 @@ impl Tracker {
                 self.replies += 1;
                 p.last_answered[server.index()] = Some(t.saturating_sub(rtt));
                 if let (503, Some(r @ 1..)) = (status, retry_after) {
-                    if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
-                        if o.fault_end.is_none() {
+                    if let Some((o, end)) = book.record(outages, p, phone, server) {
+                        if end.is_none() {
                             let until = t + Duration::from_secs(u64::from(r));
                             o.retry_until = Some(o.retry_until.map_or(until, |u| u.max(until)));
                         }
@@ -312,14 +398,14 @@ impl Tracker {
             }
             Event::Held { to, .. } => {
                 self.held += 1;
-                if let Some(o) = open(p, to.other()).and_then(|i| outages.get_mut(i)) {
-                    if o.held_at.is_none() && o.switch_at.is_none() && o.fault_end.is_none() {
+                if let Some((o, end)) = book.record(outages, p, phone, to.other()) {
+                    if o.held_at.is_none() && o.switch_at.is_none() && end.is_none() {
                         o.held_at = Some(t);
                     }
                 }
             }
             Event::ServerDown { server, .. } => {
-                if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
+                if let Some((o, _)) = book.record(outages, p, phone, server) {
                     if o.detected_at.is_none() && t >= o.fault_at {
                         o.detected_at = Some(t);
                         o.last_answered = p.last_answered[server.index()];
@@ -328,8 +414,8 @@ impl Tracker {
                 }
             }
             Event::ServerUp { server } => {
-                if let Some(o) = open(p, server).and_then(|i| outages.get_mut(i)) {
-                    if o.up_at.is_none() && o.fault_end.is_some_and(|e| t >= e) {
+                if let Some((o, end)) = book.record(outages, p, phone, server) {
+                    if o.up_at.is_none() && end.is_some_and(|e| t >= e) {
                         o.up_at = Some(t);
                     }
                 }
@@ -356,8 +442,8 @@ impl Tracker {
                 if phone == 0 || few {
                     self.switches.push(SwitchRecord { phone, at: t, from, to, reason });
                 }
-                if let Some(o) = open(p, from).and_then(|i| outages.get_mut(i)) {
-                    if o.switch_at.is_none() && o.detected_at.is_some() && o.fault_end.is_none_or(|e| t <= e) {
+                if let Some((o, end)) = book.record(outages, p, phone, from) {
+                    if o.switch_at.is_none() && o.detected_at.is_some() && end.is_none_or(|e| t <= e) {
                         o.switch_at = Some(t);
                         o.switch_reason = Some(reason);
                         // The cycle that moved the phone (not always the one that first detected it);
@@ -368,8 +454,8 @@ impl Tracker {
                         };
                     }
                 }
-                if let Some(o) = open(p, to).and_then(|i| outages.get_mut(i)) {
-                    if o.failback_at.is_none() && o.fault_end.is_some_and(|e| t >= e) {
+                if let Some((o, end)) = book.record(outages, p, phone, to) {
+                    if o.failback_at.is_none() && end.is_some_and(|e| t >= e) {
                         o.failback_at = Some(t);
                     }
                 }
@@ -815,4 +901,53 @@ pub fn render(tracker: &Tracker, summary: &Summary) -> String {
         let _ = writeln!(s, "peak probe rate at the pair: {n} requests/s (second {sec})");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::DownReason;
+
+    fn fault(at_ms: u64, server: Side, down: bool) -> FaultChange {
+        FaultChange {
+            at: Instant::from_millis(at_ms),
+            server,
+            health: if down { Health::Down } else { Health::Normal },
+            label: if down { "blackhole".into() } else { String::new() },
+        }
+    }
+
+    #[test]
+    fn every_phone_has_a_record_of_every_outage_in_order_once_finished() {
+        let mut t = Tracker::new(3, Duration::from_millis(1600));
+        t.on_fault(&fault(1_000, Side::Primary, true));
+        // Only phone 2 sees it go down and leaves; phone 1 never hears of it.
+        let down = Event::ServerDown { server: Side::Primary, reason: DownReason::Timeout };
+        t.on_event(2, Instant::from_millis(2_600), &down);
+        let switch =
+            Event::Switch { from: Side::Primary, to: Side::Backup, reason: SwitchReason::Failover, generation: 1 };
+        t.on_event(2, Instant::from_millis(2_600), &switch);
+        t.on_fault(&fault(5_000, Side::Primary, false));
+        t.on_event(0, Instant::from_millis(5_500), &down);
+        t.on_fault(&fault(9_000, Side::Primary, true));
+        let t = t.finished();
+        let seen: Vec<(u32, u64, Option<u64>)> =
+            t.outages.iter().map(|o| (o.phone, o.fault_at.as_millis(), o.fault_end.map(|e| e.as_millis()))).collect();
+        assert_eq!(
+            seen,
+            [
+                (0, 1_000, Some(5_000)),
+                (1, 1_000, Some(5_000)),
+                (2, 1_000, Some(5_000)),
+                (0, 9_000, None),
+                (1, 9_000, None),
+                (2, 9_000, None)
+            ]
+        );
+        // The records made by events keep what the events said.
+        assert_eq!(t.outages[2].switch_at, Some(Instant::from_millis(2_600)));
+        assert_eq!(t.outages[0].detected_at, Some(Instant::from_millis(5_500)));
+        assert_eq!(t.outages[1].detected_at, None);
+        assert!(t.outages.iter().all(|o| &*o.label == "blackhole"));
+    }
 }
