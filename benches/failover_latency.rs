@@ -35,7 +35,9 @@ fn main() {
     }
     let phones: usize = std::env::var("LATENCY_PHONES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let s = Scenario::parse(SCENARIO, Path::new("latency-bench")).unwrap();
-    let out = run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO, realtime: true }, &mut |_| {}).unwrap();
+    let out =
+        run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO, ..FleetOptions::default() }, &mut |_| {})
+            .unwrap();
     let sum = out.tracker.summary(out.pair.peak());
     println!(
         "failover latency: {phones} phones, {} of real time, {} failovers, {} failbacks",

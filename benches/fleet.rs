@@ -45,7 +45,9 @@ fn main() {
     let s = Scenario::parse(SCENARIO, Path::new("fleet-bench")).unwrap();
     let load_before = load_average();
     let wall = std::time::Instant::now();
-    let out = run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO, realtime: true }, &mut |_| {}).unwrap();
+    let out =
+        run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO, ..FleetOptions::default() }, &mut |_| {})
+            .unwrap();
     let wall = wall.elapsed();
     let load_after = load_average();
     let sum = out.tracker.summary(out.pair.peak());

@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
-use sip_failover::core::{Event, Side, SwitchReason};
+use sip_failover::core::{Duration, Event, Side, SwitchReason};
 use sip_failover::sim::fleet::{self, FleetOptions};
 use sip_failover::sim::r#virtual::{self, VirtualOptions};
 use sip_failover::sim::realtime;
 use sip_failover::sim::scenario::Scenario;
 use sip_failover::sim::timeline::{Record, What};
-use sip_failover::sim::RunOutput;
+use sip_failover::sim::{Live, RunOutput};
 
 const SHORT: &str = r#"
 name = "short-blackhole"
@@ -84,7 +84,8 @@ fn one_phone_fails_over_and_back_on_virtual_time() {
 #[test]
 fn a_small_fleet_shares_one_socket_per_side() {
     let s = Scenario::parse(SHORT, Path::new("short.toml")).unwrap();
-    let opts = FleetOptions { phones: 200, seed: 5, extend: s.phone.interval, realtime: false };
+    let opts =
+        FleetOptions { phones: 200, seed: 5, extend: s.phone.interval, realtime: false, ..FleetOptions::default() };
     let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
     let sum = out.tracker.summary(out.pair.peak());
     // Every phone's cycle met the 3.5 s outage: each failed over once and came back once.
@@ -94,6 +95,63 @@ fn a_small_fleet_shares_one_socket_per_side() {
     // How late each switch came after its ladder's deadline is measured (its bound is asserted on the
     // virtual fleet in lab_scenarios_virtual.rs).
     assert!(sum.switch_after_deadline.is_some(), "{sum:?}");
+}
+
+/// Each phone's first probe: when, on the run's clock.
+fn first_probes(s: &Scenario, opts: &FleetOptions) -> Vec<u64> {
+    let mut first = vec![None; opts.phones];
+    fleet::run(s, opts, &mut |l| {
+        if let Live::Event { phone, t, event: Event::ProbeSent { .. } } = l {
+            first[phone as usize].get_or_insert(t.as_micros());
+        }
+    })
+    .unwrap();
+    first.into_iter().map(|t| t.expect("every phone probed")).collect()
+}
+
+#[test]
+fn a_boot_group_probes_together_and_the_next_group_one_spacing_later() {
+    let quiet = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
+    let s = Scenario::parse(quiet, Path::new("quiet.toml")).unwrap();
+    let opts = FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, boot_group: 8 };
+    let t = first_probes(&s, &opts);
+    // A group's boot timers come due in one pass of the loop: the same instant.
+    assert!(t[..8].iter().all(|x| *x == t[0]), "{t:?}");
+    assert!(t[8..].iter().all(|x| *x == t[8]), "{t:?}");
+    // The second group boots half an interval in (never before its time).
+    assert!(t[8] >= s.phone.interval.as_micros() / 2, "{t:?}");
+    // One phone per group: each boots at its own time, in order.
+    let t = first_probes(&s, &FleetOptions { boot_group: 1, ..opts });
+    assert!(t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
+}
+
+#[test]
+fn a_fleet_gets_the_pair_s_delayed_replies_late_and_stays() {
+    // The primary answers 300 ms late from 1 s on: inside the first attempt's 800 ms, so no phone
+    // leaves it, and every reply after that comes at least 300 ms after its probe.
+    let delayed = "name = \"delayed\"\nduration = \"4.5s\"\ninterval = \"2s\"\n\
+                   [[at]]\nt = \"1s\"\nserver = \"primary\"\naction = \"delay\"\nms = 300\n";
+    let s = Scenario::parse(delayed, Path::new("delayed.toml")).unwrap();
+    let opts = FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, boot_group: 4 };
+    let mut late = 0;
+    let mut prompt_after = 0;
+    let out = fleet::run(&s, &opts, &mut |l| {
+        if let Live::Event { t, event: Event::Reply { server: Side::Primary, rtt, .. }, .. } = l {
+            // Probes sent after the step (allowing for the request in flight at 1 s).
+            if t.as_micros() > 1_000_000 + 300_000 + 100_000 {
+                if rtt.as_micros() >= 300_000 {
+                    late += 1;
+                } else {
+                    prompt_after += 1;
+                }
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(out.tracker.switch_count, 0);
+    assert_eq!(prompt_after, 0);
+    assert!(late >= 16, "{late} late replies");
+    assert_eq!(out.pair.servers[0].requests, out.pair.servers[0].answered);
 }
 
 const REFUSED: &str = r#"
@@ -273,7 +331,8 @@ fn the_good_certificate_verifies_and_tcp_flows_carry_probes_over_loopback() {
 fn a_small_tls_fleet_has_a_verified_flow_per_phone_and_side() {
     let text = SHORT.replace("interval = \"2s\"", "interval = \"2s\"\ntransport = \"tls\"");
     let s = Scenario::parse(&text, Path::new("short-tls.toml")).unwrap();
-    let opts = FleetOptions { phones: 100, seed: 4, extend: s.phone.interval, realtime: false };
+    let opts =
+        FleetOptions { phones: 100, seed: 4, extend: s.phone.interval, realtime: false, ..FleetOptions::default() };
     let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
     let sum = out.tracker.summary(out.pair.peak());
     // Every phone's cycle met the 3.5 s blackhole: each failed over once and came back once.
@@ -443,16 +502,20 @@ fn a_small_fleet_takes_the_call_and_the_notice_on_every_phone() {
         .replace("t = \"3s\"", "t = \"5s\"")
         .replace("t = \"4.5s\"", "t = \"6.5s\"");
     let s = Scenario::parse(&text, Path::new("fleet-maintenance.toml")).unwrap();
-    let opts = FleetOptions { phones: 20, seed: 3, extend: s.phone.interval, realtime: false };
+    let opts =
+        FleetOptions { phones: 20, seed: 3, extend: s.phone.interval, realtime: false, ..FleetOptions::default() };
     let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
     let sum = out.tracker.summary(None);
     assert_eq!((sum.held, sum.maintenance_switches, sum.failbacks, sum.failovers), (20, 20, 20, 0), "{sum:?}");
     // One poller for the fleet: every phone, booted before or after the notice was found, leaves the
     // primary ahead of the window and returns after it.
     let s = Scenario::parse(SHORT_NOTICE, Path::new("short-notice.toml")).unwrap();
-    let out =
-        fleet::run(&s, &FleetOptions { phones: 20, seed: 3, extend: s.phone.interval, realtime: false }, &mut |_| {})
-            .unwrap();
+    let out = fleet::run(
+        &s,
+        &FleetOptions { phones: 20, seed: 3, extend: s.phone.interval, realtime: false, ..FleetOptions::default() },
+        &mut |_| {},
+    )
+    .unwrap();
     let sum = out.tracker.summary(None);
     assert_eq!((sum.planned_switches, sum.failbacks, sum.failovers), (20, 20, 0), "{sum:?}");
 }

@@ -55,6 +55,10 @@ pub struct LabArgs {
     /// scheduling (SCHED_FIFO, granted to root or with CAP_SYS_NICE or an rtprio limit).
     #[arg(long)]
     pub no_realtime: bool,
+    /// Fleets boot their phones in groups of this many, the groups spread evenly over one interval
+    /// (1: each phone at its own time); a group's timers come due together.
+    #[arg(long, value_name = "N", default_value_t = crate::sim::fleet::DEFAULT_BOOT_GROUP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub boot_group: usize,
 }
 
 /// Serves `m` on `addr` from a thread of its own for the rest of the process; the bound address, or
@@ -325,7 +329,13 @@ pub fn lab(args: &LabArgs) -> ExitCode {
     } else if phones > 1 {
         fleet::run(
             &scenario,
-            &fleet::FleetOptions { phones, seed: args.seed, extend: fleet_extend, realtime: !args.no_realtime },
+            &fleet::FleetOptions {
+                phones,
+                seed: args.seed,
+                extend: fleet_extend,
+                realtime: !args.no_realtime,
+                boot_group: args.boot_group,
+            },
             &mut |l| match l {
                 Live::Record(r) => printer.record(r),
                 Live::Tick(now) => printer.tick(now),

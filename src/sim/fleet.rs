@@ -5,8 +5,14 @@
 //! Over TCP or TLS, each phone has its own flow to each stream server, as a phone does
 //! ([`PhoneFlows`]); their reports come back on one channel tagged with the phone. Timers sit in one
 //! heap of (deadline, phone), with stale entries skipped when they come up. Phones boot spread over
-//! one interval, as a real fleet does. Phone 0's events feed the live timeline; every phone feeds the
-//! [`Tracker`].
+//! one interval, as a real fleet does, in groups ([`FleetOptions::boot_group`], 8 phones unless asked
+//! otherwise): a group's cycles stay in step, so one wake-up of the loop serves the whole group.
+//! Phone 0's events feed the live timeline; every phone feeds the [`Tracker`].
+//!
+//! Over UDP the pair is served from the same loop ([`InlinePair`]): after a pass sends its probes,
+//! the pair reads and answers them on its own sockets, and the replies are read in the same pass, so
+//! a transaction costs no thread switch. The loop asks for real-time scheduling
+//! ([`FleetOptions::realtime`]) so a timer is served when it fires.
 //!
 //! The scenario's phone steps reach every booted phone at their time, and a phone booting during a
 //! call starts in it. The scenario's notices are published on the lab's status page
@@ -30,7 +36,9 @@ use super::statuspage::{LabPage, PageWatch, Published};
 use super::streams::{FlowReport, PhoneFlows};
 use super::summary::{Hist, Tracker};
 use super::timeline::{Record, Timeline, What};
-use super::udp::{at, bind_udp, since, sleep_until_precise, spawn_pair_thread, PairNote, UdpPair};
+use super::udp::{
+    at, bind_udp, recv_batch, since, sleep_until_precise, spawn_pair_thread, InlinePair, PairNote, UdpPair,
+};
 use super::{phone_config, phone_of, Live, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
 use crate::core::{Agent, Command, Duration, Event, FlowCommand, Instant, Side, Transmit};
@@ -51,7 +59,22 @@ pub struct FleetOptions {
     /// timer is served when it fires rather than when the time-sharing scheduler gets round to it;
     /// the run says what it got.
     pub realtime: bool,
+    /// Phones boot in groups of this many (1: each at its own time), the groups spread evenly over
+    /// one interval. A group's timers come due together, so one wake-up of the loop serves them
+    /// all; each phone's own timing is unchanged.
+    pub boot_group: usize,
 }
+
+impl Default for FleetOptions {
+    /// One phone, seed 1, no extra time, real-time scheduling asked for, boot groups of
+    /// [`DEFAULT_BOOT_GROUP`].
+    fn default() -> Self {
+        FleetOptions { phones: 1, seed: 1, extend: Duration::ZERO, realtime: true, boot_group: DEFAULT_BOOT_GROUP }
+    }
+}
+
+/// How many phones boot together unless asked otherwise.
+pub const DEFAULT_BOOT_GROUP: usize = 8;
 
 struct Fleet {
     /// Each phone's agent, made when the phone boots.
@@ -64,10 +87,6 @@ struct Fleet {
     addrs: [SocketAddr; 2],
     tracker: Tracker,
     timeline: Timeline,
-    /// The same sockets as std handles: sends and receives go straight to the kernel, so they do not
-    /// depend on tokio's readiness cache (which only the reactor updates, and the loop may not yield
-    /// to it for a while when timers are dense).
-    direct: [std::net::UdpSocket; 2],
     send_errors: u64,
     received: u64,
     unrouted: u64,
@@ -200,7 +219,7 @@ impl Fleet {
             let o = &mut self.out[side.index()];
             if !o.is_empty() {
                 let before = o.errors;
-                o.flush(&self.direct[side.index()]);
+                o.flush(&self.socks[side.index()]);
                 self.send_errors += o.errors - before;
             }
         }
@@ -226,13 +245,7 @@ impl Fleet {
             {
                 return;
             }
-            // Straight to the kernel (see `direct`); a short batch means the socket is drained.
-            let got = inbox.recv(&self.direct[side.index()]);
-            if matches!(&got, Ok(n) if *n < BATCH) || matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                // Tell tokio the socket is drained, so its readiness waits park again.
-                let _ = self.socks[side.index()]
-                    .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-            }
+            let got = recv_batch(inbox, &self.socks[side.index()]);
             if matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                 return;
             }
@@ -260,14 +273,6 @@ impl Fleet {
             }
         }
     }
-}
-
-/// A second, std handle on a tokio socket (same kernel socket, non-blocking).
-fn clone_std(s: &UdpSocket) -> io::Result<std::net::UdpSocket> {
-    let fd = socket2::SockRef::from(s).try_clone()?;
-    let std: std::net::UdpSocket = fd.into();
-    std.set_nonblocking(true)?;
-    Ok(std)
 }
 
 /// Runs `scenario` with `opts.phones` phones in real time on two threads: the pair on its own
@@ -309,7 +314,6 @@ async fn run_async(
     for (s, a) in socks.iter().zip(addrs) {
         s.connect(a).await?;
     }
-    let direct = [clone_std(&socks[0])?, clone_std(&socks[1])?];
     let locals = [socks[0].local_addr()?, socks[1].local_addr()?];
     let interval = scenario.phone.interval;
     let mut fleet = Fleet {
@@ -318,7 +322,6 @@ async fn run_async(
         scheduled: vec![NONE; phones],
         heap: BinaryHeap::with_capacity(phones * 2),
         socks,
-        direct,
         addrs,
         tracker: Tracker::new(phones, scenario.phone.ladder.total())
             .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
@@ -335,7 +338,7 @@ async fn run_async(
         flow_rt: io_thread.as_ref().map(|t| t.1.clone()),
     };
     for i in 0..phones {
-        let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
+        let start = super::boot_time(interval, phones, i, opts.boot_group);
         let mut cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
         if !transports[0].is_stream() {
             cfg.primary.local = locals[0];
@@ -354,7 +357,13 @@ async fn run_async(
     let (stop_tx, stop_rx) = watch::channel(false);
     let origin = TInstant::now();
     let cpu0 = super::usage::process_cpu();
-    let pair_thread = spawn_pair_thread(pair, origin, Some(tx), stop_rx)?;
+    // Over UDP the pair is served from this loop (no thread switch per request); a TCP or TLS
+    // server is served on a thread of its own.
+    let (mut inline, pair_thread) = if streams {
+        (None, Some(spawn_pair_thread(pair, origin, Some(tx), stop_rx)?))
+    } else {
+        (InlinePair::new(pair, origin, Some(tx)), None)
+    };
     let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
     let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
     let mut page_watch = page.as_ref().map(|p| PageWatch::new(p.url()?, scenario.starts_at)).transpose()?;
@@ -457,6 +466,9 @@ async fn run_async(
             fleet.drain(p, now, live);
         }
         fleet.flush();
+        if let Some(p) = inline.as_mut() {
+            p.pass();
+        }
         for side in Side::BOTH {
             fleet.receive(&mut inbox, side, (now, origin), 4096, live);
         }
@@ -488,13 +500,15 @@ async fn run_async(
             Instant::from_micros(u64::try_from(d.saturating_duration_since(origin).as_micros()).unwrap_or(u64::MAX))
         });
         let wake = fleet.heap.peek().map_or(end, |Reverse((t, _))| Instant::from_micros(*t).min(end)).min(next_tick);
-        let wake = [call_at, poll_at].into_iter().flatten().fold(wake, Instant::min);
+        let pair_at = inline.as_ref().and_then(InlinePair::wake_at);
+        let wake = [call_at, poll_at, pair_at].into_iter().flatten().fold(wake, Instant::min);
         // A wake-up already due is no sleep: its lateness is the pass's, not the scheduler's.
         let must_sleep = wake > since(origin);
         tokio::select! {
             biased;
             _ = fleet.socks[0].readable() => {}
             _ = fleet.socks[1].readable() => {}
+            _ = async { inline.as_ref()?.readable().await; Some(()) }, if inline.is_some() => {}
             r = flow_rx.recv(), if streams => pending = r,
             Some(f) = async { page_watch.as_mut()?.fetched().await }, if page_watch.is_some() => fetched = Some(f),
             Some(p) = pub_rx.recv(), if page.is_some() => published = Some(p),
@@ -513,7 +527,11 @@ async fn run_async(
         thread.join().map_err(|_| SimError::Internal("the flows' thread failed"))??;
     }
     let _ = stop_tx.send(true);
-    let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
+    let pair_stats = match (inline, pair_thread) {
+        (Some(p), _) => p.finish(),
+        (None, Some(t)) => t.join().map_err(|_| SimError::Internal("the pair thread failed"))??,
+        (None, None) => return Err(SimError::Internal("no pair")),
+    };
     let cpu = super::usage::process_cpu().since(&cpu0);
 
     Ok(RunOutput {

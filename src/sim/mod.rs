@@ -173,6 +173,13 @@ pub fn phone_config(settings: &PhoneSettings, primary: SocketAddr, backup: Socke
     c
 }
 
+/// When phone `i` of `phones` boots, the fleet booting over one `interval` in groups of `group`
+/// phones (1: each at its own time), the groups evenly spread.
+pub fn boot_time(interval: crate::core::Duration, phones: usize, i: usize, group: usize) -> Instant {
+    let first_of_group = i - i % group.max(1);
+    Instant::from_micros(interval.as_micros() * first_of_group as u64 / phones.max(1) as u64)
+}
+
 /// Hands an agent whose run started at `run_start` on its clock its planned windows: the scenario's
 /// `[maintenance]` windows and `extra` (the windows of the notices it has learnt of), in one step.
 /// Returns the windows handed.

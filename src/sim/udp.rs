@@ -101,6 +101,73 @@ pub fn spawn_pair_thread(
     })
 }
 
+/// The pair served from another loop on that loop's thread (the fleet's): the loop calls
+/// [`InlinePair::pass`] after it sends, waits on [`InlinePair::readable`] beside its own sockets and
+/// wakes by [`InlinePair::wake_at`]. The pair answers over its own sockets as on a thread of its own,
+/// but with no wake-up and no thread switch of its own per request. UDP servers only.
+#[derive(Debug)]
+pub struct InlinePair {
+    pair: UdpPair,
+    sv: Serving,
+    notes: Option<mpsc::UnboundedSender<PairNote>>,
+    origin: TInstant,
+}
+
+impl InlinePair {
+    /// Serves `pair` from now on, on the run's clock `origin`; fault changes go to `notes`. `None`
+    /// when a server is reached over TCP or TLS (those are served on a thread of their own).
+    pub fn new(pair: UdpPair, origin: TInstant, notes: Option<mpsc::UnboundedSender<PairNote>>) -> Option<Self> {
+        if pair.transports.iter().any(|t| t.is_stream()) {
+            return None;
+        }
+        Some(InlinePair { pair, sv: Serving::new(false), notes, origin })
+    }
+
+    /// Applies the steps due, sends the delayed replies due and answers every request waiting.
+    pub fn pass(&mut self) {
+        let busy_from = std::time::Instant::now();
+        let InlinePair { pair, sv, notes, origin } = self;
+        pair.tick(sv, since(*origin), &mut None, notes);
+        for side in Side::BOTH {
+            pair.serve(sv, side, *origin, &mut None, notes);
+        }
+        sv.stats.busy += busy_from.elapsed();
+    }
+
+    /// When the pair next has something to do by itself (a scripted step, a delayed reply).
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.pair.wake_at(&self.sv)
+    }
+
+    /// Ready when a request waits on either server's socket.
+    pub async fn readable(&self) {
+        tokio::select! {
+            _ = readable_opt(&self.pair.socks[0]) => {}
+            _ = readable_opt(&self.pair.socks[1]) => {}
+        }
+    }
+
+    /// What the pair saw.
+    pub fn finish(self) -> PairStats {
+        self.pair.finish(self.sv)
+    }
+}
+
+/// Reads a batch of datagrams waiting on `sock` straight from the kernel (whatever tokio's readiness
+/// cache says, which only its reactor updates); when that drains the socket, tokio hears so, so its
+/// readiness waits park again.
+pub fn recv_batch(inbox: &mut RecvBatch, sock: &UdpSocket) -> io::Result<usize> {
+    let got = inbox.recv(sock);
+    let drained = match &got {
+        Ok(n) => *n < super::mmsg::BATCH,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    };
+    if drained {
+        let _ = sock.try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+    }
+    got
+}
+
 /// A UDP socket with 4 MiB buffers (fleets burst), bound to `addr`.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s =
@@ -138,6 +205,33 @@ async fn readable_opt(sock: &Option<UdpSocket>) -> io::Result<()> {
     match sock {
         Some(s) => s.readable().await,
         None => std::future::pending().await,
+    }
+}
+
+/// What the pair carries from one pass of its loop to the next.
+#[derive(Debug)]
+struct Serving {
+    /// Replies waiting for their time.
+    pending: BinaryHeap<Pending>,
+    /// Orders replies due at the same time.
+    seq: u64,
+    inbox: RecvBatch,
+    out: [SendBatch; 2],
+    stats: PairStats,
+    /// Whether every request is reported.
+    requests: bool,
+}
+
+impl Serving {
+    fn new(requests: bool) -> Self {
+        Serving {
+            pending: BinaryHeap::new(),
+            seq: 0,
+            inbox: RecvBatch::default(),
+            out: [SendBatch::default(), SendBatch::default()],
+            stats: PairStats::default(),
+            requests,
+        }
     }
 }
 
@@ -236,11 +330,7 @@ impl UdpPair {
         requests: bool,
         mut stop: watch::Receiver<bool>,
     ) -> PairStats {
-        let mut stats = PairStats::default();
-        let mut pending: BinaryHeap<Pending> = BinaryHeap::new();
-        let mut seq = 0u64;
-        let mut inbox = RecvBatch::default();
-        let mut out = [SendBatch::default(), SendBatch::default()];
+        let mut sv = Serving::new(requests);
         let listeners = std::mem::take(&mut self.tcp);
         let (mut streams, mut hub) = if self.transports.iter().any(|t| t.is_stream()) {
             match StreamServers::start(listeners, self.transports, self.addrs, self.pki.clone(), origin) {
@@ -260,15 +350,9 @@ impl UdpPair {
         loop {
             let now = since(origin);
             let busy_from = std::time::Instant::now();
-            self.advance(now, &mut streams, &notes);
-            while pending.peek().is_some_and(|Reverse(p)| p.0 <= now) {
-                if let Some(Reverse((_, _, i, to, bytes))) = pending.pop() {
-                    out[i].push(&bytes, Some(to));
-                }
-            }
-            self.flush(&mut out);
-            stats.busy += busy_from.elapsed();
-            let wake = [self.model.next_step_at(), pending.peek().map(|Reverse(p)| p.0)].into_iter().flatten().min();
+            self.tick(&mut sv, now, &mut streams, &notes);
+            sv.stats.busy += busy_from.elapsed();
+            let wake = self.wake_at(&sv);
             let sleep_to = at(origin, wake.unwrap_or(now + Duration::from_secs(3600)));
             let got = tokio::select! {
                 biased;
@@ -284,68 +368,93 @@ impl UdpPair {
                     let busy_from = std::time::Instant::now();
                     let now = since(origin);
                     self.advance(now, &mut streams, &notes);
-                    StreamServers::handle(&mut self.model, &mut stats, now, req);
-                    stats.busy += busy_from.elapsed();
+                    StreamServers::handle(&mut self.model, &mut sv.stats, now, req);
+                    sv.stats.busy += busy_from.elapsed();
                     None
                 }
                 _ = tokio::time::sleep_until(sleep_to) => None,
             };
             let Some(side) = got else { continue };
             let busy_from = std::time::Instant::now();
-            // Many datagrams per system call; a few rounds, then the timers again.
-            for _ in 0..RECV_ROUNDS {
-                let Some(sock) = &self.socks[side.index()] else { break };
-                // A short batch means the socket is drained: tokio hears so at once.
-                let mut short = None;
-                let got = sock.try_io(tokio::io::Interest::READABLE, || {
-                    let n = inbox.recv(sock)?;
-                    if n < super::mmsg::BATCH {
-                        short = Some(n);
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
-                    Ok(n)
-                });
-                let n = match (got, short) {
-                    (_, Some(n)) => n,
-                    (Ok(n), None) => n,
-                    (Err(_), None) => break,
-                };
-                let now = since(origin);
-                // Steps due by now apply before the requests are answered.
-                self.advance(now, &mut streams, &notes);
-                for (bytes, from) in inbox.iter() {
-                    let Some(from) = from else { continue };
-                    stats.count(now, side);
-                    let outcome = match self.model.on_request(side, now, bytes) {
-                        Reply::Send { at, bytes } if at <= now => {
-                            out[side.index()].push(&bytes, Some(from));
-                            "answered"
-                        }
-                        Reply::Send { at, bytes } => {
-                            seq += 1;
-                            pending.push(Reverse((at, seq, side.index(), from, bytes)));
-                            "delayed"
-                        }
-                        _ => "unanswered",
-                    };
-                    if requests {
-                        if let Some(nt) = &notes {
-                            let _ = nt.send(PairNote::Request { at: now, server: side, from, outcome });
-                        }
-                    }
-                }
-                self.flush(&mut out);
-                if n < super::mmsg::BATCH {
-                    break;
-                }
-            }
-            stats.busy += busy_from.elapsed();
+            self.serve(&mut sv, side, origin, &mut streams, &notes);
+            sv.stats.busy += busy_from.elapsed();
         }
         if let Some(s) = streams.as_mut() {
             s.stop();
         }
-        stats.servers = [self.model.server(Side::Primary).stats(), self.model.server(Side::Backup).stats()];
-        stats
+        self.finish(sv)
+    }
+
+    /// What the pair saw, its servers' counters included.
+    fn finish(&self, mut sv: Serving) -> PairStats {
+        sv.stats.servers = [self.model.server(Side::Primary).stats(), self.model.server(Side::Backup).stats()];
+        sv.stats
+    }
+
+    /// Applies the steps due by `now` and sends the delayed replies whose time has come.
+    fn tick(
+        &mut self,
+        sv: &mut Serving,
+        now: Instant,
+        streams: &mut Option<StreamServers>,
+        notes: &Option<mpsc::UnboundedSender<PairNote>>,
+    ) {
+        self.advance(now, streams, notes);
+        while sv.pending.peek().is_some_and(|Reverse(p)| p.0 <= now) {
+            if let Some(Reverse((_, _, i, to, bytes))) = sv.pending.pop() {
+                sv.out[i].push(&bytes, Some(to));
+            }
+        }
+        self.flush(&mut sv.out);
+    }
+
+    /// When the pair next has something to do by itself: a scripted step or a delayed reply.
+    fn wake_at(&self, sv: &Serving) -> Option<Instant> {
+        [self.model.next_step_at(), sv.pending.peek().map(|Reverse(p)| p.0)].into_iter().flatten().min()
+    }
+
+    /// Reads and answers the requests waiting on `side`'s socket, many per system call, for a few
+    /// rounds at most (then the timers again).
+    fn serve(
+        &mut self,
+        sv: &mut Serving,
+        side: Side,
+        origin: TInstant,
+        streams: &mut Option<StreamServers>,
+        notes: &Option<mpsc::UnboundedSender<PairNote>>,
+    ) {
+        for _ in 0..RECV_ROUNDS {
+            let Some(sock) = &self.socks[side.index()] else { break };
+            let Ok(n) = recv_batch(&mut sv.inbox, sock) else { break };
+            let now = since(origin);
+            // Steps due by now apply before the requests are answered.
+            self.advance(now, streams, notes);
+            for (bytes, from) in sv.inbox.iter() {
+                let Some(from) = from else { continue };
+                sv.stats.count(now, side);
+                let outcome = match self.model.on_request(side, now, bytes) {
+                    Reply::Send { at, bytes } if at <= now => {
+                        sv.out[side.index()].push(&bytes, Some(from));
+                        "answered"
+                    }
+                    Reply::Send { at, bytes } => {
+                        sv.seq += 1;
+                        sv.pending.push(Reverse((at, sv.seq, side.index(), from, bytes)));
+                        "delayed"
+                    }
+                    _ => "unanswered",
+                };
+                if sv.requests {
+                    if let Some(nt) = notes {
+                        let _ = nt.send(PairNote::Request { at: now, server: side, from, outcome });
+                    }
+                }
+            }
+            self.flush(&mut sv.out);
+            if n < super::mmsg::BATCH {
+                break;
+            }
+        }
     }
 
     /// Sends each server's queued replies (many per system call); a server whose socket is closed

@@ -347,7 +347,7 @@ pub fn run(
     }
     for i in 0..phones {
         // A fleet boots spread over one interval, as real phones do; phone 0 starts at 0.
-        let start = Instant::from_micros(interval.as_micros() * i as u64 / phones as u64);
+        let start = super::boot_time(interval, phones, i, 1);
         let cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
         let mut agent = Agent::new(cfg, start, opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64))
             .map_err(SimError::Config)?;
