@@ -102,8 +102,8 @@ struct PhoneTrack {
     /// Between a cycle's start and its result: on a stream the cycle may start with a flow opening,
     /// before (or without) any probe.
     in_cycle: [bool; 2],
-    /// The phone's record of each server's latest outage: (the outage's index in [`DownSpans`],
-    /// the record's index in `Tracker::outages`).
+    /// The phone's record of each server's latest outage: (the outage, the record's index among
+    /// its records).
     open: [Option<(u32, usize)>; 2],
 }
 
@@ -116,41 +116,44 @@ struct DownSpan {
     end: Option<Instant>,
 }
 
-/// The pair's outages, and which one each outage record belongs to. A phone's record of an outage
-/// is made when one of its events first concerns it (and, for phones that had none, when the run
-/// is finished): the fault itself costs nothing per phone, so it never holds up a fleet's loop.
+/// The pair's outages and, for each, the phones' records of it. A phone's record of an outage is
+/// made when one of its events first concerns it (and, for phones that had none, when the run is
+/// finished): the fault itself costs nothing per phone, and each outage's records have room for
+/// every phone from the start (reserved, not touched), so no record is ever moved while the run
+/// goes and nothing holds up a fleet's loop.
 #[derive(Debug, Clone, Default)]
 struct DownSpans {
     spans: Vec<DownSpan>,
+    /// Each outage's records, in the order they were made.
+    records: Vec<Vec<Outage>>,
     /// Each server's latest outage (ended or not).
     latest: [Option<u32>; 2],
-    /// The outage of each record in `Tracker::outages`.
-    span_of: Vec<u32>,
+    /// Set when the records were handed over ([`Tracker::finished`]): none is made after.
+    closed: bool,
 }
 
 impl DownSpans {
     /// Phone `phone`'s record of `side`'s latest outage (made now if it has none yet), with the
     /// outage's end.
     fn record<'a>(
-        &mut self,
-        outages: &'a mut Vec<Outage>,
+        &'a mut self,
         p: &mut PhoneTrack,
         phone: u32,
         side: Side,
     ) -> Option<(&'a mut Outage, Option<Instant>)> {
         let span = self.latest[side.index()]?;
         let d = self.spans.get(span as usize)?;
+        let records = self.records.get_mut(span as usize).filter(|_| !self.closed)?;
         let i = match p.open[side.index()] {
             Some((s, i)) if s == span => i,
             _ => {
-                let i = outages.len();
-                outages.push(Outage::new(phone, d));
-                self.span_of.push(span);
+                records.push(Outage::new(phone, d));
+                let i = records.len() - 1;
                 p.open[side.index()] = Some((span, i));
                 i
             }
         };
-        Some((outages.get_mut(i)?, d.end))
+        Some((records.get_mut(i)?, d.end))
     }
 }
 
@@ -175,7 +178,7 @@ pub struct Tracker {
     phones: Vec<PhoneTrack>,
     down: [bool; 2],
     ladder_total: Duration,
-    /// Every outage as each phone saw it: by outage, then by phone, once [`Tracker::finished`].
+    /// Every outage as each phone saw it, by outage, then by phone: filled by [`Tracker::finished`].
     pub outages: Vec<Outage>,
     down_spans: DownSpans,
     /// The pair's fault changes.
@@ -322,6 +325,7 @@ impl Tracker {
         if now_down && !self.down[s] {
             book.latest[s] = Some(book.spans.len() as u32);
             book.spans.push(DownSpan { server: f.server, label: Arc::from(f.label.as_str()), at: f.at, end: None });
+            book.records.push(Vec::with_capacity(self.phones.len()));
         } else if !now_down && self.down[s] {
             if let Some(d) = book.latest[s].and_then(|i| book.spans.get_mut(i as usize)) {
                 d.end = Some(f.at);
@@ -330,40 +334,29 @@ impl Tracker {
         self.down[s] = now_down;
     }
 
-    /// The tracker with its outage records complete: every phone has one for every outage (those
-    /// whose phone had no event about it are made here), each knows its outage's end, and they
-    /// are in order (by outage, then by phone).
+    /// The tracker with its outage records complete, in [`Tracker::outages`]: every phone has one
+    /// for every outage (those whose phone had no event about it are made here), each knows its
+    /// outage's end, and they are in order (by outage, then by phone). Events after this make no
+    /// outage records.
     pub fn finished(mut self) -> Self {
         let book = &mut self.down_spans;
         let phones = self.phones.len();
-        let mut seen = vec![false; phones * book.spans.len()];
-        for (o, span) in self.outages.iter_mut().zip(&book.span_of) {
-            o.fault_end = book.spans.get(*span as usize).and_then(|d| d.end);
-            if let Some(f) = seen.get_mut(*span as usize * phones + o.phone as usize) {
-                *f = true;
-            }
-        }
-        for (span, d) in book.spans.iter().enumerate() {
-            for phone in 0..phones {
-                if !seen[span * phones + phone] {
-                    self.outages.push(Outage::new(phone as u32, d));
-                    book.span_of.push(span as u32);
+        book.closed = true;
+        for (d, mut records) in book.spans.iter().zip(std::mem::take(&mut book.records)) {
+            let mut seen = vec![false; phones];
+            for o in &mut records {
+                o.fault_end = d.end;
+                if let Some(f) = seen.get_mut(o.phone as usize) {
+                    *f = true;
                 }
             }
+            records
+                .extend(seen.iter().enumerate().filter(|(_, f)| !**f).map(|(phone, _)| Outage::new(phone as u32, d)));
+            records.sort_unstable_by_key(|o| o.phone);
+            self.outages.extend(records);
         }
-        let mut order: Vec<(u32, u32, usize)> =
-            self.outages.iter().zip(&book.span_of).enumerate().map(|(i, (o, s))| (*s, o.phone, i)).collect();
-        order.sort_unstable();
-        let mut slots: Vec<Option<Outage>> = std::mem::take(&mut self.outages).into_iter().map(Some).collect();
-        self.outages = order.iter().filter_map(|(_, _, i)| slots.get_mut(*i).and_then(Option::take)).collect();
-        book.span_of = order.iter().map(|(s, _, _)| *s).collect();
-        // The phones' records of each server's latest outage moved: point to them again.
-        for (i, (o, span)) in self.outages.iter().zip(&book.span_of).enumerate() {
-            if book.latest[o.server.index()] == Some(*span) {
-                if let Some(p) = self.phones.get_mut(o.phone as usize) {
-                    p.open[o.server.index()] = Some((*span, i));
-                }
-            }
+        for p in &mut self.phones {
+            p.open = [None; 2];
         }
         self
     }
@@ -372,7 +365,6 @@ impl Tracker {
     pub fn on_event(&mut self, phone: u32, t: Instant, ev: &Event) {
         let few = self.phones.len() <= KEEP_ALL_SWITCHES;
         let Some(p) = self.phones.get_mut(phone as usize) else { return };
-        let outages = &mut self.outages;
         let book = &mut self.down_spans;
         match *ev {
             Event::ProbeSent { server, attempt, .. } => {
@@ -388,7 +380,7 @@ impl Tracker {
                 self.replies += 1;
                 p.last_answered[server.index()] = Some(t.saturating_sub(rtt));
                 if let (503, Some(r @ 1..)) = (status, retry_after) {
-                    if let Some((o, end)) = book.record(outages, p, phone, server) {
+                    if let Some((o, end)) = book.record(p, phone, server) {
                         if end.is_none() {
                             let until = t + Duration::from_secs(u64::from(r));
                             o.retry_until = Some(o.retry_until.map_or(until, |u| u.max(until)));
@@ -398,14 +390,14 @@ impl Tracker {
             }
             Event::Held { to, .. } => {
                 self.held += 1;
-                if let Some((o, end)) = book.record(outages, p, phone, to.other()) {
+                if let Some((o, end)) = book.record(p, phone, to.other()) {
                     if o.held_at.is_none() && o.switch_at.is_none() && end.is_none() {
                         o.held_at = Some(t);
                     }
                 }
             }
             Event::ServerDown { server, .. } => {
-                if let Some((o, _)) = book.record(outages, p, phone, server) {
+                if let Some((o, _)) = book.record(p, phone, server) {
                     if o.detected_at.is_none() && t >= o.fault_at {
                         o.detected_at = Some(t);
                         o.last_answered = p.last_answered[server.index()];
@@ -414,7 +406,7 @@ impl Tracker {
                 }
             }
             Event::ServerUp { server } => {
-                if let Some((o, end)) = book.record(outages, p, phone, server) {
+                if let Some((o, end)) = book.record(p, phone, server) {
                     if o.up_at.is_none() && end.is_some_and(|e| t >= e) {
                         o.up_at = Some(t);
                     }
@@ -442,7 +434,7 @@ impl Tracker {
                 if phone == 0 || few {
                     self.switches.push(SwitchRecord { phone, at: t, from, to, reason });
                 }
-                if let Some((o, end)) = book.record(outages, p, phone, from) {
+                if let Some((o, end)) = book.record(p, phone, from) {
                     if o.switch_at.is_none() && o.detected_at.is_some() && end.is_none_or(|e| t <= e) {
                         o.switch_at = Some(t);
                         o.switch_reason = Some(reason);
@@ -454,7 +446,7 @@ impl Tracker {
                         };
                     }
                 }
-                if let Some((o, end)) = book.record(outages, p, phone, to) {
+                if let Some((o, end)) = book.record(p, phone, to) {
                     if o.failback_at.is_none() && end.is_some_and(|e| t >= e) {
                         o.failback_at = Some(t);
                     }
