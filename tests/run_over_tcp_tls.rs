@@ -527,6 +527,10 @@ fn idle_flows_are_pinged_and_a_server_that_never_pongs_loses_its_flow() {
     agent.wait_for(Duration::from_secs(3), "probe at once", |e| {
         e["event"] == "probe" && e["server"] == "primary" && t(e) >= t(&reopened) && t(e) < t(&lost) + 1000
     });
+    // The primary's answer on the new flow: by then the server has accepted its connection.
+    agent.wait_for(Duration::from_secs(3), "reply on the new flow", |e| {
+        e["event"] == "reply" && e["server"] == "primary" && t(e) >= t(&reopened)
+    });
     assert!(p.pings.load(Ordering::SeqCst) >= 1);
     assert_eq!(p.accepts(), 2);
     assert!(agent.named("flow_down").iter().all(|e| e["server"] != "backup"), "{}", agent.dump());
