@@ -79,8 +79,6 @@ pub const DEFAULT_BOOT_GROUP: usize = 8;
 struct Fleet {
     /// Each phone's agent, made when the phone boots.
     agents: Vec<Option<Agent>>,
-    /// The configuration and seed of each phone not yet booted.
-    boot: Vec<Option<(crate::core::Config, u64)>>,
     scheduled: Vec<u64>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     socks: [UdpSocket; 2],
@@ -318,7 +316,6 @@ async fn run_async(
     let interval = scenario.phone.interval;
     let mut fleet = Fleet {
         agents: Vec::with_capacity(phones),
-        boot: Vec::with_capacity(phones),
         scheduled: vec![NONE; phones],
         heap: BinaryHeap::with_capacity(phones * 2),
         socks,
@@ -337,8 +334,9 @@ async fn run_async(
         reports,
         flow_rt: io_thread.as_ref().map(|t| t.1.clone()),
     };
-    for i in 0..phones {
-        let start = super::boot_time(interval, phones, i, opts.boot_group);
+    // Phone i's configuration and seed, made again when it boots (not kept for every phone until
+    // then: a configuration is most of an agent's size).
+    let config_of = |i: usize| {
         let mut cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
         if !transports[0].is_stream() {
             cfg.primary.local = locals[0];
@@ -346,10 +344,12 @@ async fn run_async(
         if let Some(b) = cfg.backup.as_mut().filter(|_| !transports[1].is_stream()) {
             b.local = locals[1];
         }
-        let seed = opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64);
-        cfg.validate().map_err(SimError::Config)?;
+        (cfg, opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64))
+    };
+    for i in 0..phones {
+        let start = super::boot_time(interval, phones, i, opts.boot_group);
+        config_of(i).0.validate().map_err(SimError::Config)?;
         fleet.agents.push(None);
-        fleet.boot.push(Some((cfg, seed)));
         fleet.scheduled[i] = start.as_micros();
         fleet.heap.push(Reverse((start.as_micros(), i as u32)));
     }
@@ -442,24 +442,23 @@ async fn run_async(
                 Some(a) => a.handle_timeout(now),
                 None => {
                     // The phone boots now: its first cycle starts at the real time, not the planned one.
-                    if let Some((cfg, seed)) = fleet.boot[p as usize].take() {
-                        let mut agent = Agent::new(cfg, now, seed).map_err(SimError::Config)?;
-                        super::plan_windows(&mut agent, scenario, Instant::ZERO, now, &extra);
-                        if in_call {
-                            // Cannot fail: InCall is always accepted.
-                            let _ = agent.handle_command(now, Command::InCall(true));
+                    let (cfg, seed) = config_of(p as usize);
+                    let mut agent = Agent::new(cfg, now, seed).map_err(SimError::Config)?;
+                    super::plan_windows(&mut agent, scenario, Instant::ZERO, now, &extra);
+                    if in_call {
+                        // Cannot fail: InCall is always accepted.
+                        let _ = agent.handle_command(now, Command::InCall(true));
+                    }
+                    fleet.agents[p as usize] = Some(agent);
+                    if streams {
+                        if fleet.flows.len() <= p as usize {
+                            fleet.flows.resize_with(p as usize + 1, || None);
                         }
-                        fleet.agents[p as usize] = Some(agent);
-                        if streams {
-                            if fleet.flows.len() <= p as usize {
-                                fleet.flows.resize_with(p as usize + 1, || None);
-                            }
-                            let mut f = PhoneFlows::new(p, fleet.tls.clone(), fleet.reports.clone());
-                            if let Some(rt) = &fleet.flow_rt {
-                                f = f.on_runtime(rt.clone());
-                            }
-                            fleet.flows[p as usize] = Some(f);
+                        let mut f = PhoneFlows::new(p, fleet.tls.clone(), fleet.reports.clone());
+                        if let Some(rt) = &fleet.flow_rt {
+                            f = f.on_runtime(rt.clone());
                         }
+                        fleet.flows[p as usize] = Some(f);
                     }
                 }
             }
