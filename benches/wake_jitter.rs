@@ -1,7 +1,8 @@
 //! How late this machine wakes a thread that sleeps until deadlines, with nothing else to do: the
 //! floor under every real-time figure of the lab. A thread (real-time `SCHED_FIFO` when granted, as
 //! the fleet's loop asks; `WAKE_NORMAL=1` for the ordinary scheduler) sleeps until a deadline every
-//! 0.5 ms for 60 s (`WAKE_SECONDS=N` for another length) and records how late it woke: p50, p99,
+//! 0.5 ms (`WAKE_PERIOD_US=N` for another period) for 60 s (`WAKE_SECONDS=N` for another length)
+//! and records how late it woke: p50, p99,
 //! max, how many wake-ups came over 1 ms and over 5 ms late (and when), and the CPU time the
 //! hypervisor took from the machine meanwhile (`/proc/stat` steal, 10 ms ticks).
 //!
@@ -29,7 +30,8 @@ fn main() {
     } else {
         RealTimeGuard::ask(1)
     };
-    let period = Duration::from_micros(500);
+    let period_us: u64 = std::env::var("WAKE_PERIOD_US").ok().and_then(|v| v.parse().ok()).unwrap_or(500).max(1);
+    let period = Duration::from_micros(period_us);
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let (mut over_1ms, mut late) = (0u64, Vec::new());
     let steal0 = steal_ticks();
@@ -54,7 +56,8 @@ fn main() {
     }
     let stolen = steal0.zip(steal_ticks()).map(|(a, b)| (b - a) * 10);
     println!(
-        "wake-up lateness: a thread sleeping until a deadline every 0.5 ms for {seconds} s, scheduled {}",
+        "wake-up lateness: a thread sleeping until a deadline every {:.3} ms for {seconds} s, scheduled {}",
+        period_us as f64 / 1e3,
         guard.scheduling
     );
     println!(
