@@ -61,7 +61,14 @@ fn have(tool: &str) -> bool {
 }
 
 /// Compiles `examples/c/<name>.c` with gcc, strictly, against the static library; returns the program.
+/// Once per name for the whole test binary: tests running at once share the program, so none runs
+/// it while another's linker is writing it.
 fn compile(name: &str) -> PathBuf {
+    static COMPILED: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, exe)) = compiled.iter().find(|(n, _)| n == name) {
+        return exe.clone();
+    }
     let lib = build_staticlib();
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-interface").join(name);
     let out = Command::new("gcc")
@@ -74,6 +81,7 @@ fn compile(name: &str) -> PathBuf {
         .output()
         .expect("gcc runs");
     assert!(out.status.success(), "gcc failed on {name}.c:\n{}", String::from_utf8_lossy(&out.stderr));
+    compiled.push((name.to_string(), exe.clone()));
     exe
 }
 
