@@ -79,6 +79,9 @@ fn main() {
     if let Some(sched) = &out.phones_scheduling {
         println!("  phones' loop scheduled: {sched}");
     }
+    if let Some(idle) = &out.phones_idle {
+        println!("  the machine's CPUs meanwhile: {idle}");
+    }
     println!("  longest single pass of the phones' loop: {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3);
     println!(
         "  pair busy {:.3} s: {:.2} µs per request (rsip parse, reply, send)",

@@ -113,7 +113,8 @@ fn first_probes(s: &Scenario, opts: &FleetOptions) -> Vec<u64> {
 fn a_boot_group_probes_together_and_the_next_group_one_spacing_later() {
     let quiet = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
     let s = Scenario::parse(quiet, Path::new("quiet.toml")).unwrap();
-    let opts = FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, boot_group: 8 };
+    let opts =
+        FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, idle_poll: false, boot_group: 8 };
     let t = first_probes(&s, &opts);
     // A group's boot timers come due in one pass of the loop: the same instant.
     assert!(t[..8].iter().all(|x| *x == t[0]), "{t:?}");
@@ -132,7 +133,8 @@ fn a_fleet_gets_the_pair_s_delayed_replies_late_and_stays() {
     let delayed = "name = \"delayed\"\nduration = \"4.5s\"\ninterval = \"2s\"\n\
                    [[at]]\nt = \"1s\"\nserver = \"primary\"\naction = \"delay\"\nms = 300\n";
     let s = Scenario::parse(delayed, Path::new("delayed.toml")).unwrap();
-    let opts = FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, boot_group: 4 };
+    let opts =
+        FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, idle_poll: false, boot_group: 4 };
     let mut late = 0;
     let mut prompt_after = 0;
     let out = fleet::run(&s, &opts, &mut |l| {

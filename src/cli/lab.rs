@@ -55,6 +55,11 @@ pub struct LabArgs {
     /// scheduling (SCHED_FIFO, granted to root or with CAP_SYS_NICE or an rtprio limit).
     #[arg(long)]
     pub no_realtime: bool,
+    /// Keep the machine's CPUs polling when idle while a fleet runs, instead of halting (a PM QoS
+    /// request on /dev/cpu_dma_latency, granted to root): a timer is then served without waking a
+    /// CPU first; the idle CPUs spin meanwhile.
+    #[arg(long)]
+    pub idle_poll: bool,
     /// Fleets boot their phones in groups of this many, the groups spread evenly over one interval
     /// (1: each phone at its own time); a group's timers come due together.
     #[arg(long, value_name = "N", default_value_t = crate::sim::fleet::DEFAULT_BOOT_GROUP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
@@ -334,6 +339,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
                 seed: args.seed,
                 extend: fleet_extend,
                 realtime: !args.no_realtime,
+                idle_poll: args.idle_poll,
                 boot_group: args.boot_group,
             },
             &mut |l| match l {
@@ -441,6 +447,9 @@ fn pair_line(out: &RunOutput) -> String {
         s.push_str("phones' loop: ");
         if let Some(sched) = &out.phones_scheduling {
             s.push_str(&format!("scheduled {sched}; "));
+        }
+        if let Some(idle) = &out.phones_idle {
+            s.push_str(&format!("{idle}; "));
         }
         s.push_str(&format!("longest pass {:.3} ms", out.phones_longest_pass.as_secs_f64() * 1e3));
         for (what, d) in [

@@ -43,6 +43,23 @@ use super::{phone_config, phone_of, Live, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
 use crate::core::{Agent, Command, Duration, Event, FlowCommand, Instant, Side, Transmit};
 
+/// Where the pair is served.
+enum Served {
+    /// From the fleet's loop (UDP).
+    Inline(Box<InlinePair>),
+    /// On a thread of its own (a TCP or TLS server).
+    Thread(std::thread::JoinHandle<io::Result<super::PairStats>>),
+}
+
+impl Served {
+    fn inline(&self) -> Option<&InlinePair> {
+        match self {
+            Served::Inline(p) => Some(p),
+            Served::Thread(_) => None,
+        }
+    }
+}
+
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 const NONE: u64 = u64::MAX;
 
@@ -59,6 +76,13 @@ pub struct FleetOptions {
     /// timer is served when it fires rather than when the time-sharing scheduler gets round to it;
     /// the run says what it got.
     pub realtime: bool,
+    /// Keep the machine's CPUs out of deep idle while the run goes
+    /// ([`IdlePollGuard`](super::usage::IdlePollGuard)): an idle CPU then polls, so a timer that
+    /// fires on it is served without first waking the CPU (on a virtual machine, without the host
+    /// scheduling it again). Costs the CPUs' idle time, not the process's CPU time; on a shared
+    /// host the CPUs, always busy, are taken away more often instead (see the README), so it is
+    /// off unless asked for.
+    pub idle_poll: bool,
     /// Phones boot in groups of this many (1: each at its own time), the groups spread evenly over
     /// one interval. A group's timers come due together, so one wake-up of the loop serves them
     /// all; each phone's own timing is unchanged.
@@ -66,10 +90,17 @@ pub struct FleetOptions {
 }
 
 impl Default for FleetOptions {
-    /// One phone, seed 1, no extra time, real-time scheduling asked for, boot groups of
-    /// [`DEFAULT_BOOT_GROUP`].
+    /// One phone, seed 1, no extra time, real-time scheduling asked for, idle CPUs left alone,
+    /// boot groups of [`DEFAULT_BOOT_GROUP`].
     fn default() -> Self {
-        FleetOptions { phones: 1, seed: 1, extend: Duration::ZERO, realtime: true, boot_group: DEFAULT_BOOT_GROUP }
+        FleetOptions {
+            phones: 1,
+            seed: 1,
+            extend: Duration::ZERO,
+            realtime: true,
+            idle_poll: false,
+            boot_group: DEFAULT_BOOT_GROUP,
+        }
     }
 }
 
@@ -359,10 +390,12 @@ async fn run_async(
     let cpu0 = super::usage::process_cpu();
     // Over UDP the pair is served from this loop (no thread switch per request); a TCP or TLS
     // server is served on a thread of its own.
-    let (mut inline, pair_thread) = if streams {
-        (None, Some(spawn_pair_thread(pair, origin, Some(tx), stop_rx)?))
-    } else {
-        (InlinePair::new(pair, origin, Some(tx)), None)
+    let mut served = match InlinePair::new(pair, origin, Some(tx)) {
+        Ok(p) => Served::Inline(Box::new(p)),
+        Err(back) => {
+            let (pair, notes) = *back;
+            Served::Thread(spawn_pair_thread(pair, origin, notes, stop_rx)?)
+        }
     };
     let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
     let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
@@ -386,6 +419,11 @@ async fn run_async(
         super::usage::RealTimeGuard::ask(1)
     } else {
         super::usage::RealTimeGuard::not_asked("real-time scheduling not asked for")
+    };
+    let idle = if opts.idle_poll {
+        super::usage::IdlePollGuard::ask()
+    } else {
+        super::usage::IdlePollGuard::not_asked("not asked for")
     };
     // Bounded: the loop ends at the run's end.
     loop {
@@ -465,7 +503,7 @@ async fn run_async(
             fleet.drain(p, now, live);
         }
         fleet.flush();
-        if let Some(p) = inline.as_mut() {
+        if let Served::Inline(p) = &mut served {
             p.pass();
         }
         for side in Side::BOTH {
@@ -499,7 +537,7 @@ async fn run_async(
             Instant::from_micros(u64::try_from(d.saturating_duration_since(origin).as_micros()).unwrap_or(u64::MAX))
         });
         let wake = fleet.heap.peek().map_or(end, |Reverse((t, _))| Instant::from_micros(*t).min(end)).min(next_tick);
-        let pair_at = inline.as_ref().and_then(InlinePair::wake_at);
+        let pair_at = served.inline().and_then(InlinePair::wake_at);
         let wake = [call_at, poll_at, pair_at].into_iter().flatten().fold(wake, Instant::min);
         // A wake-up already due is no sleep: its lateness is the pass's, not the scheduler's.
         let must_sleep = wake > since(origin);
@@ -507,7 +545,7 @@ async fn run_async(
             biased;
             _ = fleet.socks[0].readable() => {}
             _ = fleet.socks[1].readable() => {}
-            _ = async { inline.as_ref()?.readable().await; Some(()) }, if inline.is_some() => {}
+            _ = async { served.inline()?.readable().await; Some(()) }, if served.inline().is_some() => {}
             r = flow_rx.recv(), if streams => pending = r,
             Some(f) = async { page_watch.as_mut()?.fetched().await }, if page_watch.is_some() => fetched = Some(f),
             Some(p) = pub_rx.recv(), if page.is_some() => published = Some(p),
@@ -516,6 +554,8 @@ async fn run_async(
     }
     let scheduling = realtime.scheduling.clone();
     drop(realtime);
+    let idle_state = idle.state.clone();
+    drop(idle);
     // The flows end before the pair stops.
     fleet.flows.clear();
     if let Some(p) = page {
@@ -526,10 +566,9 @@ async fn run_async(
         thread.join().map_err(|_| SimError::Internal("the flows' thread failed"))??;
     }
     let _ = stop_tx.send(true);
-    let pair_stats = match (inline, pair_thread) {
-        (Some(p), _) => p.finish(),
-        (None, Some(t)) => t.join().map_err(|_| SimError::Internal("the pair thread failed"))??,
-        (None, None) => return Err(SimError::Internal("no pair")),
+    let pair_stats = match served {
+        Served::Inline(p) => p.finish(),
+        Served::Thread(t) => t.join().map_err(|_| SimError::Internal("the pair thread failed"))??,
     };
     let cpu = super::usage::process_cpu().since(&cpu0);
 
@@ -544,5 +583,6 @@ async fn run_async(
         phones_wake_lag: fleet.wake_lag.stats(),
         cpu,
         phones_scheduling: Some(scheduling),
+        phones_idle: Some(idle_state),
     })
 }

@@ -130,6 +130,8 @@ pub struct RunOutput {
     pub cpu: usage::Cpu,
     /// How the phones' loop thread was scheduled (fleets in real time).
     pub phones_scheduling: Option<usage::Scheduling>,
+    /// Whether the CPUs were kept out of deep idle while the fleet ran (fleets in real time).
+    pub phones_idle: Option<usage::IdlePoll>,
 }
 
 /// What a real-time run shows while it goes.

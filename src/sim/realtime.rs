@@ -137,6 +137,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
         phones_timer_lag: None,
         phones_wake_lag: None,
         phones_scheduling: None,
+        phones_idle: None,
         cpu: Default::default(),
     })
 }

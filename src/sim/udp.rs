@@ -114,13 +114,19 @@ pub struct InlinePair {
 }
 
 impl InlinePair {
-    /// Serves `pair` from now on, on the run's clock `origin`; fault changes go to `notes`. `None`
-    /// when a server is reached over TCP or TLS (those are served on a thread of their own).
-    pub fn new(pair: UdpPair, origin: TInstant, notes: Option<mpsc::UnboundedSender<PairNote>>) -> Option<Self> {
+    /// Serves `pair` from now on, on the run's clock `origin`; fault changes go to `notes`. The pair
+    /// and the notes back when a server is reached over TCP or TLS (those are served on a thread of
+    /// their own).
+    #[allow(clippy::type_complexity)]
+    pub fn new(
+        pair: UdpPair,
+        origin: TInstant,
+        notes: Option<mpsc::UnboundedSender<PairNote>>,
+    ) -> Result<Self, Box<(UdpPair, Option<mpsc::UnboundedSender<PairNote>>)>> {
         if pair.transports.iter().any(|t| t.is_stream()) {
-            return None;
+            return Err(Box::new((pair, notes)));
         }
-        Some(InlinePair { pair, sv: Serving::new(false), notes, origin })
+        Ok(InlinePair { pair, sv: Serving::new(false), notes, origin })
     }
 
     /// Applies the steps due, sends the delayed replies due and answers every request waiting.

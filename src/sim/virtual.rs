@@ -475,6 +475,7 @@ pub fn run(
         phones_timer_lag: None,
         phones_wake_lag: None,
         phones_scheduling: None,
+        phones_idle: None,
         cpu: Default::default(),
     })
 }
