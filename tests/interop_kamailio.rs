@@ -39,38 +39,22 @@ impl Kamailio {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let ctl = run.join("ctl");
         let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/kamailio.cfg");
-        let mut args: Vec<String> = vec![
-            "-DD".into(),
-            "-E".into(),
-            "-f".into(),
-            cfg.to_string_lossy().into_owned(),
-            "-Y".into(),
-            run.to_string_lossy().into_owned(),
-            "-w".into(),
-            run.to_string_lossy().into_owned(),
-            "-l".into(),
-            format!("{}:{addr}", if tls.is_some() { "tls" } else { "udp" }),
-            "-A".into(),
-            format!("CTL_SOCK=\"unix:{}\"", ctl.display()),
-            "-m".into(),
-            "32".into(),
-        ];
-        if let Some(mpath) = module_dir() {
-            args.push("-L".into());
-            args.push(mpath.to_string_lossy().into_owned());
-        }
+        let listen = format!("{}:{addr}", if tls.is_some() { "tls" } else { "udp" });
         let peer = match tls {
-            None => Peer::start(name, "kamailio", &args, addr, &run, true),
+            None => {
+                let args = kamailio_args(&cfg, &run, &listen, &ctl, &[], "sl.so");
+                Peer::start(name, "kamailio", &args, addr, &run, true)
+            }
             Some(id) => {
                 let (cert, key) = (run.join("cert.pem"), run.join("key.pem"));
                 std::fs::write(&cert, &id.cert_pem).unwrap();
                 std::fs::write(&key, &id.key_pem).unwrap();
-                args.push("-A".into());
-                args.push("WITH_TLS".into());
-                args.push("-A".into());
-                args.push(format!("TLS_CERT=\"{}\"", cert.display()));
-                args.push("-A".into());
-                args.push(format!("TLS_KEY=\"{}\"", key.display()));
+                let defines = [
+                    "WITH_TLS".to_string(),
+                    format!("TLS_CERT=\"{}\"", cert.display()),
+                    format!("TLS_KEY=\"{}\"", key.display()),
+                ];
+                let args = kamailio_args(&cfg, &run, &listen, &ctl, &defines, "sl.so");
                 Peer::start_stream(name, "kamailio", &args, addr, &run)
             }
         };
@@ -99,20 +83,6 @@ impl Kamailio {
     }
 }
 
-/// The directory holding Kamailio's modules, where it is in a usual place.
-fn module_dir() -> Option<PathBuf> {
-    let arch = std::env::consts::ARCH;
-    [
-        format!("/usr/lib/{arch}-linux-gnu/kamailio/modules"),
-        "/usr/lib/kamailio/modules".to_string(),
-        "/usr/lib64/kamailio/modules".to_string(),
-        "/usr/local/lib64/kamailio/modules".to_string(),
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|d| d.join("sl.so").is_file())
-}
-
 fn available() -> bool {
     peer_available("kamailio", "kamailio") && peer_available("kamcmd", "kamailio")
 }
@@ -121,7 +91,7 @@ fn available() -> bool {
 fn tls_available() -> bool {
     available()
         && skip::need(
-            module_dir().is_some_and(|d| d.join("tls.so").is_file()),
+            kamailio_module_dir("sl.so").is_some_and(|d| d.join("tls.so").is_file()),
             "Kamailio's TLS module (tls.so)",
             "install the Debian package `kamailio-tls-modules` (scripts/ci-net.sh) to run this test",
         )

@@ -113,8 +113,15 @@ fn first_probes(s: &Scenario, opts: &FleetOptions) -> Vec<u64> {
 fn a_boot_group_probes_together_and_the_next_group_one_spacing_later() {
     let quiet = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
     let s = Scenario::parse(quiet, Path::new("quiet.toml")).unwrap();
-    let opts =
-        FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, idle_poll: false, boot_group: 8 };
+    let opts = FleetOptions {
+        phones: 16,
+        seed: 5,
+        extend: Duration::ZERO,
+        realtime: false,
+        idle_poll: false,
+        boot_group: 8,
+        shards: 1,
+    };
     let t = first_probes(&s, &opts);
     // A group's boot timers come due in one pass of the loop: the same instant.
     assert!(t[..8].iter().all(|x| *x == t[0]), "{t:?}");
@@ -133,8 +140,15 @@ fn a_fleet_gets_the_pair_s_delayed_replies_late_and_stays() {
     let delayed = "name = \"delayed\"\nduration = \"4.5s\"\ninterval = \"2s\"\n\
                    [[at]]\nt = \"1s\"\nserver = \"primary\"\naction = \"delay\"\nms = 300\n";
     let s = Scenario::parse(delayed, Path::new("delayed.toml")).unwrap();
-    let opts =
-        FleetOptions { phones: 16, seed: 5, extend: Duration::ZERO, realtime: false, idle_poll: false, boot_group: 4 };
+    let opts = FleetOptions {
+        phones: 16,
+        seed: 5,
+        extend: Duration::ZERO,
+        realtime: false,
+        idle_poll: false,
+        boot_group: 4,
+        shards: 1,
+    };
     let mut late = 0;
     let mut prompt_after = 0;
     let out = fleet::run(&s, &opts, &mut |l| {
@@ -154,6 +168,70 @@ fn a_fleet_gets_the_pair_s_delayed_replies_late_and_stays() {
     assert_eq!(prompt_after, 0);
     assert!(late >= 16, "{late} late replies");
     assert_eq!(out.pair.servers[0].requests, out.pair.servers[0].answered);
+}
+
+#[test]
+fn a_sharded_fleet_deals_whole_boot_groups_round_its_loops_on_one_clock() {
+    let quiet = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
+    let s = Scenario::parse(quiet, Path::new("quiet.toml")).unwrap();
+    let opts = FleetOptions {
+        phones: 16,
+        seed: 5,
+        extend: Duration::ZERO,
+        realtime: false,
+        idle_poll: false,
+        boot_group: 4,
+        shards: 2,
+    };
+    // Groups 0 and 2 run in shard 0, groups 1 and 3 in shard 1 (whose events reach `live` through
+    // shard 0): each group probes at one instant, the groups in boot order on the run's one clock.
+    let t = first_probes(&s, &opts);
+    for g in t.chunks(4) {
+        assert!(g.iter().all(|x| *x == g[0]), "{t:?}");
+    }
+    assert!(t.chunks(4).map(|g| g[0]).collect::<Vec<_>>().windows(2).all(|w| w[0] < w[1]), "{t:?}");
+    let spacing = s.phone.interval.as_micros() / 4;
+    for (i, g) in t.chunks(4).enumerate() {
+        assert!(g[0] >= i as u64 * spacing, "group {i} before its time: {t:?}");
+    }
+}
+
+#[test]
+fn a_sharded_fleet_fails_every_phone_over_and_back_once() {
+    let s = Scenario::parse(SHORT, Path::new("short.toml")).unwrap();
+    for shards in [2, 3] {
+        let opts = FleetOptions {
+            phones: 60,
+            seed: 5,
+            extend: s.phone.interval,
+            realtime: false,
+            boot_group: 4,
+            shards,
+            ..FleetOptions::default()
+        };
+        let mut events = vec![0u32; 60];
+        let out = fleet::run(&s, &opts, &mut |l| {
+            if let Live::Event { phone, .. } = l {
+                events[phone as usize] += 1;
+            }
+        })
+        .unwrap();
+        let sum = out.tracker.summary(out.pair.peak());
+        assert_eq!((sum.failovers, sum.failbacks), (60, 60), "{shards} shards: {sum:?}");
+        assert_eq!(out.tracker.ignored, 0);
+        // Every phone's events were shown, whichever loop ran it.
+        assert!(events.iter().all(|n| *n > 0), "{shards} shards: {events:?}");
+        // Every phone has one record of the outage (the fault is shard 0's pair's), with its detection.
+        let mut phones: Vec<u32> = out.tracker.outages.iter().map(|o| o.phone).collect();
+        phones.dedup();
+        assert_eq!(phones, (0..60).collect::<Vec<_>>(), "{shards} shards");
+        assert!(out.tracker.outages.iter().all(|o| o.detected_at.is_some()), "{shards} shards");
+        // The pairs' counters are summed: the backup answered every request it got, and it got some
+        // from every phone's cycles.
+        let b = out.pair.servers[1];
+        assert!(b.requests >= 60 && b.requests == b.answered, "{shards} shards: {b:?}");
+        assert!(out.timeline.records.iter().any(|r| matches!(r.what, What::Fault(_))));
+    }
 }
 
 const REFUSED: &str = r#"
@@ -520,4 +598,17 @@ fn a_small_fleet_takes_the_call_and_the_notice_on_every_phone() {
     .unwrap();
     let sum = out.tracker.summary(None);
     assert_eq!((sum.planned_switches, sum.failbacks, sum.failovers), (20, 20, 0), "{sum:?}");
+    // Sharded, shard 0's poller hands the windows to the other loop's phones too.
+    let opts = FleetOptions {
+        phones: 20,
+        seed: 3,
+        extend: s.phone.interval,
+        realtime: false,
+        boot_group: 2,
+        shards: 2,
+        ..FleetOptions::default()
+    };
+    let out = fleet::run(&s, &opts, &mut |_| {}).unwrap();
+    let sum = out.tracker.summary(None);
+    assert_eq!((sum.planned_switches, sum.failbacks, sum.failovers), (20, 20, 0), "sharded: {sum:?}");
 }

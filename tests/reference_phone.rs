@@ -34,18 +34,6 @@ fn root() -> PathBuf {
 
 // ---- peers ----------------------------------------------------------------------------------------
 
-fn module_dir() -> Option<PathBuf> {
-    let arch = std::env::consts::ARCH;
-    [
-        format!("/usr/lib/{arch}-linux-gnu/kamailio/modules"),
-        "/usr/lib/kamailio/modules".to_string(),
-        "/usr/lib64/kamailio/modules".to_string(),
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|d| d.join("registrar.so").is_file())
-}
-
 fn libre_available() -> bool {
     skip::need(
         Path::new("/usr/include/re/re.h").is_file(),
@@ -75,30 +63,8 @@ impl Registrar {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let ctl = run.join("ctl");
         let cfg = root().join("tests/kamailio/registrar.cfg");
-        let mut args: Vec<String> = vec![
-            "-DD".into(),
-            "-E".into(),
-            "-f".into(),
-            cfg.to_string_lossy().into_owned(),
-            "-Y".into(),
-            run.to_string_lossy().into_owned(),
-            "-w".into(),
-            run.to_string_lossy().into_owned(),
-            "-l".into(),
-            format!("udp:{addr}"),
-            "-A".into(),
-            format!("CTL_SOCK=\"unix:{}\"", ctl.display()),
-            "-m".into(),
-            "32".into(),
-        ];
-        for d in defines {
-            args.push("-A".into());
-            args.push(d.to_string());
-        }
-        if let Some(m) = module_dir() {
-            args.push("-L".into());
-            args.push(m.to_string_lossy().into_owned());
-        }
+        let defines: Vec<String> = defines.iter().map(|d| d.to_string()).collect();
+        let args = kamailio_args(&cfg, &run, &format!("udp:{addr}"), &ctl, &defines, "registrar.so");
         let peer = Peer::start(name, "kamailio", &args, addr, &run, true);
         Registrar { peer, ctl }
     }

@@ -64,6 +64,11 @@ pub struct LabArgs {
     /// (1: each phone at its own time); a group's timers come due together.
     #[arg(long, value_name = "N", default_value_t = crate::sim::fleet::DEFAULT_BOOT_GROUP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub boot_group: usize,
+    /// Run a fleet's phones in this many loops, each on a thread of its own with its own sockets
+    /// and its own simulated pair (boot groups dealt round them): 2 puts both cores of a 2-core
+    /// machine to work.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub shards: usize,
 }
 
 /// Serves `m` on `addr` from a thread of its own for the rest of the process; the bound address, or
@@ -341,6 +346,7 @@ pub fn lab(args: &LabArgs) -> ExitCode {
                 realtime: !args.no_realtime,
                 idle_poll: args.idle_poll,
                 boot_group: args.boot_group,
+                shards: args.shards,
             },
             &mut |l| match l {
                 Live::Record(r) => printer.record(r),

@@ -14,6 +14,12 @@
 //! a transaction costs no thread switch. The loop asks for real-time scheduling
 //! ([`FleetOptions::realtime`]) so a timer is served when it fires.
 //!
+//! A fleet can run in several such loops ([`FleetOptions::shards`]), each on a thread of its own
+//! with its own sockets, its own pair (every pair plays the scenario on the run's one clock) and the
+//! boot groups dealt to it; the shards share the [`Tracker`] (shard 0's pair's faults stand for
+//! all), shard 0 keeps the timeline, shows the other shards' events and hands them the windows its
+//! poller finds, and no shard's clock starts before every shard is ready.
+//!
 //! The scenario's phone steps reach every booted phone at their time, and a phone booting during a
 //! call starts in it. The scenario's notices are published on the lab's status page
 //! ([`LabPage`]); one poller ([`PageWatch`]) serves the whole fleet, as a proxy would (ten thousand
@@ -24,6 +30,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration as StdDuration;
 
 use tokio::net::UdpSocket;
@@ -87,6 +95,10 @@ pub struct FleetOptions {
     /// one interval. A group's timers come due together, so one wake-up of the loop serves them
     /// all; each phone's own timing is unchanged.
     pub boot_group: usize,
+    /// How many loops run the phones, each on a thread of its own with its own sockets and its own
+    /// pair (a pair per shard, all playing the scenario on the run's one clock); the boot groups
+    /// are dealt round them. 1: one loop on the calling thread.
+    pub shards: usize,
 }
 
 impl Default for FleetOptions {
@@ -100,8 +112,144 @@ impl Default for FleetOptions {
             realtime: true,
             idle_poll: false,
             boot_group: DEFAULT_BOOT_GROUP,
+            shards: 1,
         }
     }
+}
+
+/// Which phones a shard runs: boot group g goes to shard g mod shards, so every shard's groups are
+/// spread over the whole interval. Phones are numbered across the fleet (`p<n>`); each shard keeps
+/// its own in a dense local numbering.
+#[derive(Debug, Clone, Copy)]
+struct Deal {
+    phones: usize,
+    group: usize,
+    shards: usize,
+    index: usize,
+}
+
+impl Deal {
+    /// The fleet's number of this shard's phone `local`.
+    fn global(&self, local: usize) -> usize {
+        ((local / self.group) * self.shards + self.index) * self.group + local % self.group
+    }
+
+    /// This shard's number of the fleet's phone `global`, if it is this shard's.
+    fn local(&self, global: usize) -> Option<usize> {
+        let g = global / self.group;
+        (global < self.phones && g % self.shards == self.index)
+            .then(|| (g / self.shards) * self.group + global % self.group)
+    }
+
+    /// How many phones this shard runs.
+    fn count(&self) -> usize {
+        let groups = self.phones.div_ceil(self.group);
+        if groups <= self.index {
+            return 0;
+        }
+        let mine = (groups - self.index - 1) / self.shards + 1;
+        let short = if (groups - 1) % self.shards == self.index { groups * self.group - self.phones } else { 0 };
+        mine * self.group - short
+    }
+}
+
+/// Where the shards wait for each other before the run's clock starts: the clock and the process's
+/// CPU time then, or None when a shard could not get ready.
+struct StartLine {
+    /// Shards arrived, whether one gave up, and the start.
+    state: Mutex<(usize, bool, Option<Start>)>,
+    all: Condvar,
+    shards: usize,
+    /// Set when a shard fails: the others end their runs.
+    abort: AtomicBool,
+}
+
+impl StartLine {
+    fn new(shards: usize) -> Self {
+        StartLine { state: Mutex::new((0, false, None)), all: Condvar::new(), shards, abort: AtomicBool::new(false) }
+    }
+
+    /// This shard is ready (`ok`) or gives up; waits for the others.
+    fn arrive(&self, ok: bool) -> Option<Start> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        s.1 |= !ok;
+        if s.0 == self.shards {
+            if !s.1 {
+                s.2 = Some((TInstant::now(), super::usage::process_cpu()));
+            }
+            self.all.notify_all();
+        }
+        // Bounded: every shard arrives once, ready or not (a shard that fails arrives as it unwinds).
+        while s.0 < self.shards {
+            s = self.all.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        if s.1 {
+            None
+        } else {
+            s.2
+        }
+    }
+
+    /// `n` shards will not come (they could not be started): the run is off.
+    fn give_up(&self, n: usize) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += n;
+        s.1 = true;
+        self.abort.store(true, Ordering::Relaxed);
+        self.all.notify_all();
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+}
+
+/// The run's clock and the process's CPU time when it started.
+type Start = (TInstant, super::usage::Cpu);
+
+/// A shard's place at the start line: arrives as not ready if dropped before [`Ticket::go`].
+struct Ticket<'a>(Option<&'a StartLine>);
+
+impl Ticket<'_> {
+    fn go(mut self) -> Option<Start> {
+        self.0.take()?.arrive(true)
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if let Some(line) = self.0.take() {
+            line.arrive(false);
+        }
+    }
+}
+
+/// What a shard hands the others, and what it takes from them.
+struct Links {
+    /// The run's tracker, every phone's (by the fleet's numbering).
+    tracker: Arc<Mutex<Tracker>>,
+    /// Shard 0: sends the windows of the notices its poller finds; the others: receive them.
+    spans: Spans,
+    /// The other shards' phones' events, for shard 0 to show (`Live::Event`).
+    events: Option<mpsc::UnboundedReceiver<Forwarded>>,
+}
+
+enum Spans {
+    Send(watch::Sender<Vec<PlannedSpan>>),
+    Receive(watch::Receiver<Vec<PlannedSpan>>),
+}
+
+/// What one shard's run gave.
+struct ShardOutput {
+    timeline: Timeline,
+    pair: super::PairStats,
+    busy: StdDuration,
+    longest: StdDuration,
+    timer_lag: Hist,
+    wake_lag: Hist,
+    scheduling: super::usage::Scheduling,
+    idle: super::usage::IdlePoll,
 }
 
 /// How many phones boot together unless asked otherwise.
@@ -114,7 +262,8 @@ struct Fleet {
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     socks: [UdpSocket; 2],
     addrs: [SocketAddr; 2],
-    tracker: Tracker,
+    tracker: Arc<Mutex<Tracker>>,
+    deal: Deal,
     timeline: Timeline,
     send_errors: u64,
     received: u64,
@@ -159,7 +308,7 @@ impl Fleet {
         for p in 0..self.agents.len() {
             if let Some(a) = self.agents[p].as_mut() {
                 let handed = super::plan_windows(a, scenario, Instant::ZERO, now, extra);
-                if p == 0 {
+                if self.deal.global(p) == 0 {
                     self.record(now, What::Windows(handed), live);
                 }
                 self.drain(p as u32, now, live);
@@ -215,11 +364,14 @@ impl Fleet {
                 }
             }
         }
-        let Fleet { agents, out, tracker, timeline, flows, .. } = self;
+        let Fleet { agents, out, tracker, timeline, flows, deal, .. } = self;
         let Some(agent) = agents[p as usize].as_mut() else { return };
         let flows = flows.get_mut(p as usize).and_then(Option::as_mut);
-        let mut io = Out { phone: p, out, flows, tracker, timeline, live };
+        let mut tracker = tracker.lock().unwrap_or_else(|e| e.into_inner());
+        let phone = deal.global(p as usize) as u32;
+        let mut io = Out { phone, out, flows, tracker: &mut tracker, timeline, live };
         drive::drain(agent, now, &mut [0u8; 1500], &mut io);
+        drop(tracker);
         if self.out.iter().any(|o| o.len() >= BATCH) {
             self.flush();
         }
@@ -284,7 +436,9 @@ impl Fleet {
                     for i in 0..n {
                         let bytes = inbox.get(i).0;
                         self.received += 1;
-                        let Some(p) = phone_of(bytes).filter(|p| *p < self.agents.len()) else {
+                        let Some(p) =
+                            phone_of(bytes).and_then(|p| self.deal.local(p)).filter(|p| *p < self.agents.len())
+                        else {
                             self.unrouted += 1;
                             continue;
                         };
@@ -304,21 +458,154 @@ impl Fleet {
     }
 }
 
-/// Runs `scenario` with `opts.phones` phones in real time on two threads: the pair on its own
-/// thread and runtime, the fleet's loop on the calling thread.
+/// Runs `scenario` with `opts.phones` phones in real time: shard 0's loop on the calling thread,
+/// each other shard's on a thread of its own ([`FleetOptions::shards`]).
 pub fn run(scenario: &Scenario, opts: &FleetOptions, live: &mut dyn FnMut(Live<'_>)) -> Result<RunOutput, SimError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(run_async(scenario, opts, live))
+    let phones = opts.phones.max(1);
+    let group = opts.boot_group.max(1);
+    // No shard without a boot group of its own.
+    let shards = opts.shards.clamp(1, phones.div_ceil(group));
+    let tracker = Arc::new(Mutex::new(
+        Tracker::new(phones, scenario.phone.ladder.total())
+            .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
+    ));
+    let line = Arc::new(StartLine::new(shards));
+    let (spans_tx, spans_rx) = watch::channel(Vec::new());
+    let (events_tx, events_rx) = mpsc::unbounded_channel::<Forwarded>();
+    let deal = |index| Deal { phones, group, shards, index };
+    let mut others = Vec::new();
+    for index in 1..shards {
+        let (scenario, opts, shard_line) = (scenario.clone(), *opts, line.clone());
+        let links = Links { tracker: tracker.clone(), spans: Spans::Receive(spans_rx.clone()), events: None };
+        let events = events_tx.clone();
+        let d = deal(index);
+        let spawned = std::thread::Builder::new().name(format!("fleet-shard-{index}")).spawn(move || {
+            let mut forward = |l: Live<'_>| {
+                if let Live::Event { phone, t, event } = l {
+                    let _ = events.send((phone, t, *event));
+                }
+            };
+            run_shard(&scenario, &opts, d, links, &shard_line, &mut forward).map(|(o, _, _)| o)
+        });
+        match spawned {
+            Ok(h) => others.push(h),
+            Err(e) => {
+                // Shard 0 and the shards not started will not come to the start line.
+                line.give_up(shards - index + 1);
+                for h in others {
+                    let _ = h.join();
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    drop(events_tx);
+    let links = Links { tracker: tracker.clone(), spans: Spans::Send(spans_tx), events: Some(events_rx) };
+    let first = run_shard(scenario, opts, deal(0), links, &line, live);
+    let rest: Vec<Result<ShardOutput, SimError>> = others
+        .into_iter()
+        .map(|h| h.join().unwrap_or(Err(SimError::Internal("a fleet shard's thread panicked"))))
+        .collect();
+    // The first error that is not a shard's stopping because another could not start.
+    let mut error: Option<SimError> = None;
+    let mut note = |e: SimError| {
+        if error.as_ref().is_none_or(|x| matches!(x, SimError::Internal(NOT_STARTED))) {
+            error = Some(e);
+        }
+    };
+    let first = first.map_err(&mut note).ok();
+    let rest: Vec<ShardOutput> = rest.into_iter().filter_map(|r| r.map_err(&mut note).ok()).collect();
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let first = first.ok_or(SimError::Internal("a fleet shard failed"))?;
+    let (mut out, cpu0, events) = first;
+    // The last events the other shards forwarded.
+    if let Some(mut events) = events {
+        while let Ok((phone, t, event)) = events.try_recv() {
+            live(Live::Event { phone, t, event: &event });
+        }
+    }
+    let cpu = super::usage::process_cpu().since(&cpu0);
+    for o in &rest {
+        out.pair.merge(&o.pair);
+        out.busy += o.busy;
+        out.longest = out.longest.max(o.longest);
+        out.timer_lag.merge(&o.timer_lag);
+        out.wake_lag.merge(&o.wake_lag);
+    }
+    let tracker = Arc::try_unwrap(tracker)
+        .map_err(|_| SimError::Internal("a fleet shard kept the tracker"))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    Ok(RunOutput {
+        timeline: out.timeline,
+        tracker: tracker.finished(),
+        pair: out.pair,
+        end: Instant::ZERO + scenario.duration + opts.extend,
+        phones_busy: out.busy,
+        phones_longest_pass: out.longest,
+        phones_timer_lag: out.timer_lag.stats(),
+        phones_wake_lag: out.wake_lag.stats(),
+        cpu,
+        phones_scheduling: Some(out.scheduling),
+        phones_idle: Some(out.idle),
+    })
 }
 
+/// Why a shard stopped when another could not start.
+const NOT_STARTED: &str = "another fleet shard could not start";
+
+/// An event of another shard's phone, for shard 0 to show.
+type Forwarded = (u32, Instant, Event);
+
+/// A shard's output, the process's CPU time when the run's clock started, and (shard 0) the other
+/// shards' events not shown yet.
+type ShardRun = (ShardOutput, super::usage::Cpu, Option<mpsc::UnboundedReceiver<Forwarded>>);
+
+/// Runs one shard on a runtime of its own; a shard that fails tells the others to stop.
+fn run_shard(
+    scenario: &Scenario,
+    opts: &FleetOptions,
+    deal: Deal,
+    links: Links,
+    line: &StartLine,
+    live: &mut dyn FnMut(Live<'_>),
+) -> Result<ShardRun, SimError> {
+    let ticket = Ticket(Some(line));
+    let r = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SimError::from)
+        .and_then(|rt| rt.block_on(run_async(scenario, opts, deal, links, ticket, line, live)));
+    if r.is_err() {
+        line.abort.store(true, Ordering::Relaxed);
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_async(
     scenario: &Scenario,
     opts: &FleetOptions,
+    deal: Deal,
+    links: Links,
+    ticket: Ticket<'_>,
+    line: &StartLine,
     live: &mut dyn FnMut(Live<'_>),
-) -> Result<RunOutput, SimError> {
-    let phones = opts.phones.max(1);
+) -> Result<ShardRun, SimError> {
+    let all_phones = opts.phones.max(1);
+    let phones = deal.count();
+    let Links { tracker, spans, events: mut forwarded } = links;
+    let lead = matches!(spans, Spans::Send(_));
+    let (spans_tx, mut spans_rx) = match spans {
+        Spans::Send(tx) => (Some(tx), None),
+        Spans::Receive(rx) => (None, Some(rx)),
+    };
     let transports = scenario.phone.transports;
-    let pair = UdpPair::bind_over(LOOPBACK, LOOPBACK, transports, &scenario.expanded(), opts.seed, None)?;
+    // Each shard's pair draws its own losses.
+    let pair_seed = opts.seed ^ (deal.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let pair = UdpPair::bind_over(LOOPBACK, LOOPBACK, transports, &scenario.expanded(), pair_seed, None)?;
     let streams = transports.iter().any(|t| t.is_stream());
     let (reports, mut flow_rx) = mpsc::unbounded_channel::<FlowReport>();
     // The flows' connects, handshakes and reads run on a thread of their own, so TLS work does not
@@ -351,8 +638,8 @@ async fn run_async(
         heap: BinaryHeap::with_capacity(phones * 2),
         socks,
         addrs,
-        tracker: Tracker::new(phones, scenario.phone.ladder.total())
-            .with_stream_sides(scenario.phone.transports.map(|t| t.is_stream())),
+        tracker,
+        deal,
         timeline: Timeline::new(&scenario.name, scenario.duration + opts.extend),
         send_errors: 0,
         received: 0,
@@ -367,7 +654,8 @@ async fn run_async(
     };
     // Phone i's configuration and seed, made again when it boots (not kept for every phone until
     // then: a configuration is most of an agent's size).
-    let config_of = |i: usize| {
+    let config_of = |local: usize| {
+        let i = deal.global(local);
         let mut cfg = phone_config(&scenario.phone, addrs[0], addrs[1], i);
         if !transports[0].is_stream() {
             cfg.primary.local = locals[0];
@@ -378,7 +666,7 @@ async fn run_async(
         (cfg, opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64))
     };
     for i in 0..phones {
-        let start = super::boot_time(interval, phones, i, opts.boot_group);
+        let start = super::boot_time(interval, all_phones, deal.global(i), opts.boot_group);
         config_of(i).0.validate().map_err(SimError::Config)?;
         fleet.agents.push(None);
         fleet.scheduled[i] = start.as_micros();
@@ -386,8 +674,8 @@ async fn run_async(
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let origin = TInstant::now();
-    let cpu0 = super::usage::process_cpu();
+    // Every shard ready: the run's clock starts.
+    let (origin, cpu0) = ticket.go().ok_or(SimError::Internal(NOT_STARTED))?;
     // Over UDP the pair is served from this loop (no thread switch per request); a TCP or TLS
     // server is served on a thread of its own.
     let mut served = match InlinePair::new(pair, origin, Some(tx)) {
@@ -398,10 +686,14 @@ async fn run_async(
         }
     };
     let (pub_tx, mut pub_rx) = mpsc::unbounded_channel::<Published>();
-    let page = if scenario.notices.is_empty() { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
+    // Shard 0 publishes the notices and polls for them, for every shard.
+    let page =
+        if scenario.notices.is_empty() || !lead { None } else { Some(LabPage::spawn(scenario, origin, pub_tx)?) };
     let mut page_watch = page.as_ref().map(|p| PageWatch::new(p.url()?, scenario.starts_at)).transpose()?;
     // The windows of the notices the fleet's poller found, and the call in progress.
     let mut extra: Vec<PlannedSpan> = Vec::new();
+    // Shard 0 handed new windows (the wait that saw them marked them seen).
+    let mut new_spans = false;
     let mut in_call = false;
     let mut next_call = 0;
     let mut fetched = None;
@@ -428,7 +720,7 @@ async fn run_async(
     // Bounded: the loop ends at the run's end.
     loop {
         let now = since(origin);
-        if now >= end {
+        if now >= end || line.aborted() {
             break;
         }
         let t0 = std::time::Instant::now();
@@ -459,12 +751,21 @@ async fn run_async(
                 match w.finish(f, now) {
                     Ok(Some(spans)) => {
                         extra = spans;
+                        if let Some(tx) = &spans_tx {
+                            tx.send_replace(extra.clone());
+                        }
                         fleet.plan(scenario, &extra, now, live);
                     }
                     Ok(None) => {}
                     Err(e) => fleet.record(now, What::PageError(e), live),
                 }
             }
+        }
+        if let Some(rx) =
+            spans_rx.as_mut().filter(|rx| std::mem::take(&mut new_spans) || rx.has_changed().unwrap_or(false))
+        {
+            extra = rx.borrow_and_update().clone();
+            fleet.plan(scenario, &extra, now, live);
         }
         while let Some(&Reverse((due, p))) = fleet.heap.peek() {
             if due > now.as_micros() {
@@ -517,14 +818,21 @@ async fn run_async(
             fleet.flow_report(r, since(origin), live);
         }
         while let Ok(note) = rx.try_recv() {
-            if let PairNote::Fault(f) = note {
-                fleet.tracker.on_fault(&f);
+            // Every shard's pair plays the same faults; shard 0's stand for them all.
+            if let (PairNote::Fault(f), true) = (note, lead) {
+                fleet.tracker.lock().unwrap_or_else(|e| e.into_inner()).on_fault(&f);
                 let r = Record { t: f.at, what: What::Fault(f) };
                 live(Live::Record(&r));
                 fleet.timeline.records.push(r);
             }
         }
         fleet.flush();
+        if let Some(ev) = forwarded.as_mut() {
+            for _ in 0..65_536 {
+                let Ok((phone, t, event)) = ev.try_recv() else { break };
+                live(Live::Event { phone, t, event: &event });
+            }
+        }
         let pass = t0.elapsed();
         busy += pass;
         longest = longest.max(pass);
@@ -549,6 +857,8 @@ async fn run_async(
             r = flow_rx.recv(), if streams => pending = r,
             Some(f) = async { page_watch.as_mut()?.fetched().await }, if page_watch.is_some() => fetched = Some(f),
             Some(p) = pub_rx.recv(), if page.is_some() => published = Some(p),
+            // Shard 0's poller found new windows (`None`, and no wake-up, once shard 0 is done).
+            Some(()) = async { spans_rx.as_mut()?.changed().await.ok() }, if spans_rx.is_some() => new_spans = true,
             _ = sleep_until_precise(at(origin, wake)) => slept_until = must_sleep.then_some(wake),
         }
     }
@@ -570,19 +880,68 @@ async fn run_async(
         Served::Inline(p) => p.finish(),
         Served::Thread(t) => t.join().map_err(|_| SimError::Internal("the pair thread failed"))??,
     };
-    let cpu = super::usage::process_cpu().since(&cpu0);
-
-    Ok(RunOutput {
+    let output = ShardOutput {
         timeline: fleet.timeline,
-        tracker: fleet.tracker.finished(),
         pair: pair_stats,
-        end,
-        phones_busy: busy,
-        phones_longest_pass: longest,
-        phones_timer_lag: fleet.timer_lag.stats(),
-        phones_wake_lag: fleet.wake_lag.stats(),
-        cpu,
-        phones_scheduling: Some(scheduling),
-        phones_idle: Some(idle_state),
-    })
+        busy,
+        longest,
+        timer_lag: fleet.timer_lag,
+        wake_lag: fleet.wake_lag,
+        scheduling,
+        idle: idle_state,
+    };
+    Ok((output, cpu0, forwarded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phone_is_dealt_to_exactly_one_shard_and_numbered_back() {
+        for (phones, group, shards) in [(1, 8, 1), (20, 8, 2), (100, 8, 3), (17, 1, 4), (64, 8, 8), (100_000, 8, 2)] {
+            let mut seen = vec![None; phones];
+            let mut total = 0;
+            for index in 0..shards {
+                let d = Deal { phones, group, shards, index };
+                total += d.count();
+                for local in 0..d.count() {
+                    let g = d.global(local);
+                    assert!(g < phones, "{phones}/{group}/{shards}: shard {index} local {local} -> {g}");
+                    assert_eq!(seen[g], None, "{phones}/{group}/{shards}: phone {g} dealt twice");
+                    seen[g] = Some(index);
+                    assert_eq!(d.local(g), Some(local));
+                    // A boot group stays whole in one shard.
+                    assert_eq!((g / group) % shards, index);
+                }
+            }
+            assert_eq!(total, phones, "{phones}/{group}/{shards}");
+            assert!(seen.iter().all(Option::is_some));
+        }
+        // Not this shard's phone, or no phone at all.
+        let d = Deal { phones: 20, group: 8, shards: 2, index: 1 };
+        assert_eq!((d.local(0), d.local(8), d.local(16), d.local(20)), (None, Some(0), None, None));
+    }
+
+    #[test]
+    fn a_shard_that_cannot_start_stops_the_others_at_the_start_line() {
+        let line = Arc::new(StartLine::new(3));
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let l = line.clone();
+                std::thread::spawn(move || Ticket(Some(&l)).go().is_some())
+            })
+            .collect();
+        // The third shard fails before it is ready: its ticket is dropped.
+        drop(Ticket(Some(&line)));
+        assert!(waiting.into_iter().all(|h| !h.join().unwrap()));
+        assert!(line.state.lock().unwrap().1);
+        // All ready: every shard gets the same start.
+        let line = Arc::new(StartLine::new(2));
+        let l = line.clone();
+        let other = std::thread::spawn(move || Ticket(Some(&l)).go().map(|s| s.0));
+        let mine = Ticket(Some(&line)).go().map(|s| s.0);
+        assert!(mine.is_some());
+        assert_eq!(mine, other.join().unwrap());
+    }
 }

@@ -84,6 +84,26 @@ pub struct PairStats {
 }
 
 impl PairStats {
+    /// Adds what another pair saw (a fleet's shards each have one).
+    pub fn merge(&mut self, other: &PairStats) {
+        for (s, o) in self.servers.iter_mut().zip(&other.servers) {
+            s.requests += o.requests;
+            s.answered += o.answered;
+            s.dropped += o.dropped;
+            s.refused += o.refused;
+            s.malformed += o.malformed;
+            s.connects += o.connects;
+            s.connected += o.connected;
+        }
+        if self.per_second.len() < other.per_second.len() {
+            self.per_second.resize(other.per_second.len(), 0);
+        }
+        for (s, o) in self.per_second.iter_mut().zip(&other.per_second) {
+            *s += o;
+        }
+        self.busy += other.busy;
+    }
+
     /// Counts one request at `t`.
     pub fn count(&mut self, t: Instant, _side: Side) {
         let s = (t.as_micros() / 1_000_000) as usize;

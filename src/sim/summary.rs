@@ -569,6 +569,15 @@ impl Hist {
         // The middle of the value's bucket, within the exact range.
         Duration::from_micros(h.median_equivalent(h.value_at_quantile(q)).clamp(self.min, self.max))
     }
+    /// Adds every value `other` recorded.
+    pub(crate) fn merge(&mut self, other: &Hist) {
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if let (Some(h), Some(o)) = (self.h.as_mut(), other.h.as_ref()) {
+            let _ = h.add(o);
+        }
+    }
     pub(crate) fn stats(&self) -> Option<Dist> {
         let h = self.h.as_ref().filter(|_| self.count > 0)?;
         Some(Dist {

@@ -383,6 +383,61 @@ pub fn peer_available(program: &str, package: &str) -> bool {
     )
 }
 
+/// The directory holding Kamailio's modules (one with `module`, e.g. `sl.so`), where it is in a
+/// usual place.
+pub fn kamailio_module_dir(module: &str) -> Option<PathBuf> {
+    let arch = std::env::consts::ARCH;
+    [
+        format!("/usr/lib/{arch}-linux-gnu/kamailio/modules"),
+        "/usr/lib/kamailio/modules".to_string(),
+        "/usr/lib64/kamailio/modules".to_string(),
+        "/usr/local/lib64/kamailio/modules".to_string(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|d| d.join(module).is_file())
+}
+
+/// The arguments of a Kamailio instance in the foreground (logging to stderr) running `cfg`, with
+/// its runtime and working directory `run`, listening on `listen` (`udp:127.0.0.1:5060`), its
+/// control socket at `ctl`, 32 MB of shared memory, each of `defines` as `-A`, and the module
+/// directory holding `module` where there is one.
+pub fn kamailio_args(
+    cfg: &Path,
+    run: &Path,
+    listen: &str,
+    ctl: &Path,
+    defines: &[String],
+    module: &str,
+) -> Vec<String> {
+    let run = run.to_string_lossy().into_owned();
+    let mut args: Vec<String> = vec![
+        "-DD".into(),
+        "-E".into(),
+        "-f".into(),
+        cfg.to_string_lossy().into_owned(),
+        "-Y".into(),
+        run.clone(),
+        "-w".into(),
+        run,
+        "-l".into(),
+        listen.into(),
+        "-A".into(),
+        format!("CTL_SOCK=\"unix:{}\"", ctl.display()),
+        "-m".into(),
+        "32".into(),
+    ];
+    for d in defines {
+        args.push("-A".into());
+        args.push(d.clone());
+    }
+    if let Some(m) = kamailio_module_dir(module) {
+        args.push("-L".into());
+        args.push(m.to_string_lossy().into_owned());
+    }
+    args
+}
+
 /// The primary's probes as (t_ms, attempt) from the agent's events, starting at the first attempt 1
 /// at or after `from_ms`.
 pub fn attempts(events: &[Value], server: &str, from_ms: u64) -> Vec<(u64, u64)> {
