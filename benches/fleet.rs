@@ -9,7 +9,9 @@
 //!   switch came within 1.6 s + 5 ms of its cycle's first unanswered probe;
 //! - the 1-minute load average before and after, since real-time tails depend on it.
 //!
-//! `FLEET_PHONES=N cargo bench --bench fleet` changes the fleet size. Takes about 20 s.
+//! `FLEET_PHONES=N cargo bench --bench fleet` changes the fleet size, `FLEET_SHARDS=N` runs it in N
+//! loops (`lab --shards`), `FLEET_IDLE_POLL=1` keeps idle CPUs polling (`lab --idle-poll`). Takes
+//! about 20 s.
 
 mod common;
 
@@ -42,18 +44,24 @@ fn main() {
         return;
     }
     let phones: usize = std::env::var("FLEET_PHONES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let shards: usize = std::env::var("FLEET_SHARDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let idle_poll = std::env::var_os("FLEET_IDLE_POLL").is_some();
     let s = Scenario::parse(SCENARIO, Path::new("fleet-bench")).unwrap();
     let load_before = load_average();
     let wall = std::time::Instant::now();
-    let out =
-        run(&s, &FleetOptions { phones, seed: 1, extend: Duration::ZERO, ..FleetOptions::default() }, &mut |_| {})
-            .unwrap();
+    let out = run(
+        &s,
+        &FleetOptions { phones, seed: 1, extend: Duration::ZERO, shards, idle_poll, ..FleetOptions::default() },
+        &mut |_| {},
+    )
+    .unwrap();
     let wall = wall.elapsed();
     let load_after = load_average();
     let sum = out.tracker.summary(out.pair.peak());
     let requests: u64 = out.pair.servers.iter().map(|s| s.requests).sum();
     println!(
-        "fleet: {phones} phones, {} of real time (wall {:.2} s), 1-minute load average {} before, {} after",
+        "fleet: {phones} phones in {} loop(s), {} of real time (wall {:.2} s), 1-minute load average {} before, {} after",
+        out.phones_loops,
         secs(out.end - sip_failover::core::Instant::ZERO),
         wall.as_secs_f64(),
         load_before.map_or("?".into(), |l| format!("{l:.2}")),

@@ -109,19 +109,18 @@ fn first_probes(s: &Scenario, opts: &FleetOptions) -> Vec<u64> {
     first.into_iter().map(|t| t.expect("every phone probed")).collect()
 }
 
+/// Nothing happens for 2.2 s.
+const QUIET: &str = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
+
+/// A small fleet's options: seed 5, no extra time, the ordinary scheduler.
+fn small_fleet(phones: usize, boot_group: usize, shards: usize) -> FleetOptions {
+    FleetOptions { phones, seed: 5, extend: Duration::ZERO, realtime: false, idle_poll: false, boot_group, shards }
+}
+
 #[test]
 fn a_boot_group_probes_together_and_the_next_group_one_spacing_later() {
-    let quiet = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
-    let s = Scenario::parse(quiet, Path::new("quiet.toml")).unwrap();
-    let opts = FleetOptions {
-        phones: 16,
-        seed: 5,
-        extend: Duration::ZERO,
-        realtime: false,
-        idle_poll: false,
-        boot_group: 8,
-        shards: 1,
-    };
+    let s = Scenario::parse(QUIET, Path::new("quiet.toml")).unwrap();
+    let opts = small_fleet(16, 8, 1);
     let t = first_probes(&s, &opts);
     // A group's boot timers come due in one pass of the loop: the same instant.
     assert!(t[..8].iter().all(|x| *x == t[0]), "{t:?}");
@@ -140,15 +139,7 @@ fn a_fleet_gets_the_pair_s_delayed_replies_late_and_stays() {
     let delayed = "name = \"delayed\"\nduration = \"4.5s\"\ninterval = \"2s\"\n\
                    [[at]]\nt = \"1s\"\nserver = \"primary\"\naction = \"delay\"\nms = 300\n";
     let s = Scenario::parse(delayed, Path::new("delayed.toml")).unwrap();
-    let opts = FleetOptions {
-        phones: 16,
-        seed: 5,
-        extend: Duration::ZERO,
-        realtime: false,
-        idle_poll: false,
-        boot_group: 4,
-        shards: 1,
-    };
+    let opts = small_fleet(16, 4, 1);
     let mut late = 0;
     let mut prompt_after = 0;
     let out = fleet::run(&s, &opts, &mut |l| {
@@ -172,17 +163,8 @@ fn a_fleet_gets_the_pair_s_delayed_replies_late_and_stays() {
 
 #[test]
 fn a_sharded_fleet_deals_whole_boot_groups_round_its_loops_on_one_clock() {
-    let quiet = "name = \"quiet\"\nduration = \"2.2s\"\ninterval = \"2s\"\n";
-    let s = Scenario::parse(quiet, Path::new("quiet.toml")).unwrap();
-    let opts = FleetOptions {
-        phones: 16,
-        seed: 5,
-        extend: Duration::ZERO,
-        realtime: false,
-        idle_poll: false,
-        boot_group: 4,
-        shards: 2,
-    };
+    let s = Scenario::parse(QUIET, Path::new("quiet.toml")).unwrap();
+    let opts = small_fleet(16, 4, 2);
     // Groups 0 and 2 run in shard 0, groups 1 and 3 in shard 1 (whose events reach `live` through
     // shard 0): each group probes at one instant, the groups in boot order on the run's one clock.
     let t = first_probes(&s, &opts);

@@ -451,6 +451,9 @@ fn pair_line(out: &RunOutput) -> String {
             out.cpu.total().as_secs_f64() * 1e6 / requests
         ));
         s.push_str("phones' loop: ");
+        if out.phones_loops > 1 {
+            s.push_str(&format!("{} loops (shards), each ", out.phones_loops));
+        }
         if let Some(sched) = &out.phones_scheduling {
             s.push_str(&format!("scheduled {sched}; "));
         }

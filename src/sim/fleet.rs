@@ -550,6 +550,7 @@ pub fn run(scenario: &Scenario, opts: &FleetOptions, live: &mut dyn FnMut(Live<'
         cpu,
         phones_scheduling: Some(out.scheduling),
         phones_idle: Some(out.idle),
+        phones_loops: shards,
     })
 }
 

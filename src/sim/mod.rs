@@ -152,6 +152,9 @@ pub struct RunOutput {
     pub phones_scheduling: Option<usage::Scheduling>,
     /// Whether the CPUs were kept out of deep idle while the fleet ran (fleets in real time).
     pub phones_idle: Option<usage::IdlePoll>,
+    /// How many loops ran the phones (a fleet's shards in real time; 1 otherwise). The busy times
+    /// are their sum, the longest pass and the lags over all of them.
+    pub phones_loops: usize,
 }
 
 /// What a real-time run shows while it goes.

@@ -138,6 +138,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
         phones_wake_lag: None,
         phones_scheduling: None,
         phones_idle: None,
+        phones_loops: 1,
         cpu: Default::default(),
     })
 }

@@ -476,6 +476,7 @@ pub fn run(
         phones_wake_lag: None,
         phones_scheduling: None,
         phones_idle: None,
+        phones_loops: 1,
         cpu: Default::default(),
     })
 }
