@@ -209,18 +209,26 @@ impl StartLine {
 type Start = (TInstant, super::usage::Cpu);
 
 /// A shard's place at the start line: arrives as not ready if dropped before [`Ticket::go`].
-struct Ticket<'a>(Option<&'a StartLine>);
+struct Ticket<'a> {
+    line: &'a StartLine,
+    arrived: bool,
+}
 
-impl Ticket<'_> {
+impl<'a> Ticket<'a> {
+    fn new(line: &'a StartLine) -> Self {
+        Ticket { line, arrived: false }
+    }
+
     fn go(mut self) -> Option<Start> {
-        self.0.take()?.arrive(true)
+        self.arrived = true;
+        self.line.arrive(true)
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if let Some(line) = self.0.take() {
-            line.arrive(false);
+        if !self.arrived {
+            self.line.arrive(false);
         }
     }
 }
@@ -573,28 +581,27 @@ fn run_shard(
     line: &StartLine,
     live: &mut dyn FnMut(Live<'_>),
 ) -> Result<ShardRun, SimError> {
-    let ticket = Ticket(Some(line));
+    let ticket = Ticket::new(line);
     let r = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(SimError::from)
-        .and_then(|rt| rt.block_on(run_async(scenario, opts, deal, links, ticket, line, live)));
+        .and_then(|rt| rt.block_on(run_async(scenario, opts, deal, links, ticket, live)));
     if r.is_err() {
         line.abort.store(true, Ordering::Relaxed);
     }
     r
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_async(
     scenario: &Scenario,
     opts: &FleetOptions,
     deal: Deal,
     links: Links,
     ticket: Ticket<'_>,
-    line: &StartLine,
     live: &mut dyn FnMut(Live<'_>),
 ) -> Result<ShardRun, SimError> {
+    let line = ticket.line;
     let all_phones = opts.phones.max(1);
     let phones = deal.count();
     let Links { tracker, spans, events: mut forwarded } = links;
@@ -930,18 +937,18 @@ mod tests {
         let waiting: Vec<_> = (0..2)
             .map(|_| {
                 let l = line.clone();
-                std::thread::spawn(move || Ticket(Some(&l)).go().is_some())
+                std::thread::spawn(move || Ticket::new(&l).go().is_some())
             })
             .collect();
         // The third shard fails before it is ready: its ticket is dropped.
-        drop(Ticket(Some(&line)));
+        drop(Ticket::new(&line));
         assert!(waiting.into_iter().all(|h| !h.join().unwrap()));
         assert!(line.state.lock().unwrap().1);
         // All ready: every shard gets the same start.
         let line = Arc::new(StartLine::new(2));
         let l = line.clone();
-        let other = std::thread::spawn(move || Ticket(Some(&l)).go().map(|s| s.0));
-        let mine = Ticket(Some(&line)).go().map(|s| s.0);
+        let other = std::thread::spawn(move || Ticket::new(&l).go().map(|s| s.0));
+        let mine = Ticket::new(&line).go().map(|s| s.0);
         assert!(mine.is_some());
         assert_eq!(mine, other.join().unwrap());
     }
