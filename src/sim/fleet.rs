@@ -156,46 +156,56 @@ impl Deal {
 /// Where the shards wait for each other before the run's clock starts: the clock and the process's
 /// CPU time then, or None when a shard could not get ready.
 struct StartLine {
-    /// Shards arrived, whether one gave up, and the start.
-    state: Mutex<(usize, bool, Option<Start>)>,
+    state: Mutex<Arrivals>,
     all: Condvar,
     shards: usize,
     /// Set when a shard fails: the others end their runs.
     abort: AtomicBool,
 }
 
+/// Who is at the start line so far.
+#[derive(Default)]
+struct Arrivals {
+    /// Shards arrived (ready or not).
+    arrived: usize,
+    /// Whether one of them gave up.
+    gave_up: bool,
+    /// The start, once all arrived ready.
+    start: Option<Start>,
+}
+
 impl StartLine {
     fn new(shards: usize) -> Self {
-        StartLine { state: Mutex::new((0, false, None)), all: Condvar::new(), shards, abort: AtomicBool::new(false) }
+        StartLine { state: Mutex::default(), all: Condvar::new(), shards, abort: AtomicBool::new(false) }
     }
 
     /// This shard is ready (`ok`) or gives up; waits for the others.
     fn arrive(&self, ok: bool) -> Option<Start> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += 1;
-        s.1 |= !ok;
-        if s.0 == self.shards {
-            if !s.1 {
-                s.2 = Some((TInstant::now(), super::usage::process_cpu()));
+        s.arrived += 1;
+        s.gave_up |= !ok;
+        if s.arrived == self.shards {
+            if !s.gave_up {
+                s.start = Some((TInstant::now(), super::usage::process_cpu()));
             }
             self.all.notify_all();
         }
         // Bounded: every shard arrives once, ready or not (a shard that fails arrives as it unwinds).
-        while s.0 < self.shards {
+        while s.arrived < self.shards {
             s = self.all.wait(s).unwrap_or_else(|e| e.into_inner());
         }
-        if s.1 {
+        if s.gave_up {
             None
         } else {
-            s.2
+            s.start
         }
     }
 
     /// `n` shards will not come (they could not be started): the run is off.
     fn give_up(&self, n: usize) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += n;
-        s.1 = true;
+        s.arrived += n;
+        s.gave_up = true;
         self.abort.store(true, Ordering::Relaxed);
         self.all.notify_all();
     }
@@ -943,7 +953,7 @@ mod tests {
         // The third shard fails before it is ready: its ticket is dropped.
         drop(Ticket::new(&line));
         assert!(waiting.into_iter().all(|h| !h.join().unwrap()));
-        assert!(line.state.lock().unwrap().1);
+        assert!(line.state.lock().unwrap().gave_up);
         // All ready: every shard gets the same start.
         let line = Arc::new(StartLine::new(2));
         let l = line.clone();

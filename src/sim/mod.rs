@@ -87,13 +87,7 @@ impl PairStats {
     /// Adds what another pair saw (a fleet's shards each have one).
     pub fn merge(&mut self, other: &PairStats) {
         for (s, o) in self.servers.iter_mut().zip(&other.servers) {
-            s.requests += o.requests;
-            s.answered += o.answered;
-            s.dropped += o.dropped;
-            s.refused += o.refused;
-            s.malformed += o.malformed;
-            s.connects += o.connects;
-            s.connected += o.connected;
+            *s += *o;
         }
         if self.per_second.len() < other.per_second.len() {
             self.per_second.resize(other.per_second.len(), 0);
@@ -256,5 +250,26 @@ mod tests {
         assert_eq!(phone_of(b"SIP/2.0 200 OK\r\nf: <sip:p9431@127.0.0.1:4000>;tag=x\r\n"), Some(9431));
         assert_eq!(phone_of(b"To: <sip:pbx-a.lab:5060>\r\n"), None);
         assert_eq!(phone_of(b"sip:p12"), None);
+    }
+
+    #[test]
+    fn two_pairs_stats_add_up_counter_by_counter_and_second_by_second() {
+        let stats = |requests, dropped, seconds: &[(u64, usize)]| {
+            let mut p = PairStats::default();
+            p.servers[1] = model::ServerStats { requests, answered: requests - dropped, dropped, ..Default::default() };
+            for &(s, n) in seconds {
+                for _ in 0..n {
+                    p.count(Instant::from_micros(s * 1_000_000 + 5), Side::Backup);
+                }
+            }
+            p.busy = std::time::Duration::from_millis(requests);
+            p
+        };
+        let mut a = stats(5, 1, &[(0, 2), (1, 3)]);
+        a.merge(&stats(7, 3, &[(1, 1), (3, 6)]));
+        assert_eq!(a.servers[0], model::ServerStats::default());
+        assert_eq!(a.servers[1], model::ServerStats { requests: 12, answered: 8, dropped: 4, ..Default::default() });
+        assert_eq!(a.per_second, vec![2, 4, 0, 6]);
+        assert_eq!(a.busy, std::time::Duration::from_millis(12));
     }
 }

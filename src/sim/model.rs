@@ -234,6 +234,19 @@ pub struct ServerStats {
     pub connected: u64,
 }
 
+impl core::ops::AddAssign for ServerStats {
+    /// Adds another server's counters (a fleet's shards each serve their own pair).
+    fn add_assign(&mut self, o: ServerStats) {
+        self.requests += o.requests;
+        self.answered += o.answered;
+        self.dropped += o.dropped;
+        self.refused += o.refused;
+        self.malformed += o.malformed;
+        self.connects += o.connects;
+        self.connected += o.connected;
+    }
+}
+
 /// What the model does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
