@@ -512,25 +512,7 @@ impl Peer {
     /// Starts `program args` with stdout and stderr in `dir/<name>.log`, then waits (bounded) until
     /// its UDP port is bound and, if `answers`, until it answers a raw OPTIONS.
     pub fn start(name: &str, program: &str, args: &[String], addr: SocketAddr, dir: &Path, answers: bool) -> Peer {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(which(program).unwrap_or_else(|| PathBuf::from(program)))
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {program}: {e}"));
-        let mut peer = Peer { name: name.into(), child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !port_taken(addr.port()) {
-            if let Ok(Some(st)) = peer.child.try_wait() {
-                panic!("{name} exited ({st}) before binding {addr}:\n{}", peer.log_text());
-            }
-            assert!(Instant::now() < deadline, "{name} never bound {addr}:\n{}", peer.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let peer = Self::spawn(name, program, args, addr, dir, "bound to", || port_taken(addr.port()));
         if answers {
             let code = wait_until_answers(addr, Duration::from_secs(10));
             assert!(code.is_some(), "{name} on {addr} never answered OPTIONS:\n{}", peer.log_text());
@@ -541,6 +523,21 @@ impl Peer {
     /// Starts `program args` like [`Peer::start`], for a peer that listens on TCP (or TLS over it):
     /// waits (bounded) until it accepts connections on `addr`.
     pub fn start_stream(name: &str, program: &str, args: &[String], addr: SocketAddr, dir: &Path) -> Peer {
+        Self::spawn(name, program, args, addr, dir, "listening on", || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    /// Starts the peer and waits (10 s at most) until `ready`; `doing` says what it waits for.
+    fn spawn(
+        name: &str,
+        program: &str,
+        args: &[String],
+        addr: SocketAddr,
+        dir: &Path,
+        doing: &str,
+        ready: impl Fn() -> bool,
+    ) -> Peer {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(which(program).unwrap_or_else(|| PathBuf::from(program)))
@@ -553,11 +550,11 @@ impl Peer {
             .unwrap_or_else(|e| panic!("start {program}: {e}"));
         let mut peer = Peer { name: name.into(), child, addr, log };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while !ready() {
             if let Ok(Some(st)) = peer.child.try_wait() {
-                panic!("{name} exited ({st}) before listening on {addr}:\n{}", peer.log_text());
+                panic!("{name} exited ({st}) before it was {doing} {addr}:\n{}", peer.log_text());
             }
-            assert!(Instant::now() < deadline, "{name} never listened on {addr}:\n{}", peer.log_text());
+            assert!(Instant::now() < deadline, "{name} not {doing} {addr} after 10 s:\n{}", peer.log_text());
             std::thread::sleep(Duration::from_millis(50));
         }
         peer
