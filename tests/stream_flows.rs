@@ -11,8 +11,8 @@ use common::response_to;
 use sip_failover::core::drive::{self, Ack, Io};
 use sip_failover::core::flow::PING;
 use sip_failover::core::{
-    frame, Agent, Config, CycleResult, DownReason, Duration, Event, FlowCommand, FlowError, FlowEvent, Frame, Instant,
-    Side, TlsError, Transmit, Transport,
+    Agent, Config, CycleResult, DownReason, Duration, Event, FlowCommand, FlowError, FlowEvent, Instant, Side,
+    TlsError, Transmit, Transport,
 };
 
 const PRIMARY: &str = "127.0.0.1:5061";
@@ -233,25 +233,15 @@ impl Lab {
             Delivery::Bytes(bytes) => {
                 let buf = self.buffers.entry((side, id)).or_default();
                 buf.extend_from_slice(&bytes);
-                loop {
-                    let buf = self.buffers.get_mut(&(side, id)).unwrap();
-                    match frame(buf) {
-                        Ok(None) => break,
-                        Ok(Some(Frame::Message(n))) => {
-                            let msg: Vec<u8> = buf.drain(..n).collect();
-                            self.agent.handle_message(self.now, side, &msg);
-                        }
-                        Ok(Some(Frame::Pong(n))) => {
-                            buf.drain(..n);
-                            self.agent.handle_flow(self.now, side, id, FlowEvent::Pong);
-                        }
-                        Err(_) => {
-                            self.buffers.remove(&(side, id));
-                            self.open.remove(&side);
-                            self.inflight.retain(|d| !(d.2 == side && d.3 == id));
-                            self.agent.handle_flow(self.now, side, id, FlowEvent::Failed(FlowError::Framing));
-                            break;
-                        }
+                match drive::feed_stream(&mut self.agent, self.now, side, id, buf) {
+                    Ok(used) => {
+                        buf.drain(..used);
+                    }
+                    Err(_) => {
+                        self.buffers.remove(&(side, id));
+                        self.open.remove(&side);
+                        self.inflight.retain(|d| !(d.2 == side && d.3 == id));
+                        self.agent.handle_flow(self.now, side, id, FlowEvent::Failed(FlowError::Framing));
                     }
                 }
             }

@@ -27,8 +27,9 @@
 //! ```
 
 use super::agent::{Agent, Command, Transmit};
+use super::config::Side;
 use super::event::Event;
-use super::flow::FlowCommand;
+use super::flow::{frame, FlowCommand, FlowEvent, Frame, FrameError};
 use super::time::Instant;
 
 /// How the caller answers an event.
@@ -108,6 +109,25 @@ pub fn drain(agent: &mut Agent, now: Instant, buf: &mut [u8], io: &mut impl Io) 
             return;
         }
     }
+}
+
+/// Hands the agent every whole unit at the start of `bytes`, read on stream flow `id` to `side`: a
+/// SIP message to [`Agent::handle_message`], a keep-alive pong as [`FlowEvent::Pong`]. Returns how
+/// many bytes the units took (what follows is an unfinished unit, kept for more bytes), or the
+/// framing error that ends the flow: the caller closes it and reports
+/// [`FlowError::Framing`](super::FlowError::Framing) (the units before the error were handed on).
+pub fn feed_stream(agent: &mut Agent, now: Instant, side: Side, id: u16, bytes: &[u8]) -> Result<usize, FrameError> {
+    let mut rest = bytes;
+    // Bounded: each unit takes at least two bytes (and never more than are there).
+    while let Some(unit) = frame(rest)? {
+        let (head, tail) = rest.split_at_checked(unit.len()).unwrap_or((rest, &[]));
+        match unit {
+            Frame::Message(_) => agent.handle_message(now, side, head),
+            Frame::Pong(_) => agent.handle_flow(now, side, id, FlowEvent::Pong),
+        }
+        rest = tail;
+    }
+    Ok(bytes.len().saturating_sub(rest.len()))
 }
 
 /// The next instant a virtual clock should jump to: the agent's next deadline or `other` (the

@@ -30,6 +30,7 @@ use super::certs::{Authority, Leaf};
 use super::model::{CertKind, Connect, PairModel, Reply};
 use super::udp::{at, PairNote};
 use super::{PairStats, SimError, DOMAINS};
+use crate::core::drive;
 use crate::core::{frame, Agent, FlowCommand, FlowError, FlowEvent, Frame, Instant, Side, TlsError, Transport};
 use crate::net::streams::io_flow_error;
 use crate::net::tls::{self, SipVerifier};
@@ -530,25 +531,15 @@ impl PhoneFlows {
             }
             FlowInput::Bytes(b) => {
                 f.buf.extend_from_slice(&b);
-                // Bounded: each unit consumes at least two bytes.
-                loop {
-                    let Some(f) = slot.as_mut() else { return };
-                    match frame(&f.buf) {
-                        Ok(None) => return,
-                        Ok(Some(Frame::Message(n))) => {
-                            let msg: Vec<u8> = f.buf.drain(..n).collect();
-                            agent.handle_message(now, side, &msg);
+                match drive::feed_stream(agent, now, side, id, &f.buf) {
+                    Ok(used) => {
+                        f.buf.drain(..used);
+                    }
+                    Err(_) => {
+                        if let Some(f) = slot.take() {
+                            f.task.abort();
                         }
-                        Ok(Some(Frame::Pong(n))) => {
-                            f.buf.drain(..n);
-                            agent.handle_flow(now, side, id, FlowEvent::Pong);
-                        }
-                        Err(_) => {
-                            if let Some(f) = slot.take() {
-                                f.task.abort();
-                            }
-                            agent.handle_flow(now, side, id, FlowEvent::Failed(FlowError::Framing));
-                        }
+                        agent.handle_flow(now, side, id, FlowEvent::Failed(FlowError::Framing));
                     }
                 }
             }

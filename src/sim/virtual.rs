@@ -29,8 +29,7 @@ use super::{phone_config, PairStats, RunOutput, SimError};
 use crate::core::drive::{self, Ack, Io, Sent};
 use crate::core::flow::PING;
 use crate::core::{
-    frame, Agent, Command, Duration, Event, FlowCommand, FlowError, FlowEvent, Frame, Instant, Side, Transmit,
-    Transport,
+    Agent, Command, Duration, Event, FlowCommand, FlowError, FlowEvent, Instant, Side, Transmit, Transport,
 };
 
 /// How a virtual run is set up.
@@ -245,26 +244,19 @@ impl World<'_> {
     /// Bytes read from flow `id`: appended to its buffer, each whole message or pong handed to the
     /// agent; a framing error closes the flow.
     fn read_flow(&mut self, p: u32, side: Side, id: u16, bytes: &[u8], now: Instant) {
-        let Some(f) = self.live_flow(p, side, id).filter(|f| f.up) else { return };
+        if self.live_flow(p, side, id).filter(|f| f.up).is_none() {
+            return;
+        }
+        let (agent, slot) = (&mut self.agents[p as usize], &mut self.flows[p as usize][side.index()]);
+        let Some(f) = slot.as_mut() else { return };
         f.buf.extend_from_slice(bytes);
-        let agent = &mut self.agents[p as usize];
-        let slot = &mut self.flows[p as usize][side.index()];
-        // Bounded: each pass consumes at least two bytes of the buffer, or stops.
-        while let Some(f) = slot.as_mut() {
-            match frame(&f.buf) {
-                Ok(None) => break,
-                Ok(Some(Frame::Message(n))) => {
-                    let msg: Vec<u8> = f.buf.drain(..n).collect();
-                    agent.handle_message(now, side, &msg);
-                }
-                Ok(Some(Frame::Pong(n))) => {
-                    f.buf.drain(..n);
-                    agent.handle_flow(now, side, id, FlowEvent::Pong);
-                }
-                Err(_) => {
-                    *slot = None;
-                    agent.handle_flow(now, side, id, FlowEvent::Failed(FlowError::Framing));
-                }
+        match drive::feed_stream(agent, now, side, id, &f.buf) {
+            Ok(used) => {
+                f.buf.drain(..used);
+            }
+            Err(_) => {
+                *slot = None;
+                agent.handle_flow(now, side, id, FlowEvent::Failed(FlowError::Framing));
             }
         }
     }
