@@ -151,6 +151,26 @@ pub struct RunOutput {
     pub phones_loops: usize,
 }
 
+impl RunOutput {
+    /// The output of a run whose phones are not a real-time fleet: no loop figures.
+    fn of_phones(timeline: Timeline, tracker: Tracker, pair: PairStats, end: Instant) -> Self {
+        RunOutput {
+            timeline,
+            tracker,
+            pair,
+            end,
+            phones_busy: std::time::Duration::ZERO,
+            phones_longest_pass: std::time::Duration::ZERO,
+            phones_timer_lag: None,
+            phones_wake_lag: None,
+            cpu: usage::Cpu::default(),
+            phones_scheduling: None,
+            phones_idle: None,
+            phones_loops: 1,
+        }
+    }
+}
+
 /// What a real-time run shows while it goes.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]

@@ -127,20 +127,7 @@ async fn run_async(scenario: &Scenario, seed: u64, live: &mut dyn FnMut(Live<'_>
     }
     let _ = stop_tx.send(true);
     let pair_stats = pair_thread.join().map_err(|_| SimError::Internal("the pair thread failed"))??;
-    Ok(RunOutput {
-        timeline: st.timeline,
-        tracker: st.tracker.finished(),
-        pair: pair_stats,
-        end,
-        phones_busy: StdDuration::ZERO,
-        phones_longest_pass: StdDuration::ZERO,
-        phones_timer_lag: None,
-        phones_wake_lag: None,
-        phones_scheduling: None,
-        phones_idle: None,
-        phones_loops: 1,
-        cpu: Default::default(),
-    })
+    Ok(RunOutput::of_phones(st.timeline, st.tracker.finished(), pair_stats, end))
 }
 
 struct State {

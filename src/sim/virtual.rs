@@ -457,18 +457,5 @@ pub fn run(
         }
     }
     w.stats.servers = [w.pair.server(Side::Primary).stats(), w.pair.server(Side::Backup).stats()];
-    Ok(RunOutput {
-        timeline: w.timeline,
-        tracker: w.tracker.finished(),
-        pair: w.stats,
-        end,
-        phones_busy: std::time::Duration::ZERO,
-        phones_longest_pass: std::time::Duration::ZERO,
-        phones_timer_lag: None,
-        phones_wake_lag: None,
-        phones_scheduling: None,
-        phones_idle: None,
-        phones_loops: 1,
-        cpu: Default::default(),
-    })
+    Ok(RunOutput::of_phones(w.timeline, w.tracker.finished(), w.stats, end))
 }
