@@ -477,6 +477,21 @@ pub fn wait_for_socket(socket: &Path, timeout: Duration) -> Value {
     }
 }
 
+/// After a stream peer serving the primary was stopped: the phone fails over to the backup, and the
+/// primary is down because its flow's connects are refused.
+pub fn fails_over_on_refused_flows(agent: &mut AgentProc) {
+    let sw = agent.wait_for(Duration::from_secs(8), "failover", |e| e["event"] == "switch");
+    assert_eq!(
+        (sw["from"].as_str(), sw["to"].as_str(), sw["reason"].as_str()),
+        (Some("primary"), Some("backup"), Some("failover"))
+    );
+    let down = agent.wait_for(Duration::from_secs(1), "server_down", |e| e["event"] == "server_down");
+    assert_eq!(
+        (down["server"].as_str(), down["reason"].as_str(), down["flow"].as_str()),
+        (Some("primary"), Some("flow"), Some("refused"))
+    );
+}
+
 /// A configuration file with both servers on loopback, a VPN endpoint and an app URL per side.
 pub fn write_config(dir: &TempDir, name: &str, primary: SocketAddr, backup: SocketAddr, extra: &str) -> PathBuf {
     let text = format!(
