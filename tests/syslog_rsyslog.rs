@@ -359,7 +359,8 @@ fn a_restarted_collector_gets_the_queue_and_the_count_of_what_was_dropped() {
     // holds) before the collector comes back.
     let last = rs.messages().iter().filter_map(|m| params(m)["t_ms"].as_str()?.parse::<u64>().ok()).max().unwrap();
     agent.wait_for(WAIT, "two cycles past the collector's last message", |e| {
-        e["event"] == "cycle_result" && t(e) >= last + 4000
+        // `write_config` probes every 2 s.
+        e["event"] == "cycle_result" && t(e) >= last + 2 * 2000
     });
     let rs2 = Rsyslog::start(&dir, &rs.conf, rs.tcp_port);
     let msgs = rs2.wait("a syslog_dropped report", |ms| ms.iter().any(|m| m["msgid"] == "syslog_dropped"));

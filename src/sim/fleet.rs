@@ -170,7 +170,7 @@ struct Arrivals {
     arrived: usize,
     /// Whether one of them gave up.
     gave_up: bool,
-    /// The start, once all arrived ready.
+    /// The start, set only when all arrived ready.
     start: Option<Start>,
 }
 
@@ -194,11 +194,7 @@ impl StartLine {
         while s.arrived < self.shards {
             s = self.all.wait(s).unwrap_or_else(|e| e.into_inner());
         }
-        if s.gave_up {
-            None
-        } else {
-            s.start
-        }
+        s.start
     }
 
     /// `n` shards will not come (they could not be started): the run is off.
@@ -206,8 +202,13 @@ impl StartLine {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.arrived += n;
         s.gave_up = true;
-        self.abort.store(true, Ordering::Relaxed);
+        self.abort();
         self.all.notify_all();
+    }
+
+    /// A shard failed: the others end their runs.
+    fn abort(&self) {
+        self.abort.store(true, Ordering::Relaxed);
     }
 
     fn aborted(&self) -> bool {
@@ -598,7 +599,7 @@ fn run_shard(
         .map_err(SimError::from)
         .and_then(|rt| rt.block_on(run_async(scenario, opts, deal, links, ticket, live)));
     if r.is_err() {
-        line.abort.store(true, Ordering::Relaxed);
+        line.abort();
     }
     r
 }

@@ -108,6 +108,13 @@ struct SimFlow {
     buf: Vec<u8>,
 }
 
+impl SimFlow {
+    /// Whether this is flow `id` and the server has not dropped it.
+    fn is_live(&self, id: u16) -> bool {
+        self.id == id && !self.doomed
+    }
+}
+
 /// What the agent asked for during one drain, in order.
 enum Out {
     Flow(FlowCommand),
@@ -238,17 +245,14 @@ impl World<'_> {
 impl World<'_> {
     /// The flow `id` of phone `p` to `side`, while it is the phone's and the server has not dropped it.
     fn live_flow(&mut self, p: u32, side: Side, id: u16) -> Option<&mut SimFlow> {
-        self.flows[p as usize][side.index()].as_mut().filter(|f| f.id == id && !f.doomed)
+        self.flows[p as usize][side.index()].as_mut().filter(|f| f.is_live(id))
     }
 
     /// Bytes read from flow `id`: appended to its buffer, each whole message or pong handed to the
     /// agent; a framing error closes the flow.
     fn read_flow(&mut self, p: u32, side: Side, id: u16, bytes: &[u8], now: Instant) {
-        if self.live_flow(p, side, id).filter(|f| f.up).is_none() {
-            return;
-        }
         let (agent, slot) = (&mut self.agents[p as usize], &mut self.flows[p as usize][side.index()]);
-        let Some(f) = slot.as_mut() else { return };
+        let Some(f) = slot.as_mut().filter(|f| f.is_live(id) && f.up) else { return };
         f.buf.extend_from_slice(bytes);
         match drive::feed_stream(agent, now, side, id, &f.buf) {
             Ok(used) => {
